@@ -1,0 +1,91 @@
+"""SimpleRNN: the seed notebook's recurrence, as a Keras-compatible layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch_rnn import activations, initializers
+from scratch_rnn.keras_layout import WeightSpec
+from scratch_rnn.rnn import RNN
+
+
+class SimpleRNN(RNN):
+    """Fully-connected RNN whose output is fed back as the next state (Keras's ``SimpleRNN``).
+
+    Equations::
+
+        h_t = activation(Wx @ x_t + Wh @ h_{t-1} + b)        # one sample
+        H_t = activation(X_t @ Wx.T + H_{t-1} @ Wh.T + b)    # the batch, as computed
+
+    Weights (seed layout; ``get_weights`` gives Keras's, see :mod:`scratch_rnn.keras_layout`):
+        ``Wx (units, input_dim)``, ``Wh (units, units)``, ``b (units,)``.
+
+    Args:
+        units: positive int, size of the output and the state.
+        activation: ``"tanh"`` (default), ``"relu"``, ``"sigmoid"``, ``"hard_sigmoid"``
+            (Keras 3's), ``"linear"`` or None (linear).
+        use_bias: whether ``b`` exists.
+        kernel_initializer, recurrent_initializer, bias_initializer: Keras names
+            (``"glorot_uniform"``, ``"orthogonal"``, ``"zeros"``, ``"ones"``) or a callable
+            ``(shape, dtype, rng) -> array`` in Keras's layout; drawn from ``np.random.default_rng(seed)``.
+        dropout, recurrent_dropout: accepted for Keras compatibility; dropout acts only in
+            training, so both are no-ops in this inference engine.
+        return_sequences: return ``(batch, timesteps, units)`` instead of the last output ``(batch, units)``.
+        return_state: also return the final state: ``[output, h]``.
+        go_backwards: process timesteps from last to first; the returned sequence is in
+            that (reversed) processing order, as in Keras.
+        stateful: carry the final state of each call into the next one; ``reset_state()`` zeros it.
+        unroll: accepted for Keras compatibility; it changes how Keras builds its graph,
+            not the results, so it is a no-op here.
+        zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
+        dtype: ``"float32"`` (default) or ``"float64"``; inputs are cast to it.
+        seed: seed of the default initialisers.
+        kernel_regularizer ... bias_constraint, activity_regularizer: training-only, accepted and ignored.
+
+    Call arguments:
+        x: ``(batch, timesteps, features)``.
+        mask: ``(batch, timesteps)`` bool; False skips a step (state kept, previous output
+            repeated, zeros before the first unmasked step).
+        initial_state: ``(batch, units)`` array or a one-element list of it.
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, dtype="float32", seed=None,
+                 name=None, **kwargs):
+        super().__init__(units, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype, name=name, **kwargs)
+        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+        self.use_bias = bool(use_bias)
+        self.initializers = {
+            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
+            "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
+            "bias": initializers.get(bias_initializer, "bias_initializer"),
+        }
+
+    def weight_spec(self):
+        u, f = self.units, self.input_dim
+        spec = [
+            WeightSpec("kernel", "Wx", (f, u), transpose=True),
+            WeightSpec("recurrent_kernel", "Wh", (u, u), transpose=True),
+        ]
+        if self.use_bias:
+            spec.append(WeightSpec("bias", "b", (u,), transpose=False))
+        return spec
+
+    def project(self, x_tm):
+        z = x_tm @ self.Wx.T                                  # (T, B, F) @ (F, U) -> (T, B, U)
+        if self.use_bias:
+            z += self.b
+        return z
+
+    def step(self, z_t, states):
+        h = self.activation(z_t + states[0] @ self.Wh.T)      # (B, U)
+        return h, [h]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.name_of(self.activation),
+                "use_bias": self.use_bias}
