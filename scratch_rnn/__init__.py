@@ -4,14 +4,26 @@ Importing this package imports NumPy only; the harness (:mod:`scratch_rnn.testin
 imports Keras and Hypothesis when it is used.
 """
 
+from scratch_rnn.bidirectional import Bidirectional
+from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking, TimeDistributed
+from scratch_rnn.gru import GRU
 from scratch_rnn.keras_layout import from_keras
+from scratch_rnn.lstm import LSTM
 from scratch_rnn.models import Input, Sequential
 from scratch_rnn.simple_rnn import SimpleRNN
 
-__all__ = ["SimpleRNN", "Input", "Sequential", "from_keras"]
+__all__ = [
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional",
+    "Embedding", "Masking", "Dense", "TimeDistributed", "Dropout", "Activation",
+    "Input", "Sequential", "from_keras",
+]
 __version__ = "0.1.0"
 
 
 def layers_by_keras_name() -> dict:
     """Scratch layer classes by the Keras class name they mirror."""
-    return {"SimpleRNN": SimpleRNN}
+    return {
+        "SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU, "Bidirectional": Bidirectional,
+        "Embedding": Embedding, "Masking": Masking, "Dense": Dense, "TimeDistributed": TimeDistributed,
+        "Dropout": Dropout, "Activation": Activation,
+    }

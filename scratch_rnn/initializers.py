@@ -42,6 +42,11 @@ def orthogonal(shape, dtype, rng):
     return q.reshape(shape).astype(dtype)
 
 
+def uniform(shape, dtype, rng):
+    """Keras's ``RandomUniform()`` defaults, ``U(-0.05, 0.05)`` (the ``Embedding`` default, named ``"uniform"``)."""
+    return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
+
+
 class Constant:
     """Every element ``value`` (Keras's ``initializers.Constant``)."""
 
@@ -60,6 +65,8 @@ _BY_NAME: dict[str, Initializer] = {
     "ones": ones,
     "glorot_uniform": glorot_uniform,
     "orthogonal": orthogonal,
+    "uniform": uniform,
+    "random_uniform": uniform,
 }
 
 
@@ -73,3 +80,8 @@ def get(identifier, argument: str) -> Initializer:
         f"Received an invalid value for argument `{argument}`, expected one of "
         f"{sorted(_BY_NAME)} or a callable (shape, dtype, rng) -> array, got {identifier!r}."
     )
+
+
+def name_of(init: Initializer):
+    """The Keras name of an initialiser returned by :func:`get`, or the callable itself if it has none."""
+    return next((name for name, fn in _BY_NAME.items() if fn is init), init)

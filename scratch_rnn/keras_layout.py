@@ -6,13 +6,23 @@ computes ``x @ kernel``; the seed notebook (and this engine) stores
 two happens here, one named tensor at a time, each shape asserted before it is
 copied (the habit of nanoGPT's ``from_pretrained``). No other module transposes.
 
-=====================  ========================  ========================
-Keras weight           Keras shape               seed attribute (shape)
-=====================  ========================  ========================
-``kernel``             ``(input_dim, units)``    ``Wx (units, input_dim)``
-``recurrent_kernel``   ``(units, units)``        ``Wh (units, units)``
-``bias``               ``(units,)``              ``b (units,)``
-=====================  ========================  ========================
+=======================  ===============================  ================================
+Keras weight             Keras shape                      seed attribute (shape)
+=======================  ===============================  ================================
+``kernel`` (recurrent)   ``(input_dim, G*units)``         ``Wx (G*units, input_dim)``
+``recurrent_kernel``     ``(units, G*units)``             ``Wh (G*units, units)``
+``bias`` (recurrent)     ``(G*units,)``                   ``b (G*units,)``
+``bias`` (GRU, reset     ``(2, 3*units)``                 ``b (2, 3*units)``
+after)
+``kernel`` (Dense)       ``(input_dim, units)``           ``W (units, input_dim)``
+``bias`` (Dense)         ``(units,)``                     ``b (units,)``
+``embeddings``           ``(input_dim, output_dim)``      ``embeddings (input_dim, output_dim)``
+=======================  ===============================  ================================
+
+``G`` is the number of stacked gate blocks: 1 for SimpleRNN, 4 for LSTM (i, f, c, o),
+3 for GRU (z, r, h); the blocks keep Keras's order, so only kernels are transposed.
+``Bidirectional`` lists its forward layer's weights then its backward layer's;
+``TimeDistributed`` lists its wrapped layer's.
 
 This module also turns Keras objects into scratch objects (:func:`from_keras`)
 without importing Keras: it reads ``get_config()`` and ``get_weights()``.
@@ -72,7 +82,7 @@ def set_weights(layer: "Layer", weights) -> None:
         first = as_numeric(weights[0], "weights[0]")
         if first.ndim < 1:
             raise ValueError(f"Argument `weights[0]` must be the kernel, shape (input_dim, ...), got {first.shape}.")
-        layer.build((None, None, first.shape[0]), initialize=False)
+        layer.build(layer.input_shape_from_weights(first.shape), initialize=False)
     specs = layer.weight_spec()
     if len(weights) != len(specs):
         names = [s.keras_name for s in specs]
@@ -102,6 +112,16 @@ _NOT_INFERENCE = {
     "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
     "kernel_constraint", "recurrent_constraint", "bias_constraint",
     "seed",
+    "embeddings_initializer", "embeddings_regularizer", "embeddings_constraint",
+}
+
+#: Config keys whose Keras default, None, is the only value scratch_rnn supports: dropped when None.
+_NONE_ONLY = {"quantization_config", "lora_rank", "lora_alpha"}
+
+#: Keras wrappers: the config key of each wrapped layer and the Keras attribute holding it, converted first.
+_WRAPPED = {
+    "Bidirectional": {"layer": "forward_layer", "backward_layer": "backward_layer"},
+    "TimeDistributed": {"layer": "layer"},
 }
 
 
@@ -125,7 +145,7 @@ def kwargs_from_config(cls, config: dict) -> dict:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     kwargs = {}
     for key, value in config.items():
-        if key in _NOT_INFERENCE:
+        if key in _NOT_INFERENCE or (key in _NONE_ONLY and value is None):
             continue
         if key not in accepted:
             raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r} is not supported by scratch_rnn.")
@@ -136,8 +156,11 @@ def kwargs_from_config(cls, config: dict) -> dict:
 def from_keras(obj):
     """A scratch layer or model equal to the Keras layer or ``Sequential`` ``obj``, weights copied.
 
-    Supported: ``SimpleRNN`` and ``Sequential`` models of supported layers.
-    Keras is not imported: ``obj`` is read through ``get_config()``/``get_weights()``.
+    Supported: the layers of :func:`scratch_rnn.layers_by_keras_name` (``Bidirectional``
+    and ``TimeDistributed`` with their wrapped layers), ``InputLayer``, and ``Sequential``
+    models of them. Anything else, or an option scratch_rnn does not implement, is a
+    ValueError naming it. Keras is not imported: ``obj`` is read through
+    ``get_config()``/``get_weights()`` and, for wrappers, the wrapped layer attributes.
     """
     from scratch_rnn import layers_by_keras_name
     from scratch_rnn.models import Input, Sequential
@@ -146,14 +169,23 @@ def from_keras(obj):
     if kind == "Sequential":
         batch_shape = getattr(obj, "input_shape", None) if getattr(obj, "built", False) else None
         layers = [from_keras(layer) for layer in obj.layers]
-        return Sequential(([Input(batch_shape=tuple(batch_shape))] if batch_shape else []) + layers, name=obj.name)
+        if batch_shape and not any(isinstance(layer, Input) for layer in layers):
+            layers.insert(0, Input(batch_shape=tuple(batch_shape)))
+        return Sequential(layers, name=obj.name)
+    if kind == "InputLayer":
+        return Input(batch_shape=tuple(obj.batch_shape), name=obj.name)
     cls = layers_by_keras_name().get(kind)
     if cls is None:
         raise ValueError(
             f"Keras layer {kind!r} ({getattr(obj, 'name', '?')}) is not supported by scratch_rnn; "
-            f"supported: {sorted(layers_by_keras_name())} and Sequential."
+            f"supported: {sorted(layers_by_keras_name())}, InputLayer and Sequential."
         )
-    layer = cls(**kwargs_from_config(cls, obj.get_config()))
+    config = dict(obj.get_config())
+    wrapped = {}
+    for key, attribute in _WRAPPED.get(kind, {}).items():
+        config.pop(key, None)
+        wrapped[key] = from_keras(getattr(obj, attribute))
+    layer = cls(**wrapped, **kwargs_from_config(cls, config))
     weights = [np.asarray(w) for w in obj.get_weights()]
     if weights:
         layer.set_weights(weights)

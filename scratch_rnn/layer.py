@@ -95,6 +95,24 @@ class Layer:
         """Set weights given in Keras's layout and order; builds an unbuilt layer from them."""
         keras_layout.set_weights(self, weights)
 
+    def initializer_for(self, keras_name: str):
+        """The initialiser of weight ``keras_name`` (set by the concrete layer's constructor)."""
+        return self.initializers[keras_name]
+
+    def initialize_weights(self, rng: np.random.Generator) -> None:
+        """Draw every weight from its initialiser, in Keras's layout, and store it like ``set_weights``."""
+        self.set_weights([
+            self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng)
+            for spec in self.weight_spec()
+        ])
+
+    def input_shape_from_weights(self, first_weight_shape: tuple) -> tuple:
+        """The input shape to build on when ``set_weights`` meets an unbuilt layer.
+
+        The default reads a recurrent kernel, Keras shape ``(input_dim, ...)``.
+        """
+        return (None, None, first_weight_shape[0])
+
     def count_params(self) -> int:
         if not self.built:
             raise ValueError(f"Layer {self.name!r} is not built yet: call it, or give the model an Input, first.")

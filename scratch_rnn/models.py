@@ -61,6 +61,11 @@ class Sequential:
                 f"Layer {layer.name!r} has return_state=True: it returns a list, and a Sequential "
                 "model needs one output per layer."
             )
+        if self.layers and getattr(self.layers[-1], "merge_mode", "concat") is None:
+            raise ValueError(
+                f"Layer {self.layers[-1].name!r} has merge_mode=None: it returns a list [forward, backward], "
+                f"and the next layer ({layer.name!r}) takes one input."
+            )
         self.layers.append(layer)
         if self.input is not None:
             self._output_shapes()  # builds the new layer on the known input shape
@@ -130,7 +135,8 @@ class Sequential:
         cols = (29, 26)
 
         def row(a, b, c):
-            return f" {a:<{cols[0] - 1}}{b:<{cols[1]}}{c:<{width - sum(cols)}}"
+            # Long names or shapes overflow their column, but a space always separates the columns.
+            return f" {a:<{cols[0] - 2}} {b:<{cols[1] - 1}} {c:<{width - sum(cols)}}"
 
         def fmt_shape(shape):
             if isinstance(shape, list):
@@ -141,10 +147,10 @@ class Sequential:
         for layer, shape in zip(self.layers, shapes):
             lines.append(row(f"{layer.name} ({type(layer).__name__})", fmt_shape(shape), str(layer.count_params())))
             lines.append(" " * width)
-        nbytes = sum(layer.count_params() * layer.dtype.itemsize for layer in self.layers)
+        nbytes = sum(w.nbytes for layer in self.layers for w in layer.get_weights())
         trainable = [layer for layer in self.layers if layer.trainable]
         t_params = sum(layer.count_params() for layer in trainable)
-        t_bytes = sum(layer.count_params() * layer.dtype.itemsize for layer in trainable)
+        t_bytes = sum(w.nbytes for layer in trainable for w in layer.get_weights())
         total = self.count_params()
         lines += [
             "=" * width,

@@ -17,7 +17,7 @@ from scratch_rnn.layer import Layer, as_numeric, check_shape
 
 
 def recurrence(step, z, states, mask=None, *, go_backwards=False, return_sequences=False,
-               zero_output_for_mask=False):
+               zero_output_for_mask=False, unroll=False):
     """Run ``step`` over time, as Keras's ``backend.rnn`` does.
 
     Args:
@@ -32,7 +32,15 @@ def recurrence(step, z, states, mask=None, *, go_backwards=False, return_sequenc
         ``(last_output (B, U), outputs (B, T, U) or None, final_states)``. With
         ``go_backwards`` the steps run from ``T-1`` down to 0 and ``outputs`` is in
         that processing order, as in Keras.
+
+    ``unroll`` reproduces one difference of Keras's unrolled loop (TensorFlow
+    backend, ``backend/tensorflow/rnn.py``): with ``zero_output_for_mask`` and a
+    mask it carries the previous output through masked steps like the plain
+    mode, then zeros ``outputs`` where the mask *in input order* is False, even
+    when ``go_backwards`` has put ``outputs`` in reversed order. Without
+    ``go_backwards`` this equals the symbolic loop.
     """
+    zero_at_step = zero_output_for_mask and not unroll
     T = z.shape[0]
     order = range(T - 1, -1, -1) if go_backwards else range(T)
     outputs = None
@@ -42,7 +50,7 @@ def recurrence(step, z, states, mask=None, *, go_backwards=False, return_sequenc
         if mask is not None:
             m = mask[t][:, None]                                       # (B, 1)
             states = [np.where(m, new, old) for new, old in zip(new_states, states)]
-            if zero_output_for_mask:
+            if zero_at_step:
                 out = np.where(m, out, 0)
             else:
                 out = np.where(m, out, 0 if prev is None else prev)
@@ -53,6 +61,11 @@ def recurrence(step, z, states, mask=None, *, go_backwards=False, return_sequenc
                 outputs = np.empty((out.shape[0], T, out.shape[1]), out.dtype)  # (B, T, U)
             outputs[:, i] = out
         prev = out
+    if unroll and zero_output_for_mask and mask is not None:
+        last_t = order[-1]
+        prev = np.where(mask[last_t][:, None], prev, 0)
+        if outputs is not None:
+            outputs = np.where(mask.T[:, :, None], outputs, 0)        # (B, T, 1): mask in input order
     return prev, outputs, states
 
 
@@ -90,10 +103,6 @@ class RNN(Layer):
     def state_size(self) -> list[int]:
         return [self.units]
 
-    def initializer_for(self, keras_name: str):
-        """The initialiser of weight ``keras_name`` (set by the concrete layer's constructor)."""
-        return self.initializers[keras_name]
-
     def project(self, x_tm: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """``(T, B, F)`` inputs -> ``(T, B, G)`` input projections (bias included)."""
         raise NotImplementedError
@@ -107,11 +116,7 @@ class RNN(Layer):
             raise ValueError(f"{type(self).__name__} expects inputs (batch, timesteps, features), got shape {input_shape}.")
         super().build(input_shape)
         if initialize:
-            rng = np.random.default_rng(self.seed)
-            self.set_weights([
-                self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng)
-                for spec in self.weight_spec()
-            ])
+            self.initialize_weights(np.random.default_rng(self.seed))
 
     @property
     def input_dim(self) -> int:
@@ -185,11 +190,13 @@ class RNN(Layer):
             check_shape(mask, (batch, timesteps), "mask")
             mask = mask.astype(bool).T                                  # (T, B)
         states = self._initial_states(initial_state, batch)
-        z = self.project(x.transpose(1, 0, 2))                          # (T, B, G)
-        last, outputs, states = recurrence(
-            self.step, z, states, mask, go_backwards=self.go_backwards,
-            return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
-        )
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
+            z = self.project(x.transpose(1, 0, 2))                      # (T, B, G)
+            last, outputs, states = recurrence(
+                self.step, z, states, mask, go_backwards=self.go_backwards,
+                return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
+                unroll=self.unroll,
+            )
         if self.stateful:
             self.states = [s.copy() for s in states]
         output = outputs if self.return_sequences else last
@@ -197,11 +204,18 @@ class RNN(Layer):
             return [output, *states]
         return output
 
+    #: The constructor argument that names each Keras weight's initialiser.
+    INITIALIZER_ARGUMENTS = {"kernel": "kernel_initializer", "recurrent_kernel": "recurrent_initializer",
+                             "bias": "bias_initializer"}
+
     def get_config(self) -> dict:
+        """Constructor arguments that rebuild this layer, unbuilt (``type(layer)(**config)``), as Keras's do."""
         return {
             "name": self.name, "dtype": self.dtype.name, "units": self.units,
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask, "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+            **{argument: initializers.name_of(self.initializers[weight])
+               for weight, argument in self.INITIALIZER_ARGUMENTS.items()},
         }

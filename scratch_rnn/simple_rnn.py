@@ -35,8 +35,9 @@ class SimpleRNN(RNN):
         go_backwards: process timesteps from last to first; the returned sequence is in
             that (reversed) processing order, as in Keras.
         stateful: carry the final state of each call into the next one; ``reset_state()`` zeros it.
-        unroll: accepted for Keras compatibility; it changes how Keras builds its graph,
-            not the results, so it is a no-op here.
+        unroll: how Keras builds its loop; the results are the same except in one case
+            that Keras's unrolled loop computes differently and this engine reproduces
+            (go_backwards + zero_output_for_mask + a mask: see :func:`scratch_rnn.rnn.recurrence`).
         zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
         dtype: ``"float32"`` (default) or ``"float64"``; inputs are cast to it.
         seed: seed of the default initialisers.

@@ -1,0 +1,23 @@
+"""Test-suite set-up: Hypothesis profiles and a quiet TensorFlow.
+
+Profiles (choose with HYPOTHESIS_PROFILE, default ``dev``):
+  dev  - a quick local run: 25 examples a property, random.
+  ci   - derandomised (same cases every run), 100 examples, failure blobs printed.
+  deep - 500 examples, for a release or a Keras upgrade.
+Every profile has ``deadline=None``: a Keras call takes tens of milliseconds,
+beyond Hypothesis's 200 ms default once a case builds a layer and runs it.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+               database=None)
+settings.register_profile("dev", max_examples=25, print_blob=True, **_common)
+settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_common)
+settings.register_profile("deep", max_examples=500, print_blob=True, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -1,0 +1,391 @@
+"""The non-recurrent layers that surround recurrent ones in Keras models.
+
+``Embedding`` and ``Masking`` make masks, ``Dense``, ``TimeDistributed``, ``Dropout``
+and ``Activation`` pass them on unchanged (Keras's ``supports_masking``), and
+:class:`scratch_rnn.Sequential` hands each layer's mask to the next. Every layer
+here computes in its ``dtype`` (float inputs are cast to it, as Keras autocasts).
+Default weights of ``Dense`` and ``Embedding`` come from an unseeded NumPy generator;
+copy Keras's (:func:`scratch_rnn.from_keras`, ``set_weights``) to compute Keras's values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch_rnn import activations, initializers
+from scratch_rnn.bidirectional import Bidirectional
+from scratch_rnn.keras_layout import WeightSpec
+from scratch_rnn.layer import Layer, as_numeric
+from scratch_rnn.rnn import RNN
+
+
+def _positive_int(value, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected a positive integer, got {value!r}."
+        )
+    return int(value)
+
+
+class _Weightless(Layer):
+    """A layer without weights, built by its first call; it passes its input's mask on."""
+
+    def build(self, input_shape, initialize=True):
+        super().build(input_shape)
+
+    def count_params(self) -> int:
+        return 0
+
+    def _input(self, x):
+        x = as_numeric(x, "x", self.dtype)
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        return x
+
+
+class Dense(Layer):
+    """Keras's densely connected layer, applied to the last axis of an input of any rank >= 2.
+
+    Equations::
+
+        y = activation(W @ x + b)          # one feature vector x (input_dim,)
+        Y = activation(X @ W.T + b)        # X (..., input_dim) -> Y (..., units), as computed
+
+    Weights (seed layout; ``get_weights`` gives Keras's): ``W (units, input_dim)``
+    (Keras ``kernel (input_dim, units)``, a transpose), ``b (units,)``.
+
+    Args:
+        units: positive int, size of the last output axis.
+        activation: any name in :mod:`scratch_rnn.activations` (``"softmax"`` included, over the
+            last axis) or None (linear).
+        use_bias: whether ``b`` exists.
+        kernel_initializer, bias_initializer: Keras names or callables ``(shape, dtype, rng) -> array``.
+        dtype: ``"float32"`` (default) or ``"float64"``.
+
+    Call arguments:
+        x: ``(batch, ..., input_dim)``.
+        mask: accepted and ignored; the mask passes through to the next layer, as in Keras.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", dtype="float32", name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.units = _positive_int(units, "units")
+        self.activation = activations.get(activation, "activation")
+        self.use_bias = bool(use_bias)
+        self.initializers = {
+            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
+            "bias": initializers.get(bias_initializer, "bias_initializer"),
+        }
+
+    def build(self, input_shape, initialize=True):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs (batch, ..., input_dim) with a known input_dim, "
+                f"got shape {input_shape}."
+            )
+        super().build(input_shape)
+        if initialize:
+            self.initialize_weights(np.random.default_rng())
+
+    def input_shape_from_weights(self, first_weight_shape):
+        return (None, first_weight_shape[0])     # kernel (input_dim, units)
+
+    @property
+    def input_dim(self) -> int:
+        return self.input_shape[-1]
+
+    def weight_spec(self):
+        spec = [WeightSpec("kernel", "W", (self.input_dim, self.units), transpose=True)]
+        if self.use_bias:
+            spec.append(WeightSpec("bias", "b", (self.units,), transpose=False))
+        return spec
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def __call__(self, x, mask=None):
+        x = as_numeric(x, "x", self.dtype)
+        if x.ndim < 2:
+            raise ValueError(
+                f"Argument `x` of {self.name!r} must have at least 2 dimensions (batch, ..., input_dim), "
+                f"got shape {x.shape}."
+            )
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        elif x.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"Argument `x` of {self.name!r} must have last dimension {self.input_dim} (the built kernel's "
+                f"input_dim), got shape {x.shape}."
+            )
+        y = x @ self.W.T                                      # (..., F) @ (F, U) -> (..., U)
+        if self.use_bias:
+            y += self.b
+        return self.activation(y)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "units": self.units,
+                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": initializers.name_of(self.initializers["kernel"]),
+                "bias_initializer": initializers.name_of(self.initializers["bias"])}
+
+
+class Embedding(Layer):
+    """Keras's ``Embedding``: row lookup in a ``(input_dim, output_dim)`` table.
+
+    Equations::
+
+        y[..., :] = embeddings[x[...], :]      # x (...) integer ids -> y (..., output_dim)
+        mask      = x != 0                     # only with mask_zero
+
+    Float ids are truncated to integers (Keras casts them to int32); the mask is computed
+    from the ids as given, as in Keras. Negative ids count from the end, as Keras's
+    ``take`` does; ids outside ``[-input_dim, input_dim)`` are a ValueError.
+
+    Weights (seed layout = Keras's): ``embeddings (input_dim, output_dim)``.
+
+    Args:
+        input_dim: positive int, the vocabulary size.
+        output_dim: positive int, the size of each vector.
+        embeddings_initializer: Keras name (default ``"uniform"``, ``U(-0.05, 0.05)``) or a callable.
+        mask_zero: whether id 0 is padding: the layer then emits the mask ``x != 0``.
+        dtype: ``"float32"`` (default) or ``"float64"``, the dtype of the vectors.
+
+    Call arguments:
+        x: integer ids of any shape, typically ``(batch, timesteps)``.
+        mask: accepted and ignored (the output mask comes from ``x``).
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
+                 dtype="float32", name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.input_dim = _positive_int(input_dim, "input_dim")
+        self.output_dim = _positive_int(output_dim, "output_dim")
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise ValueError(f"Received an invalid value for argument `mask_zero`, expected a bool, got {mask_zero!r}.")
+        self.mask_zero = bool(mask_zero)
+        self.initializers = {"embeddings": initializers.get(embeddings_initializer, "embeddings_initializer")}
+
+    def build(self, input_shape=None, initialize=True):
+        super().build((None, None) if input_shape is None else input_shape)
+        if initialize:
+            self.initialize_weights(np.random.default_rng())
+
+    def input_shape_from_weights(self, first_weight_shape):
+        return (None, None)                      # the table does not tell the ids' shape
+
+    def weight_spec(self):
+        return [WeightSpec("embeddings", "embeddings", (self.input_dim, self.output_dim), transpose=False)]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def compute_mask(self, inputs, mask):
+        if not self.mask_zero:
+            return None
+        return as_numeric(inputs, "x") != 0                 # (batch, timesteps)
+
+    def __call__(self, x, mask=None):
+        ids = as_numeric(x, "x")
+        if ids.dtype.kind == "f":
+            if not np.all(np.isfinite(ids)):
+                raise ValueError(f"Argument `x` of {self.name!r} must hold finite ids, got NaN or infinity.")
+            ids = np.trunc(ids)
+        ids = ids.astype(np.int64)
+        if not self.built:
+            self.build((None, *ids.shape[1:]))
+        outside = (ids < -self.input_dim) | (ids >= self.input_dim)
+        if outside.any():
+            raise ValueError(
+                f"Argument `x` of {self.name!r} must hold ids in [-{self.input_dim}, {self.input_dim}) "
+                f"(input_dim={self.input_dim}), got {int(ids[outside][0])}."
+            )
+        return self.embeddings[ids]                         # (..., output_dim)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "input_dim": self.input_dim,
+                "output_dim": self.output_dim, "mask_zero": self.mask_zero,
+                "embeddings_initializer": initializers.name_of(self.initializers["embeddings"])}
+
+
+class Masking(_Weightless):
+    """Keras's ``Masking``: skip the timesteps whose features all equal ``mask_value``.
+
+    Equations::
+
+        mask[b, t]   = any(x[b, t, :] != mask_value)       # (batch, timesteps)
+        y[b, t, :]   = x[b, t, :] if mask[b, t] else 0     # masked steps are zeroed
+
+    The comparison is made in the layer's dtype (the input and ``mask_value`` are cast to it).
+
+    Args:
+        mask_value: a real number (default 0.0).
+        dtype: ``"float32"`` (default) or ``"float64"``.
+
+    Call arguments:
+        x: ``(batch, timesteps, features)`` (any rank >= 2; the last axis is compared).
+        mask: accepted and ignored; the output mask comes from ``x``.
+    """
+
+    def __init__(self, mask_value=0.0, dtype="float32", name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.integer, np.floating)):
+            raise ValueError(
+                f"Received an invalid value for argument `mask_value`, expected a real number, got {mask_value!r}."
+            )
+        self.mask_value = mask_value
+
+    def _keep(self, x):
+        x = self._input(x)
+        if x.ndim < 2:
+            raise ValueError(
+                f"Argument `x` of {self.name!r} must have at least 2 dimensions (batch, ..., features), "
+                f"got shape {x.shape}."
+            )
+        return x, np.any(x != self.dtype.type(self.mask_value), axis=-1)  # (batch, timesteps)
+
+    def compute_mask(self, inputs, mask):
+        return self._keep(inputs)[1]
+
+    def __call__(self, x, mask=None):
+        x, keep = self._keep(x)
+        return np.where(keep[..., None], x, self.dtype.type(0))  # (batch, timesteps, features)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "mask_value": self.mask_value}
+
+
+class Dropout(_Weightless):
+    """Keras's ``Dropout``; at inference (all this engine does) it is the identity.
+
+    Args:
+        rate: float in [0, 1], the fraction dropped in training.
+        noise_shape, seed: training-only, accepted and stored.
+        dtype: ``"float32"`` (default) or ``"float64"``; the input is cast to it.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, dtype="float32", name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate <= 1:
+            raise ValueError(
+                f"Received an invalid value for argument `rate`, expected a float in [0, 1], got {rate!r}."
+            )
+        self.rate = float(rate)
+        self.noise_shape = noise_shape
+        self.seed = seed
+
+    def __call__(self, x, mask=None):
+        return self._input(x).copy()
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "rate": self.rate,
+                "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Activation(_Weightless):
+    """Keras's ``Activation``: ``y = activation(x)`` elementwise (softmax: over the last axis).
+
+    Args:
+        activation: any name in :mod:`scratch_rnn.activations`, or None (linear).
+        dtype: ``"float32"`` (default) or ``"float64"``; the input is cast to it.
+    """
+
+    def __init__(self, activation, dtype="float32", name=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.activation = activations.get(activation, "activation")
+
+    def __call__(self, x, mask=None):
+        return self.activation(self._input(x))
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "activation": activations.name_of(self.activation)}
+
+
+class TimeDistributed(Layer):
+    """Keras's ``TimeDistributed``: the same layer applied to every timestep.
+
+    Equations::
+
+        y[:, t] = layer(x[:, t])          # x (batch, timesteps, ...) -> y (batch, timesteps, ...)
+
+    computed as one call of ``layer`` on the ``(batch * timesteps, ...)`` reshaped input.
+
+    Args:
+        layer: a non-recurrent scratch layer (``Dense``, ``Activation``, ``Dropout``, ...).
+        dtype: the wrapper's dtype (default ``"float32"``, as in Keras): float inputs are cast
+            to it before ``layer`` (which casts to its own); the output has ``layer``'s dtype.
+
+    Call arguments:
+        x: ``(batch, timesteps, ...)``.
+        mask: optional ``(batch, timesteps)``; checked, then passed through to the next layer.
+    """
+
+    def __init__(self, layer, dtype="float32", name=None, **kwargs):
+        if not isinstance(layer, Layer) or isinstance(layer, (RNN, Bidirectional, TimeDistributed)):
+            raise ValueError(
+                "Received an invalid value for argument `layer`, expected a non-recurrent scratch_rnn layer "
+                f"(Dense, Activation, Dropout, ...), got {layer!r}."
+            )
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.layer = layer
+
+    @staticmethod
+    def _child_shape(input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                "TimeDistributed expects inputs with at least 3 dimensions (batch, timesteps, ...), "
+                f"got shape {input_shape}."
+            )
+        return (input_shape[0], *input_shape[2:])
+
+    def build(self, input_shape, initialize=True):
+        child_shape = self._child_shape(input_shape)
+        if not self.layer.built:
+            self.layer.build(child_shape, initialize)
+        super().build(input_shape)
+
+    def input_shape_from_weights(self, first_weight_shape):
+        child = self.layer.input_shape_from_weights(first_weight_shape)
+        return (child[0], None, *child[1:])
+
+    def weight_spec(self):
+        return self.layer.weight_spec()
+
+    def get_weights(self):
+        return self.layer.get_weights()
+
+    def set_weights(self, weights):
+        self.layer.set_weights(weights)
+        if not self.built:
+            super().build((None, None, *self.layer.input_shape[1:]))
+
+    def count_params(self) -> int:
+        return self.layer.count_params()
+
+    def compute_output_shape(self, input_shape):
+        child_out = self.layer.compute_output_shape(self._child_shape(input_shape))
+        return (child_out[0], input_shape[1], *child_out[1:])
+
+    def __call__(self, x, mask=None):
+        x = as_numeric(x, "x")
+        if x.dtype.kind == "f":
+            x = x.astype(self.dtype, copy=False)
+        self._child_shape(x.shape)
+        batch, timesteps = x.shape[:2]
+        if mask is not None:
+            mask = as_numeric(mask, "mask")
+            if mask.ndim < 2 or mask.shape[:2] != (batch, timesteps):
+                raise ValueError(
+                    f"Argument `mask` of {self.name!r} must start with the input's (batch, timesteps) = "
+                    f"{(batch, timesteps)}, got shape {mask.shape}."
+                )
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
+        return y.reshape(batch, timesteps, *y.shape[1:])           # (B, T, ...)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "layer": self.layer}
+
+    def __repr__(self):
+        return f"<TimeDistributed name={self.name!r}, layer={type(self.layer).__name__}, built={self.built}>"

@@ -1,0 +1,130 @@
+"""LSTM: Keras's long short-term memory layer, on the shared recurrent loop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratch_rnn import activations, initializers
+from scratch_rnn.keras_layout import WeightSpec
+from scratch_rnn.rnn import RNN
+
+
+class LSTM(RNN):
+    """Long short-term memory (Hochreiter 1997), computing what Keras's ``LSTM`` computes.
+
+    Equations::
+
+        i_t = recurrent_activation(Wx_i @ x_t + Wh_i @ h_{t-1} + b_i)    # input gate
+        f_t = recurrent_activation(Wx_f @ x_t + Wh_f @ h_{t-1} + b_f)    # forget gate
+        g_t = activation(Wx_c @ x_t + Wh_c @ h_{t-1} + b_c)              # candidate carry
+        o_t = recurrent_activation(Wx_o @ x_t + Wh_o @ h_{t-1} + b_o)    # output gate
+        c_t = f_t * c_{t-1} + i_t * g_t                                   # carry state
+        h_t = o_t * activation(c_t)                                       # output = memory state
+
+    computed for the batch and all four gates at once as ``Z = X_t @ Wx.T + H_{t-1} @ Wh.T + b``
+    ``(B, 4*units)``, split in Keras's gate order i, f, c, o.
+
+    Weights (seed layout, gate blocks stacked in the order i, f, c, o; ``get_weights``
+    gives Keras's, see :mod:`scratch_rnn.keras_layout`):
+        ``Wx (4*units, input_dim)`` (Keras ``kernel (input_dim, 4*units)``),
+        ``Wh (4*units, units)`` (Keras ``recurrent_kernel (units, 4*units)``),
+        ``b (4*units,)`` (Keras ``bias``, same layout). Rows ``k*units:(k+1)*units`` are gate k.
+
+    Args:
+        units: positive int, size of the output and of each state.
+        activation: of the candidate and the output, ``"tanh"`` (default), ``"relu"``,
+            ``"sigmoid"``, ``"hard_sigmoid"`` (Keras 3's), ``"linear"`` or None (linear).
+        recurrent_activation: of the gates i, f, o; ``"sigmoid"`` (default), same choices.
+        use_bias: whether ``b`` exists.
+        kernel_initializer, recurrent_initializer, bias_initializer: Keras names or a callable
+            ``(shape, dtype, rng) -> array`` in Keras's layout; drawn from ``np.random.default_rng(seed)``.
+        unit_forget_bias: default initialisation only: the forget-gate block of ``b`` starts at 1,
+            the other blocks come from ``bias_initializer`` (as in Keras).
+        dropout, recurrent_dropout: accepted for Keras compatibility; dropout acts only in
+            training, so both are no-ops in this inference engine.
+        return_sequences: return ``(batch, timesteps, units)`` instead of the last output ``(batch, units)``.
+        return_state: also return the final states: ``[output, h, c]``.
+        go_backwards: process timesteps from last to first; the returned sequence is in
+            that (reversed) processing order, as in Keras.
+        stateful: carry the final states of each call into the next one; ``reset_state()`` zeros them.
+        unroll: accepted for Keras compatibility; it does not change the results, so it is a no-op here.
+        zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
+        dtype: ``"float32"`` (default) or ``"float64"``; inputs are cast to it.
+        seed: seed of the default initialisers.
+        kernel_regularizer ... bias_constraint, activity_regularizer: training-only, accepted and ignored.
+
+    Call arguments:
+        x: ``(batch, timesteps, features)``.
+        mask: ``(batch, timesteps)`` bool; False skips a step (states kept, previous output
+            repeated, zeros before the first unmasked step).
+        initial_state: ``[h0, c0]``, each ``(batch, units)``.
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False,
+                 unroll=False, zero_output_for_mask=False, dtype="float32", seed=None, name=None, **kwargs):
+        super().__init__(units, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         zero_output_for_mask=zero_output_for_mask, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype, name=name, **kwargs)
+        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+        self.recurrent_activation = activations.get(
+            recurrent_activation, "recurrent_activation", activations.RECURRENT
+        )
+        self.use_bias = bool(use_bias)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.initializers = {
+            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
+            "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
+            "bias": initializers.get(bias_initializer, "bias_initializer"),
+        }
+
+    @property
+    def state_size(self) -> list[int]:
+        return [self.units, self.units]  # [h, c]
+
+    def initializer_for(self, keras_name):
+        init = self.initializers[keras_name]
+        if keras_name != "bias" or not self.unit_forget_bias:
+            return init
+        u = self.units
+
+        def unit_forget_bias(shape, dtype, rng):
+            """Keras's: blocks i | f | c, o from ``bias_initializer``, but f = ones."""
+            return np.concatenate([init((u,), dtype, rng), np.ones((u,), dtype), init((2 * u,), dtype, rng)])
+
+        return unit_forget_bias
+
+    def weight_spec(self):
+        u, f = self.units, self.input_dim
+        spec = [
+            WeightSpec("kernel", "Wx", (f, 4 * u), transpose=True),
+            WeightSpec("recurrent_kernel", "Wh", (u, 4 * u), transpose=True),
+        ]
+        if self.use_bias:
+            spec.append(WeightSpec("bias", "b", (4 * u,), transpose=False))
+        return spec
+
+    def project(self, x_tm):
+        z = x_tm @ self.Wx.T                                  # (T, B, F) @ (F, 4U) -> (T, B, 4U)
+        if self.use_bias:
+            z += self.b
+        return z
+
+    def step(self, z_t, states):
+        h, c = states                                         # (B, U), (B, U)
+        z = z_t + h @ self.Wh.T                               # (B, 4U): every gate in one matmul
+        z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)          # 4 x (B, U), Keras's order i, f, c, o
+        i = self.recurrent_activation(z_i)                    # (B, U)
+        f = self.recurrent_activation(z_f)                    # (B, U)
+        o = self.recurrent_activation(z_o)                    # (B, U)
+        c = f * c + i * self.activation(z_c)                  # (B, U)
+        h = o * self.activation(c)                            # (B, U)
+        return h, [h, c]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.name_of(self.activation),
+                "recurrent_activation": activations.name_of(self.recurrent_activation),
+                "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias}

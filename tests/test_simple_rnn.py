@@ -1,0 +1,243 @@
+"""The SimpleRNN engine: the notebook's numbers, then every option against real Keras."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import scratch_rnn
+from scratch_rnn import SimpleRNN
+from scratch_rnn.teaching import notebook_rnn
+from scratch_rnn.testing import assert_close
+
+# The inputs the seed notebook printed (timesteps=10, input_dim=4).
+NOTEBOOK_INPUTS = np.array([
+    [4.98705738e-01, 3.43579551e-01, 7.29424948e-01, 8.83242390e-01],
+    [6.57167566e-01, 2.75695171e-01, 4.18105849e-01, 2.87613807e-01],
+    [5.04763833e-01, 8.07398860e-01, 2.44745919e-01, 7.93149621e-01],
+    [5.17434268e-01, 5.93458272e-01, 5.39100197e-01, 6.17021694e-01],
+    [8.98304903e-04, 3.89044120e-01, 8.07803813e-01, 7.09065966e-01],
+    [9.63687096e-01, 7.73384134e-01, 9.84945676e-01, 3.96307645e-01],
+    [4.44714669e-01, 6.57832453e-01, 1.38266969e-01, 4.39878920e-01],
+    [7.79074827e-01, 8.72103339e-03, 7.89651492e-01, 1.76798585e-01],
+    [2.88806605e-01, 3.78584281e-01, 2.04598350e-01, 8.16329346e-01],
+    [7.73349873e-01, 4.73593833e-01, 7.84976774e-01, 1.81558486e-02],
+])
+F64 = 1e-13  # float64 agreement on these small cases (measured ~1e-16; see README "Tolerances")
+F32 = 2e-6   # float32 agreement on these small cases (measured ~3e-7)
+
+
+def random_weights(rng, features, units, use_bias=True, dtype="float64", scale=0.6):
+    """Keras-layout weights: random, non-symmetric, with a random bias."""
+    w = [rng.uniform(-scale, scale, (features, units)), rng.uniform(-scale, scale, (units, units))]
+    if use_bias:
+        w.append(rng.uniform(-scale, scale, (units,)))
+    return [a.astype(dtype) for a in w]
+
+
+def keras_and_scratch(keras, rng, units=5, features=3, dtype="float64", build_shape=None, **kwargs):
+    k = keras.layers.SimpleRNN(units, dtype=dtype, **kwargs)
+    k.build(build_shape or (None, None, features))
+    k.set_weights(random_weights(rng, features, units, kwargs.get("use_bias", True), dtype))
+    return k, scratch_rnn.from_keras(k)
+
+
+def as_list(out):
+    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+
+
+def assert_same(actual, expected, tol):
+    __tracebackhide__ = True
+    actual, expected = as_list(actual), as_list(expected)
+    assert len(actual) == len(expected)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert_close(a, e, tol, name=f"output[{i}]")
+
+
+# --- the notebook ------------------------------------------------------------------------
+
+def test_notebook_model_summary_and_params(capsys):
+    model = scratch_rnn.Sequential([scratch_rnn.Input(batch_shape=(8, 2, 10)),
+                                    SimpleRNN(units=3, return_sequences=True)])
+    model.summary()
+    text = capsys.readouterr().out
+    assert "(SimpleRNN)" in text and "(8, 2, 3)" in text
+    assert "Total params: 42 (168.00 Byte)" in text
+    assert model.count_params() == 42
+    assert model(np.zeros((8, 2, 10))).shape == (8, 2, 3)
+
+
+def test_notebook_hand_written_rnn_has_104_params():
+    layer = SimpleRNN(units=8)
+    layer.build((None, 10, 4))
+    assert layer.count_params() == 104 == 8 * (4 + 8 + 1)
+
+
+def test_layer_equals_the_notebook_loop_for_every_sample(rng):
+    Wx, Wh, b = rng.random((8, 4)), rng.random((8, 8)), rng.random(8)  # the notebook's shapes
+    layer = SimpleRNN(8, return_sequences=True, dtype="float64")
+    layer.set_weights([Wx.T, Wh.T, b])  # Keras layout in, seed layout kept
+    np.testing.assert_array_equal(layer.Wx, Wx)
+    batch = np.stack([NOTEBOOK_INPUTS, NOTEBOOK_INPUTS[::-1], rng.random((10, 4))])
+    out = layer(batch)
+    for i, seq in enumerate(batch):
+        assert_close(out[i], notebook_rnn(seq, Wx, Wh, b), 1e-15, name=f"sample {i}")
+
+
+def test_weights_round_trip_and_seed_layout(rng):
+    layer = SimpleRNN(3)
+    kernel, recurrent, bias = random_weights(rng, 10, 3, dtype="float32")
+    layer.set_weights([kernel, recurrent, bias])
+    assert (layer.Wx.shape, layer.Wh.shape, layer.b.shape) == ((3, 10), (3, 3), (3,))
+    np.testing.assert_array_equal(layer.Wx, kernel.T)
+    np.testing.assert_array_equal(layer.Wh, recurrent.T)
+    for got, given in zip(layer.get_weights(), [kernel, recurrent, bias]):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, given)
+
+
+def test_default_initialisation_follows_keras_distributions():
+    layer = SimpleRNN(16, seed=3)
+    layer.build((None, None, 16))
+    kernel, recurrent, bias = layer.get_weights()
+    limit = np.sqrt(6 / (16 + 16))
+    assert np.all(np.abs(kernel) <= limit) and kernel.std() > limit / 3
+    np.testing.assert_allclose(recurrent.T @ recurrent, np.eye(16), atol=1e-5)  # orthogonal
+    np.testing.assert_array_equal(bias, 0)
+    again = SimpleRNN(16, seed=3)
+    again.build((None, None, 16))
+    np.testing.assert_array_equal(again.get_weights()[0], kernel)  # seeded
+
+
+# --- every option against Keras ------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear", "hard_sigmoid", None])
+@pytest.mark.parametrize("dtype,tol", [("float64", F64), ("float32", F32)])
+def test_activations(keras, rng, activation, dtype, tol):
+    k, s = keras_and_scratch(keras, rng, dtype=dtype, activation=activation, return_sequences=True)
+    x = rng.uniform(-2, 2, (4, 7, 3)).astype(dtype)
+    assert_same(s(x), k(x), tol)
+
+
+@pytest.mark.parametrize("units,features", [(4, 4), (3, 6), (6, 2)])  # square and rectangular
+@pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=4)))
+def test_flags_with_and_without_mask(keras, rng, units, features, flags):
+    go_backwards, return_sequences, return_state, zero_output_for_mask = flags
+    kwargs = dict(go_backwards=go_backwards, return_sequences=return_sequences, return_state=return_state,
+                  zero_output_for_mask=zero_output_for_mask)
+    k, s = keras_and_scratch(keras, rng, units=units, features=features, **kwargs)
+    x = rng.uniform(-1, 1, (3, 6, features))
+    mask = rng.random((3, 6)) > 0.35
+    mask[0, :2] = False   # masked first steps: the output is zeros until one is seen
+    mask[1, -1] = False   # masked last step
+    mask[2] = True
+    assert_same(s(x), k(x), F64)
+    assert_same(s(x, mask=mask), k(x, mask=mask), F64)
+
+
+def test_masked_first_steps_output_zeros_not_the_initial_state(keras, rng):
+    k, s = keras_and_scratch(keras, rng, return_sequences=True)
+    x, h0 = rng.uniform(-1, 1, (2, 5, 3)), rng.uniform(-1, 1, (2, 5))
+    mask = np.array([[False, False, True, True, False], [True] * 5])
+    out = s(x, mask=mask, initial_state=h0)
+    np.testing.assert_array_equal(out[0, :2], 0.0)
+    assert_same(out, k(x, mask=mask, initial_state=[h0]), F64)
+
+
+def test_unrolled_backwards_zero_output_quirk(keras, rng):
+    """Keras's unrolled loop zeros reversed outputs by the mask in input order; the engine matches both loops."""
+    mask = np.array([[True, False, True, True, True, True]] * 2)
+    x = rng.uniform(-1, 1, (2, 6, 3))
+    weights = random_weights(rng, 3, 5)
+    outputs = []
+    for unroll in (False, True):
+        k = keras.layers.SimpleRNN(5, dtype="float64", unroll=unroll, go_backwards=True,
+                                   zero_output_for_mask=True, return_sequences=True)
+        k.build((None, None, 3))
+        k.set_weights(weights)
+        s = scratch_rnn.from_keras(k)
+        assert_same(s(x, mask=mask), k(x, mask=mask), F64)
+        outputs.append(s(x, mask=mask))
+    assert not np.allclose(*outputs), "Keras's two loops differ in this case, and so must the engine"
+
+
+@pytest.mark.parametrize("as_list_", [False, True])
+def test_initial_state_array_or_one_element_list(keras, rng, as_list_):
+    k, s = keras_and_scratch(keras, rng, return_state=True)
+    x, h0 = rng.uniform(-1, 1, (3, 4, 3)), rng.uniform(-1, 1, (3, 5))
+    state = [h0] if as_list_ else h0
+    assert_same(s(x, initial_state=state), k(x, initial_state=[h0]), F64)
+
+
+def test_stateful_carries_state_and_reset_state_clears_it(keras, rng):
+    k, s = keras_and_scratch(keras, rng, stateful=True, return_sequences=True, build_shape=(2, None, 3))
+    x1, x2 = rng.uniform(-1, 1, (2, 3, 3)), rng.uniform(-1, 1, (2, 4, 3))
+    assert_same(s(x1), k(x1), F64)
+    assert_same(s(x2), k(x2), F64)  # continues from the state after x1
+    continued = s(x1)
+    s.reset_state()
+    k.reset_state()
+    restarted = s(x1)
+    assert_same(restarted, k(x1), F64)
+    assert not np.allclose(restarted, continued)  # the reset really cleared the carried state
+    with pytest.raises(ValueError, match="stateful with batch size 2"):
+        s(rng.uniform(-1, 1, (3, 4, 3)))
+
+
+def test_stateful_equals_one_long_call(rng):
+    s = SimpleRNN(4, stateful=True, return_sequences=True, dtype="float64")
+    full = SimpleRNN(4, return_sequences=True, dtype="float64")
+    s.build((None, None, 3))
+    full.set_weights(s.get_weights())
+    x = rng.uniform(-1, 1, (2, 9, 3))
+    pieces = np.concatenate([s(x[:, :4]), s(x[:, 4:])], axis=1)
+    assert_close(pieces, full(x), 1e-15)
+
+
+def test_use_bias_false_and_param_count(keras, rng):
+    k, s = keras_and_scratch(keras, rng, units=4, features=6, use_bias=False)
+    assert s.count_params() == k.count_params() == 4 * (6 + 4)
+    x = rng.uniform(-1, 1, (2, 3, 6))
+    assert_same(s(x), k(x), F64)
+
+
+@pytest.mark.parametrize("units,features", [(3, 10), (8, 4), (1, 1), (7, 7)])
+def test_count_params_equals_keras(keras, units, features):
+    k = keras.layers.SimpleRNN(units)
+    k.build((None, None, features))
+    s = SimpleRNN(units)
+    s.build((None, None, features))
+    assert s.count_params() == k.count_params() == units * (features + units + 1)
+
+
+def test_inputs_are_cast_to_the_layer_dtype(rng):
+    s = SimpleRNN(3)
+    out = s(rng.uniform(-1, 1, (2, 4, 5)))  # float64 in, float32 layer
+    assert out.dtype == np.float32
+    assert SimpleRNN(3, dtype="float64")(np.ones((1, 2, 2), np.int64)).dtype == np.float64
+
+
+def test_nan_and_inf_propagate_as_in_keras(keras, rng):
+    k, s = keras_and_scratch(keras, rng, return_sequences=True, activation="relu")
+    x = rng.uniform(-1, 1, (2, 4, 3))
+    x[0, 1, 0] = np.nan
+    x[1, 2, 2] = np.inf
+    got, want = s(x), np.asarray(k(x))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[0, 1:]).all()  # NaN enters the state and stays
+    assert_close(got, want, F64, equal_nan=True)
+
+
+def test_from_keras_sequential_of_the_notebook(keras, rng):
+    model = keras.Sequential([keras.Input(batch_shape=(8, 2, 10)), keras.layers.SimpleRNN(3, return_sequences=True)])
+    model.set_weights(random_weights(rng, 10, 3, dtype="float32"))
+    ours = scratch_rnn.from_keras(model)
+    assert ours.count_params() == model.count_params() == 42
+    x = rng.uniform(-1, 1, (8, 2, 10)).astype("float32")
+    assert_same(ours(x), model(x), F32)
+    assert_same(ours.predict(x, batch_size=3), model.predict(x, verbose=0), F32)
+
+
+def test_from_keras_refuses_unsupported_layers(keras):
+    with pytest.raises(ValueError, match="'Conv1D'.*not supported"):
+        scratch_rnn.from_keras(keras.layers.Conv1D(2, 3))
