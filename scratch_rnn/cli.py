@@ -1,0 +1,83 @@
+"""``scratch-rnn``: the command line.
+
+``scratch-rnn verify`` runs the Hypothesis sweep of the scratch engine against
+the installed Keras and prints a table; the exit status is 0 when every case
+agreed, 1 on any mismatch, 2 on bad arguments or a missing harness dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DTYPES = {"float32": ["float32"], "float64": ["float64"], "both": ["float32", "float64"]}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scratch-rnn", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="prove the engine equals Keras on generated cases")
+    verify.add_argument("--examples", type=_positive_int, default=100, metavar="N",
+                        help="cases per layer and dtype (default 100)")
+    verify.add_argument("--seed", type=int, default=None, metavar="S", help="Hypothesis seed (default: random, printed)")
+    verify.add_argument("--dtype", choices=sorted(DTYPES), default="both",
+                        help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)")
+    verify.add_argument("--layer", choices=["SimpleRNN"], default="SimpleRNN", help="layer to sweep")
+    return parser
+
+
+def run_verify(args) -> int:
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from scratch_rnn.testing import verify
+        from scratch_rnn.testing.runners import import_keras
+
+        keras = import_keras()
+    except ImportError as err:
+        print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[verify]' ({err})", file=sys.stderr)
+        return 2
+    console = Console()
+    console.print(f"Reference: Keras {keras.__version__} on TensorFlow {keras.backend.backend()} "
+                  f"({__import__('tensorflow').__version__})")
+    reports = []
+    for dtype in DTYPES[args.dtype]:
+        with Progress(TextColumn(f"{args.layer} {dtype}"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("verify", total=args.examples)
+            reports.append(verify(layer=args.layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
+                                  on_example=lambda _result: progress.advance(task)))
+    table = Table(title="scratch_rnn vs Keras")
+    for column in ("layer", "dtype", "cases", "worst |error|", "worst error/tolerance", "failures", "seed"):
+        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
+    for r in reports:
+        table.add_row(r.layer, r.dtype, str(r.examples), f"{r.max_abs_error:.3g}", f"{r.max_margin:.3g}",
+                      f"[red]{len(r.failures)}[/red]" if r.failures else "0", str(r.seed))
+    console.print(table)
+    for r in reports:
+        for failure in r.failures:
+            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
+            console.print(str(failure), markup=False, highlight=False)
+    ok = all(r.ok for r in reports)
+    console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "verify":
+        return run_verify(args)
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

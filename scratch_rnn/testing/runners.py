@@ -1,0 +1,99 @@
+"""Running a :class:`~scratch_rnn.testing.strategies.Case` on Keras, on the engine, or on a candidate."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+
+import numpy as np
+
+from scratch_rnn.keras_layout import kwargs_from_config
+
+REFERENCES = ("keras",)
+
+
+def import_keras(reference: str = "keras"):
+    """The reference Keras module, imported with TensorFlow's log noise turned down."""
+    if reference not in REFERENCES:
+        raise ValueError(f"Argument `reference` must be one of {list(REFERENCES)}, got {reference!r}.")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras = importlib.import_module(reference)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"The reference runs Keras on TensorFlow; KERAS_BACKEND is {keras.backend.backend()!r}.")
+    return keras
+
+
+def keras_layer(case, keras):
+    """The Keras layer of ``case``: built on the first call's input shape, weights set."""
+    layer = getattr(keras.layers, case.layer)(**case.config)
+    layer.build(case.chunks()[0][0].shape)
+    layer.set_weights(case.weights)
+    return layer
+
+
+def engine_layer(case, config=None, weights=None):
+    """The scratch layer of ``case``, from Keras-style ``config`` (default ``case.config``)."""
+    import scratch_rnn
+
+    cls = scratch_rnn.layers_by_keras_name()[case.layer]
+    layer = cls(**kwargs_from_config(cls, case.config if config is None else config))
+    layer.set_weights(case.weights if weights is None else weights)
+    return layer
+
+
+def output_names(n_outputs: int, n_calls: int, call: int) -> list[str]:
+    prefix = f"call {call + 1} " if n_calls > 1 else ""
+    return [prefix + ("output" if j == 0 else f"state[{j - 1}]") for j in range(n_outputs)]
+
+
+def run_layer(layer, chunks):
+    """Call ``layer`` on each ``(x, mask, initial_state)`` in turn; ``(names, arrays)`` of every output."""
+    names, arrays = [], []
+    for i, (x, mask, initial_state) in enumerate(chunks):
+        out = layer(x, mask=mask, initial_state=initial_state)
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        names += output_names(len(outs), len(chunks), i)
+        arrays += [np.asarray(o) for o in outs]
+    return names, arrays
+
+
+def run_candidate(candidate, keras_config: dict, case):
+    """Call a foreign ``candidate(config, weights, x, mask, initial_state)`` on each chunk of ``case``."""
+    names, arrays = [], []
+    chunks = case.chunks()
+    for i, (x, mask, initial_state) in enumerate(chunks):
+        weights = [w.copy() for w in case.weights]
+        out = candidate(dict(keras_config), weights, x.copy(), None if mask is None else mask.copy(),
+                        None if initial_state is None else [s.copy() for s in initial_state])
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        names += output_names(len(outs), len(chunks), i)
+        arrays += [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
+    return names, arrays
+
+
+def _to_numpy(value):
+    """Arrays from other frameworks (torch, jax, tf) via ``__array__``; anything else is left for the comparison to refuse."""
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().cpu()
+    return np.asarray(value) if hasattr(value, "__array__") else value
+
+
+def engine_candidate(layer: str = "SimpleRNN"):
+    """The scratch engine behind the candidate interface: each call builds a fresh layer from Keras's ``get_config()``."""
+    import scratch_rnn
+
+    cls = scratch_rnn.layers_by_keras_name()[layer]
+
+    def candidate(config, weights, x, mask=None, initial_state=None):
+        scratch = cls(**kwargs_from_config(cls, config))
+        scratch.set_weights(weights)
+        return scratch(x, mask=mask, initial_state=initial_state)
+
+    candidate.__name__ = f"scratch_rnn.{layer}"
+    return candidate

@@ -1,0 +1,71 @@
+"""Tolerances derived per case from rounding-error analysis, not guessed.
+
+Why this form. Computed in a floating type with unit roundoff ``u``, each
+step's dot products of length ``n`` (features + units + 1) equal the exact
+ones for weights perturbed by at most about ``n * u`` relative (the standard
+backward error of a dot product), and every rounded input or state is off by
+at most ``u`` relative. So two correct implementations differ from the exact
+result, and from each other, by about what such perturbations do to the
+output, which depends on the case: a saturated tanh forgets them, a linear
+or relu recurrence with large weights amplifies them step after step.
+
+How it is measured. The engine runs in float64 (the oracle, rounding ~1e-16)
+on the case's exact values and on ``PERTURBATIONS`` copies whose weights are
+scaled by ``1 + n*u*U(-1, 1)`` and whose inputs and initial states are scaled
+by ``1 + u*U(-1, 1)`` element-wise. The sensitivity is the largest change any
+perturbation makes to each output element. The tolerance is::
+
+    tol = SAFETY * (sensitivity + n * u * row_scale)
+
+where ``row_scale`` is the largest ``|output|`` along the last axis at that
+position: a floor for elements whose sampled sensitivity happens to be
+near zero. Outputs that must be exact (zeros at masked steps) get a zero
+tolerance. ``SAFETY`` covers the sampling of only a few perturbations;
+its value is checked against measured margins (README, "Tolerances").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAFETY = 8.0
+PERTURBATIONS = 4
+
+
+def unit_roundoff(dtype) -> float:
+    return float(np.finfo(dtype).eps) / 2
+
+
+def dot_length(case) -> int:
+    """The longest dot product in one step: features + units + 1 (the bias)."""
+    return case.x.shape[-1] + case.config["units"] + 1
+
+
+def derive(case, run_oracle, seed: int = 0):
+    """``(oracle_outputs, tolerances)`` for ``case`` in the case's dtype.
+
+    ``run_oracle(weights, chunks) -> list of arrays`` runs the float64 reference
+    on the given float64 weights and ``(x, mask, initial_state)`` chunks.
+    """
+    u = unit_roundoff(case.dtype)
+    n = dot_length(case)
+    rng = np.random.default_rng(seed)
+    weights = [w.astype(np.float64) for w in case.weights]
+    chunks = [(x.astype(np.float64), m, None if s is None else [a.astype(np.float64) for a in s])
+              for x, m, s in case.chunks()]
+    oracle = run_oracle(weights, chunks)
+
+    def jitter(a, rel):
+        return a * (1 + rel * rng.uniform(-1, 1, a.shape))
+
+    sensitivity = [np.zeros_like(o) for o in oracle]
+    for _ in range(PERTURBATIONS):
+        p_weights = [jitter(w, n * u) for w in weights]
+        p_chunks = [(jitter(x, u), m, None if s is None else [jitter(a, u) for a in s]) for x, m, s in chunks]
+        for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_chunks), oracle):
+            np.maximum(acc, np.abs(out - ref), out=acc)
+    tolerances = []
+    for ref, sens in zip(oracle, sensitivity):
+        row_scale = np.max(np.abs(ref), axis=-1, keepdims=True)
+        tolerances.append(SAFETY * (sens + n * u * row_scale))
+    return oracle, tolerances
