@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
 DTYPES = {"float32": ["float32"], "float64": ["float64"], "both": ["float32", "float64"]}
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=None, metavar="S", help="Hypothesis seed (default: random, printed)")
     verify.add_argument("--dtype", choices=sorted(DTYPES), default="both",
                         help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)")
-    verify.add_argument("--layer", choices=["SimpleRNN"], default="SimpleRNN", help="layer to sweep")
+    verify.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
     return parser
 
 
@@ -50,12 +51,14 @@ def run_verify(args) -> int:
     console.print(f"Reference: Keras {keras.__version__} on TensorFlow {keras.backend.backend()} "
                   f"({__import__('tensorflow').__version__})")
     reports = []
-    for dtype in DTYPES[args.dtype]:
-        with Progress(TextColumn(f"{args.layer} {dtype}"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"),
-                      TimeElapsedColumn(), console=console, transient=True) as progress:
-            task = progress.add_task("verify", total=args.examples)
-            reports.append(verify(layer=args.layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
-                                  on_example=lambda _result: progress.advance(task)))
+    layers = LAYERS if args.layer == "all" else [args.layer]
+    for layer in layers:
+        for dtype in DTYPES[args.dtype]:
+            with Progress(TextColumn(f"{layer} {dtype}"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"),
+                          TimeElapsedColumn(), console=console, transient=True) as progress:
+                task = progress.add_task("verify", total=args.examples)
+                reports.append(verify(layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
+                                      on_example=lambda _result: progress.advance(task)))
     table = Table(title="scratch_rnn vs Keras")
     for column in ("layer", "dtype", "cases", "worst |error|", "worst error/tolerance", "failures", "seed"):
         table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")

@@ -52,7 +52,8 @@ class GRU(RNN):
         go_backwards: process timesteps from last to first; the returned sequence is in
             that (reversed) processing order, as in Keras.
         stateful: carry the final state of each call into the next one; ``reset_state()`` zeros it.
-        unroll: accepted for Keras compatibility; a no-op here.
+        unroll: how Keras builds its loop; results are the same except in the one case Keras's
+            unrolled loop computes differently, which this engine reproduces (see :func:`scratch_rnn.rnn.recurrence`).
         zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
         dtype: ``"float32"`` (default) or ``"float64"``; inputs are cast to it.
         seed: seed of the default initialisers.

@@ -153,6 +153,28 @@ def kwargs_from_config(cls, config: dict) -> dict:
     return kwargs
 
 
+def from_config(class_name: str, config: dict):
+    """An unbuilt scratch layer from a Keras class name and ``get_config()`` dict.
+
+    Wrapped layers (``Bidirectional``'s ``layer`` and ``backward_layer``,
+    ``TimeDistributed``'s ``layer``) come as Keras's serialised
+    ``{"class_name": ..., "config": ...}`` dicts and are built first.
+    """
+    from scratch_rnn import layers_by_keras_name
+
+    cls = layers_by_keras_name().get(class_name)
+    if cls is None:
+        raise ValueError(f"Keras layer {class_name!r} is not supported by scratch_rnn; "
+                         f"supported: {sorted(layers_by_keras_name())}.")
+    config = dict(config)
+    wrapped = {}
+    for key in _WRAPPED.get(class_name, {}):
+        inner = config.pop(key, None)
+        if inner is not None:
+            wrapped[key] = from_config(inner["class_name"], inner["config"])
+    return cls(**wrapped, **kwargs_from_config(cls, config))
+
+
 def from_keras(obj):
     """A scratch layer or model equal to the Keras layer or ``Sequential`` ``obj``, weights copied.
 

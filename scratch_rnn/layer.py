@@ -27,7 +27,10 @@ def _auto_name(cls_name: str) -> str:
 
 
 def check_dtype(dtype) -> np.dtype:
-    name = np.dtype(dtype).name if dtype is not None else "float32"
+    try:
+        name = np.dtype(dtype).name if dtype is not None else "float32"
+    except TypeError:  # a name NumPy does not know, e.g. Keras's "mixed_float16" policy
+        name = str(dtype)
     if name not in DTYPES:
         raise ValueError(
             f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, "

@@ -47,7 +47,8 @@ class LSTM(RNN):
         go_backwards: process timesteps from last to first; the returned sequence is in
             that (reversed) processing order, as in Keras.
         stateful: carry the final states of each call into the next one; ``reset_state()`` zeros them.
-        unroll: accepted for Keras compatibility; it does not change the results, so it is a no-op here.
+        unroll: how Keras builds its loop; results are the same except in the one case Keras's
+            unrolled loop computes differently, which this engine reproduces (see :func:`scratch_rnn.rnn.recurrence`).
         zero_output_for_mask: masked steps output zeros instead of repeating the previous output.
         dtype: ``"float32"`` (default) or ``"float64"``; inputs are cast to it.
         seed: seed of the default initialisers.

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from scratch_rnn.keras_layout import kwargs_from_config
+from scratch_rnn.keras_layout import from_config
 
 REFERENCES = ("keras",)
 
@@ -31,7 +31,11 @@ def import_keras(reference: str = "keras"):
 
 def keras_layer(case, keras):
     """The Keras layer of ``case``: built on the first call's input shape, weights set."""
-    layer = getattr(keras.layers, case.layer)(**case.config)
+    config = dict(case.config)
+    if case.layer == "Bidirectional":
+        inner = config.pop("layer")
+        config["layer"] = getattr(keras.layers, inner["class_name"])(**inner["config"])
+    layer = getattr(keras.layers, case.layer)(**config)
     layer.build(case.chunks()[0][0].shape)
     layer.set_weights(case.weights)
     return layer
@@ -39,10 +43,7 @@ def keras_layer(case, keras):
 
 def engine_layer(case, config=None, weights=None):
     """The scratch layer of ``case``, from Keras-style ``config`` (default ``case.config``)."""
-    import scratch_rnn
-
-    cls = scratch_rnn.layers_by_keras_name()[case.layer]
-    layer = cls(**kwargs_from_config(cls, case.config if config is None else config))
+    layer = from_config(case.layer, case.config if config is None else config)
     layer.set_weights(case.weights if weights is None else weights)
     return layer
 
@@ -86,12 +87,9 @@ def _to_numpy(value):
 
 def engine_candidate(layer: str = "SimpleRNN"):
     """The scratch engine behind the candidate interface: each call builds a fresh layer from Keras's ``get_config()``."""
-    import scratch_rnn
-
-    cls = scratch_rnn.layers_by_keras_name()[layer]
 
     def candidate(config, weights, x, mask=None, initial_state=None):
-        scratch = cls(**kwargs_from_config(cls, config))
+        scratch = from_config(layer, config)
         scratch.set_weights(weights)
         return scratch(x, mask=mask, initial_state=initial_state)
 

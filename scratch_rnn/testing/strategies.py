@@ -22,7 +22,6 @@ from hypothesis.extra import numpy as hnp
 
 from scratch_rnn import activations
 
-LAYERS = ("SimpleRNN",)
 MAX_UNITS = 8
 MAX_FEATURES = 8
 MAX_BATCH = 4
@@ -74,9 +73,9 @@ def float_arrays(dtype, shape, bound=1.0, unique=True):
     return hnp.arrays(np.float32, shape, elements=elements(bound), unique=unique).map(lambda a: a.astype(dtype))
 
 
-def simple_rnn_configs(dtype="float32", allow_stateful=True):
-    """Every SimpleRNN option that affects inference."""
-    return st.fixed_dictionaries({
+def recurrent_configs(layer: str, dtype="float32", allow_stateful=True):
+    """Every option of ``layer`` (SimpleRNN, LSTM, GRU) that affects inference."""
+    options = {
         "units": st.integers(1, MAX_UNITS),
         "activation": st.sampled_from(activations.RECURRENT),
         "use_bias": st.booleans(),
@@ -87,22 +86,70 @@ def simple_rnn_configs(dtype="float32", allow_stateful=True):
         "unroll": st.booleans(),
         "zero_output_for_mask": st.booleans(),
         "dtype": st.just(np.dtype(dtype).name),
+    }
+    if layer in ("LSTM", "GRU"):
+        options["recurrent_activation"] = st.sampled_from(activations.RECURRENT)
+    if layer == "GRU":
+        options["reset_after"] = st.booleans()
+    return st.fixed_dictionaries(options)
+
+
+def bidirectional_configs(dtype="float32", allow_stateful=True):
+    """A Bidirectional wrapper (config in Keras's serialised form) around any recurrent layer."""
+    inner = st.sampled_from(RECURRENT).flatmap(
+        lambda name: recurrent_configs(name, dtype, allow_stateful).map(
+            lambda config: {"class_name": name, "config": _bidirectional_inner(config)}))
+    return st.fixed_dictionaries({
+        "layer": inner,
+        "merge_mode": st.sampled_from(["concat", "sum", "mul", "ave", None]),
+        "dtype": st.just(np.dtype(dtype).name),
     })
 
 
-CONFIGS = {"SimpleRNN": simple_rnn_configs}
+def _bidirectional_inner(config: dict) -> dict:
+    """What Keras's Bidirectional can run: the wrapped layer goes forwards (Keras refuses
+    ``go_backwards=True`` there) and, when stateful, does not return states (Keras 3's
+    ``Bidirectional.compute_mask`` raises TypeError for ``stateful`` with ``return_state``)."""
+    return {**config, "go_backwards": False,
+            "return_state": config["return_state"] and not config["stateful"]}
+
+
+RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+LAYERS = RECURRENT + ("Bidirectional",)
+
+
+def configs(layer: str, dtype="float32", allow_stateful=True):
+    if layer not in LAYERS:
+        raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")
+    if layer == "Bidirectional":
+        return bidirectional_configs(dtype, allow_stateful)
+    return recurrent_configs(layer, dtype, allow_stateful)
+
+
+def recurrent_config(layer: str, config: dict) -> dict:
+    """The config of the recurrent layer itself (inside a Bidirectional, the wrapped one)."""
+    return config["layer"]["config"] if layer == "Bidirectional" else config
+
+
+def engine_layer(layer: str, config: dict, features: int):
+    """The scratch layer for ``config``, built for ``features`` inputs without drawing weights."""
+    from scratch_rnn.keras_layout import from_config
+
+    scratch = from_config(layer, config)
+    scratch.build((None, None, features), initialize=False)
+    return scratch
 
 
 def keras_weight_shapes(layer: str, config: dict, features: int) -> list[tuple]:
-    """Keras's weight shapes, in ``get_weights()`` order."""
-    u = config["units"]
-    if layer == "SimpleRNN":
-        return [(features, u), (u, u)] + ([(u,)] if config["use_bias"] else [])
-    raise ValueError(f"Unknown layer {layer!r}; expected one of {LAYERS}.")
+    """Keras's weight shapes in ``get_weights()`` order, as the engine's Keras boundary declares them."""
+    return [spec.keras_shape for spec in engine_layer(layer, config, features).weight_spec()]
 
 
 def state_sizes(layer: str, config: dict) -> list[int]:
-    return [config["units"]]
+    """One size per initial-state array the layer takes (both directions for a Bidirectional)."""
+    inner = recurrent_config(layer, config)
+    n = {"LSTM": 2}.get(config["layer"]["class_name"] if layer == "Bidirectional" else layer, 1)
+    return [inner["units"]] * n * (2 if layer == "Bidirectional" else 1)
 
 
 def masks(batch: int, timesteps: int):
@@ -116,13 +163,12 @@ def masks(batch: int, timesteps: int):
 @st.composite
 def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True):
     """A full :class:`Case` for ``layer`` in ``dtype``."""
-    if layer not in CONFIGS:
-        raise ValueError(f"Argument `layer` must be one of {sorted(CONFIGS)}, got {layer!r}.")
-    config = draw(CONFIGS[layer](dtype, allow_stateful), label="config")
-    u = config["units"]
+    config = draw(configs(layer, dtype, allow_stateful), label="config")
+    inner = recurrent_config(layer, config)
+    u = inner["units"]
     features = draw(st.one_of(st.just(u), st.integers(1, MAX_FEATURES)), label="features")  # square kernels too
     batch = draw(st.integers(1, MAX_BATCH), label="batch")
-    min_t = 2 if config["stateful"] else 1
+    min_t = 2 if inner["stateful"] else 1
     timesteps = draw(st.integers(min_t, MAX_TIMESTEPS), label="timesteps")
     weights = [draw(float_arrays(dtype, shape), label="weight") for shape in keras_weight_shapes(layer, config, features)]
     x = draw(float_arrays(dtype, (batch, timesteps, features), bound=2.0), label="x")
@@ -132,5 +178,5 @@ def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True):
                                          for s in state_sizes(layer, config)]).map(list)),
         label="initial_state",
     )
-    split = draw(st.integers(1, timesteps - 1), label="split") if config["stateful"] else None
+    split = draw(st.integers(1, timesteps - 1), label="split") if inner["stateful"] else None
     return Case(layer, config, weights, x, mask, initial_state, split)

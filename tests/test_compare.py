@@ -1,0 +1,80 @@
+"""The comparison helper must fail when it should: every check shown catching a planted difference."""
+
+import numpy as np
+import pytest
+
+from scratch_rnn.testing import assert_close, compare_outputs, compare_tensor
+
+
+def test_identical_arrays_pass_with_zero_margin():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    r = compare_tensor(a, a.copy(), 0.0)
+    assert r.ok and r.max_abs_error == 0 and r.margin == 0
+
+
+def test_shape_mismatch_fails_even_when_broadcastable():
+    r = compare_tensor(np.zeros((1, 3), np.float32), np.zeros((2, 3), np.float32), 1.0)
+    assert not r.ok and "shape (1, 3), but should be (2, 3)" in r.problem
+
+
+def test_dtype_mismatch_fails_even_when_values_equal():
+    r = compare_tensor(np.zeros(3, np.float64), np.zeros(3, np.float32), 1.0)
+    assert not r.ok and "dtype float64, but should be float32" in r.problem
+
+
+def test_non_array_fails():
+    r = compare_tensor([0.0, 0.0], np.zeros(2), 1.0)
+    assert not r.ok and "numpy array" in r.problem
+
+
+def test_value_beyond_tolerance_names_the_worst_element():
+    expected = np.zeros((2, 3))
+    actual = expected.copy()
+    actual[1, 2] = 1e-3
+    actual[0, 0] = 1e-6
+    r = compare_tensor(actual, expected, 1e-5, name="output")
+    assert not r.ok
+    assert "worst at index (1, 2)" in r.problem and "1 of 6 elements" in r.problem
+    assert r.margin == pytest.approx(100)
+
+
+def test_elementwise_tolerance_is_used_per_element_and_never_broadcast():
+    expected = np.zeros(3)
+    actual = np.array([0.5, 0.0, 0.0])
+    assert compare_tensor(actual, expected, np.array([1.0, 0.0, 0.0])).ok
+    assert not compare_tensor(actual, expected, np.array([0.0, 1.0, 1.0])).ok
+    with pytest.raises(ValueError, match="tol"):
+        compare_tensor(actual, expected, np.ones(2))
+
+
+def test_zero_tolerance_demands_exact_equality():
+    assert not compare_tensor(np.array([np.nextafter(0.0, 1.0)]), np.array([0.0]), 0.0).ok
+
+
+def test_nan_never_equals_nan_unless_asked():
+    a = np.array([1.0, np.nan])
+    r = compare_tensor(a, a.copy(), 1.0)
+    assert not r.ok and r.margin == np.inf
+    assert compare_tensor(a, a.copy(), 1.0, equal_nan=True).ok
+
+
+def test_nan_against_a_number_fails_even_with_equal_nan():
+    assert not compare_tensor(np.array([np.nan]), np.array([0.0]), 1e9, equal_nan=True).ok
+    assert not compare_tensor(np.array([0.0]), np.array([np.nan]), 1e9, equal_nan=True).ok
+
+
+def test_infinities_equal_only_with_the_same_sign():
+    assert compare_tensor(np.array([np.inf]), np.array([np.inf]), 0.0).ok
+    assert not compare_tensor(np.array([-np.inf]), np.array([np.inf]), 1e300).ok
+    assert not compare_tensor(np.array([1e30]), np.array([np.inf]), 1e300).ok
+
+
+def test_compare_outputs_fails_on_a_missing_state():
+    out = [np.zeros(2)]
+    results = compare_outputs(out, out + [np.zeros(2)], [0.0, 0.0], ["output", "state[0]"])
+    assert not results[0].ok and "1 tensors, but should be 2" in results[0].problem
+
+
+def test_assert_close_raises_with_name_and_context():
+    with pytest.raises(AssertionError, match=r"state\[0\]: .* \[LSTM\(units=3\)\]"):
+        assert_close(np.ones(2), np.zeros(2), 0.1, name="state[0]", context="LSTM(units=3)")

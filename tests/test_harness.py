@@ -1,0 +1,95 @@
+"""The Keras equivalence properties in both dtype lanes, and the harness catching planted bugs."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scratch_rnn.testing import Case, check_case, verify
+from scratch_rnn.testing.strategies import LAYERS, cases
+from scratch_rnn.testing.runners import engine_candidate
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layer", LAYERS)
+@given(data=st.data())
+def test_engine_equals_keras(keras, layer, dtype, data):
+    case = data.draw(cases(layer, dtype), label="case")
+    result = check_case(case, keras)
+    assert result.ok or result.skipped, result.message()
+
+
+def square_case(rng, use_bias=True, dtype="float32", **config):
+    """A SimpleRNN case with features == units: where a forgotten transpose still has the right shape."""
+    u = 4
+    weights = [rng.uniform(-1, 1, (u, u)), rng.uniform(-1, 1, (u, u))] + ([rng.uniform(-1, 1, u)] if use_bias else [])
+    config = {"units": u, "use_bias": use_bias, "return_sequences": True, "dtype": dtype, **config}
+    return Case("SimpleRNN", config, [w.astype(dtype) for w in weights],
+                rng.uniform(-1, 1, (3, 5, u)).astype(dtype))
+
+
+def mutant(change):
+    """The engine behind the candidate interface, with ``change(weights)`` applied to Keras's weights first."""
+    engine = engine_candidate("SimpleRNN")
+
+    def candidate(config, weights, x, mask=None, initial_state=None):
+        return engine(config, change(weights), x, mask, initial_state)
+
+    return candidate
+
+
+KERNEL_NOT_TRANSPOSED = mutant(lambda w: [w[0].T, *w[1:]])
+RECURRENT_NOT_TRANSPOSED = mutant(lambda w: [w[0], w[1].T, *w[2:]])
+BIAS_DROPPED = mutant(lambda w: [*w[:2], np.zeros_like(w[2])])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_correct_engine_passes_the_fixed_cases(keras, rng, dtype):
+    result = check_case(square_case(rng, dtype=dtype), keras, engine_candidate("SimpleRNN"))
+    assert result.ok, result.message()
+
+
+@pytest.mark.parametrize("bug", [KERNEL_NOT_TRANSPOSED, RECURRENT_NOT_TRANSPOSED, BIAS_DROPPED],
+                         ids=["kernel-not-transposed", "recurrent-not-transposed", "bias-dropped"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_planted_bugs_fail_the_comparison(keras, rng, bug, dtype):
+    result = check_case(square_case(rng, dtype=dtype), keras, bug)
+    assert not result.ok
+    message = result.message()
+    assert "Mismatch for SimpleRNN(" in message and "'units': 4" in message  # names the config
+    assert "output:" in message and "worst at index" in message            # the tensor, the worst element
+
+
+def test_a_candidate_that_raises_is_a_reported_failure(keras, rng):
+    def broken(config, weights, x, mask=None, initial_state=None):
+        raise RuntimeError("not implemented yet")
+
+    result = check_case(square_case(rng), keras, broken)
+    assert not result.ok and "RuntimeError: not implemented yet" in result.message()
+
+
+def test_a_candidate_returning_the_wrong_dtype_fails(keras, rng):
+    engine = engine_candidate("SimpleRNN")
+    as_f64 = lambda *args: np.asarray(engine(*args), np.float64)  # noqa: E731
+    result = check_case(square_case(rng), keras, as_f64)
+    assert not result.ok and "dtype float64, but should be float32" in result.message()
+
+
+def test_verify_reports_a_planted_bug_with_a_reproducer():
+    report = verify(BIAS_DROPPED, layer="SimpleRNN", max_examples=30, seed=3, shrink_seconds=5)
+    assert not report.ok and len(report.failures) == 1
+    failure = str(report.failures[0])
+    assert "seed=3" in failure and "@reproduce_failure" in failure
+
+
+def test_verify_passes_the_engine_and_counts_cases():
+    report = verify(None, layer="SimpleRNN", max_examples=15, seed=11)
+    assert report.ok, "\n".join(map(str, report.failures))
+    assert report.examples + report.skipped >= 15 and report.max_margin <= 1.0
+
+
+def test_verify_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="`dtype`"):
+        verify(dtype="float16")
+    with pytest.raises(ValueError, match="`layer`"):
+        verify(layer="Conv1D", max_examples=1)
