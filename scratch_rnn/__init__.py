@@ -15,7 +15,7 @@ from scratch_rnn.simple_rnn import SimpleRNN
 __all__ = [
     "SimpleRNN", "LSTM", "GRU", "Bidirectional",
     "Embedding", "Masking", "Dense", "TimeDistributed", "Dropout", "Activation",
-    "Input", "Sequential", "from_keras",
+    "Input", "Sequential", "from_keras", "verify",
 ]
 __version__ = "0.1.0"
 
@@ -27,3 +27,14 @@ def layers_by_keras_name() -> dict:
         "Embedding": Embedding, "Masking": Masking, "Dense": Dense, "TimeDistributed": TimeDistributed,
         "Dropout": Dropout, "Activation": Activation,
     }
+
+
+def verify(candidate=None, layer="SimpleRNN", max_examples=100, seed=None, dtype="float32", **kwargs):
+    """Prove ``candidate`` (default: this engine) computes what Keras computes; returns a ``Report``.
+
+    A thin entry to :func:`scratch_rnn.testing.verify`, imported on first use so that
+    ``import scratch_rnn`` stays NumPy-only (the harness needs the ``verify`` extra).
+    """
+    from scratch_rnn.testing.verify import verify as _verify
+
+    return _verify(candidate, layer=layer, max_examples=max_examples, seed=seed, dtype=dtype, **kwargs)

@@ -48,22 +48,25 @@ def run_verify(args) -> int:
         print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[verify]' ({err})", file=sys.stderr)
         return 2
     console = Console()
-    console.print(f"Reference: Keras {keras.__version__} on TensorFlow {keras.backend.backend()} "
-                  f"({__import__('tensorflow').__version__})")
+    if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
+        console = Console(width=120)
+    console.print(f"Reference: Keras {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}")
     reports = []
     layers = LAYERS if args.layer == "all" else [args.layer]
     for layer in layers:
         for dtype in DTYPES[args.dtype]:
             with Progress(TextColumn(f"{layer} {dtype}"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"),
-                          TimeElapsedColumn(), console=console, transient=True) as progress:
+                          TimeElapsedColumn(), console=console, transient=True,
+                          disable=not console.is_terminal) as progress:
                 task = progress.add_task("verify", total=args.examples)
                 reports.append(verify(layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
                                       on_example=lambda _result: progress.advance(task)))
     table = Table(title="scratch_rnn vs Keras")
-    for column in ("layer", "dtype", "cases", "worst |error|", "worst error/tolerance", "failures", "seed"):
+    # "max err/tol" is the margin: the worst |candidate - Keras| / tolerance over all elements; it must stay <= 1.
+    for column in ("layer", "dtype", "cases", "skipped", "max |err|", "max err/tol", "failures", "seed"):
         table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
     for r in reports:
-        table.add_row(r.layer, r.dtype, str(r.examples), f"{r.max_abs_error:.3g}", f"{r.max_margin:.3g}",
+        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), f"{r.max_abs_error:.3g}", f"{r.max_margin:.3g}",
                       f"[red]{len(r.failures)}[/red]" if r.failures else "0", str(r.seed))
     console.print(table)
     for r in reports:

@@ -1,0 +1,39 @@
+"""The ``scratch-rnn`` command line: a passing sweep, a table, and exit codes."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scratch_rnn.cli import main
+
+
+def test_verify_passes_and_prints_the_table(capsys):
+    code = main(["verify", "--examples", "4", "--seed", "5", "--layer", "SimpleRNN", "--dtype", "both"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for word in ("SimpleRNN", "float32", "float64", "max |err|", "max err/tol", "failures",
+                 "All cases agree with Keras."):
+        assert word in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--examples", "0"],
+    ["verify", "--examples", "many"],
+    ["verify", "--dtype", "float16"],
+    ["verify", "--layer", "Conv1D"],
+    ["frobnicate"],
+    [],
+])
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: scratch-rnn" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("scratch-rnn") or str(__import__("pathlib").Path(sys.executable).with_name("scratch-rnn"))
+    result = subprocess.run([exe, "verify", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--examples" in result.stdout
