@@ -12,3 +12,6 @@ def keras():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261125)
+
+
+pytest_plugins = ["pytester"]

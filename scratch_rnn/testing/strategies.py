@@ -161,9 +161,22 @@ def masks(batch: int, timesteps: int):
 
 
 @st.composite
-def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True):
-    """A full :class:`Case` for ``layer`` in ``dtype``."""
+def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, fixed=None,
+          with_mask=True, with_initial_state=True):
+    """A full :class:`Case` for ``layer`` in ``dtype``.
+
+    ``fixed`` pins config options (e.g. ``{"reset_after": True}`` for a port that
+    implements one GRU variant); ``with_mask`` / ``with_initial_state`` = False never
+    draw those arguments. Narrowing is for ports that support less than Keras:
+    what is pinned is then not verified, so say so where the port is documented.
+    """
     config = draw(configs(layer, dtype, allow_stateful), label="config")
+    if fixed:
+        unknown = set(fixed) - set(config)
+        if unknown:
+            raise ValueError(f"Argument `fixed` names options {sorted(unknown)} that {layer} configs do not have; "
+                             f"expected some of {sorted(config)}.")
+        config.update(fixed)
     inner = recurrent_config(layer, config)
     u = inner["units"]
     features = draw(st.one_of(st.just(u), st.integers(1, MAX_FEATURES)), label="features")  # square kernels too
@@ -172,11 +185,11 @@ def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True):
     timesteps = draw(st.integers(min_t, MAX_TIMESTEPS), label="timesteps")
     weights = [draw(float_arrays(dtype, shape), label="weight") for shape in keras_weight_shapes(layer, config, features)]
     x = draw(float_arrays(dtype, (batch, timesteps, features), bound=2.0), label="x")
-    mask = draw(masks(batch, timesteps), label="mask")
+    mask = draw(masks(batch, timesteps), label="mask") if with_mask else None
     initial_state = draw(
         st.one_of(st.none(), st.tuples(*[float_arrays(dtype, (batch, s), unique=False)
                                          for s in state_sizes(layer, config)]).map(list)),
         label="initial_state",
-    )
+    ) if with_initial_state else None
     split = draw(st.integers(1, timesteps - 1), label="split") if inner["stateful"] else None
     return Case(layer, config, weights, x, mask, initial_state, split)

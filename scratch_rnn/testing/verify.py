@@ -143,7 +143,8 @@ def float64_config(case: Case) -> dict:
 
 def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, seed: int | None = None,
            dtype: str = "float32", reference: str = "keras", on_example=None,
-           shrink_seconds: float = 60.0) -> Report:
+           shrink_seconds: float = 60.0, fixed: dict | None = None, with_mask: bool = True,
+           with_initial_state: bool = True) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
     Returns a :class:`Report`; a mismatch is shrunk by Hypothesis to a minimal
@@ -152,6 +153,8 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
     Each case calls Keras (tens of milliseconds), so shrinking a failure is
     capped at ``shrink_seconds`` (Hypothesis's own cap is five minutes);
     ``shrink_seconds=0`` reports the first failing case as generated.
+    ``fixed``, ``with_mask`` and ``with_initial_state`` narrow the cases to what a
+    port supports (see :func:`scratch_rnn.testing.strategies.cases`).
     """
     if np.dtype(dtype).name not in ("float32", "float64"):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
@@ -162,12 +165,13 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
     name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
     report = Report(layer, np.dtype(dtype).name, name, seed)
 
-    @hypothesis_seed(seed)
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
+    @hypothesis_seed(seed)
     @settings(max_examples=max_examples, deadline=None, database=None, print_blob=True, phases=phases,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
-    @given(case=cases(layer, dtype, allow_stateful=candidate is None))
+    @given(case=cases(layer, dtype, allow_stateful=candidate is None, fixed=fixed, with_mask=with_mask,
+                      with_initial_state=with_initial_state))
     def sweep(case):
         result = check_case(case, keras, candidate)
         report.record(result)
