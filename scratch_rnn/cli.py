@@ -11,6 +11,7 @@ import argparse
 import sys
 
 LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+REFERENCES = ("keras", "tf_keras")
 DTYPES = {"float32": ["float32"], "float64": ["float64"], "both": ["float32", "float64"]}
 
 
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--dtype", choices=sorted(DTYPES), default="both",
                         help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)")
     verify.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
+    verify.add_argument("--reference", choices=REFERENCES, default=None,
+                        help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras")
     return parser
 
 
@@ -43,14 +46,15 @@ def run_verify(args) -> int:
         from scratch_rnn.testing import verify
         from scratch_rnn.testing.runners import import_keras
 
-        keras = import_keras()
+        keras = import_keras(args.reference)
     except ImportError as err:
-        print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[verify]' ({err})", file=sys.stderr)
+        extra = "keras2" if args.reference == "tf_keras" else "verify"
+        print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr)
         return 2
     console = Console()
     if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
         console = Console(width=120)
-    console.print(f"Reference: Keras {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}")
+    console.print(f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}")
     reports = []
     layers = LAYERS if args.layer == "all" else [args.layer]
     for layer in layers:
@@ -60,6 +64,7 @@ def run_verify(args) -> int:
                           disable=not console.is_terminal) as progress:
                 task = progress.add_task("verify", total=args.examples)
                 reports.append(verify(layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
+                                      reference=args.reference,
                                       on_example=lambda _result: progress.advance(task)))
     table = Table(title="scratch_rnn vs Keras")
     # "max err/tol" is the margin: the worst |candidate - Keras| / tolerance over all elements; it must stay <= 1.

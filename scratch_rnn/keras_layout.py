@@ -118,6 +118,10 @@ _NOT_INFERENCE = {
 #: Config keys whose Keras default, None, is the only value scratch_rnn supports: dropped when None.
 _NONE_ONLY = {"quantization_config", "lora_rank", "lora_alpha"}
 
+#: Keras 2 (tf_keras) config keys dropped at their only supported value: ``time_major=False`` (the
+#: layout of ``x``), and LSTM/GRU ``implementation`` 1 or 2 (two orderings of the same products).
+_KERAS2_ONLY = {"time_major": (False,), "implementation": (1, 2)}
+
 #: Keras wrappers: the config key of each wrapped layer and the Keras attribute holding it, converted first.
 _WRAPPED = {
     "Bidirectional": {"layer": "forward_layer", "backward_layer": "backward_layer"},
@@ -145,7 +149,7 @@ def kwargs_from_config(cls, config: dict) -> dict:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     kwargs = {}
     for key, value in config.items():
-        if key in _NOT_INFERENCE or (key in _NONE_ONLY and value is None):
+        if key in _NOT_INFERENCE or (key in _NONE_ONLY and value is None) or value in _KERAS2_ONLY.get(key, ()):
             continue
         if key not in accepted:
             raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r} is not supported by scratch_rnn.")

@@ -7,14 +7,15 @@ from hypothesis import strategies as st
 
 from scratch_rnn.testing import Case, check_case, verify
 from scratch_rnn.testing.strategies import LAYERS, cases
-from scratch_rnn.testing.runners import engine_candidate
+from scratch_rnn.testing.runners import default_reference, engine_candidate
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("layer", LAYERS)
 @given(data=st.data())
 def test_engine_equals_keras(keras, layer, dtype, data):
-    case = data.draw(cases(layer, dtype), label="case")
+    """The sweep in both lanes, against $SCRATCH_RNN_REFERENCE (Keras 3 by default; tox -e tf_keras: Keras 2)."""
+    case = data.draw(cases(layer, dtype, reference=default_reference()), label="case")
     result = check_case(case, keras)
     assert result.ok or result.skipped, result.message()
 

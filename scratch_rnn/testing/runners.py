@@ -11,11 +11,18 @@ import numpy as np
 
 from scratch_rnn.keras_layout import from_config
 
-REFERENCES = ("keras",)
+#: The references the harness can run: Keras 3, and Keras 2 as the ``tf_keras`` package.
+REFERENCES = ("keras", "tf_keras")
 
 
-def import_keras(reference: str = "keras"):
-    """The reference Keras module, imported with TensorFlow's log noise turned down."""
+def default_reference() -> str:
+    """``$SCRATCH_RNN_REFERENCE`` (``keras`` or ``tf_keras``), else ``keras``."""
+    return os.environ.get("SCRATCH_RNN_REFERENCE", "keras")
+
+
+def import_keras(reference: str | None = None):
+    """The reference Keras module (default :func:`default_reference`), with TensorFlow's log noise turned down."""
+    reference = default_reference() if reference is None else reference
     if reference not in REFERENCES:
         raise ValueError(f"Argument `reference` must be one of {list(REFERENCES)}, got {reference!r}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -73,11 +73,38 @@ def float_arrays(dtype, shape, bound=1.0, unique=True):
     return hnp.arrays(np.float32, shape, elements=elements(bound), unique=unique).map(lambda a: a.astype(dtype))
 
 
-def recurrent_configs(layer: str, dtype="float32", allow_stateful=True):
+def _keras2_unrolled_zero_output(config: dict) -> dict:
+    """Keras 2's unrolled loop raises ValueError for zero_output_for_mask without return_sequences when masked."""
+    if config["unroll"] and not config["return_sequences"]:
+        return {**config, "zero_output_for_mask": False}
+    return config
+
+
+#: Where a reference differs from Keras 3 (which the engine follows), the sweep leaves the
+#: difference out for that reference: activations it does not draw, and a function that moves a
+#: config away from combinations the reference cannot run. tests/test_reference_differences.py
+#: shows each one.
+KNOWN_DIFFERENCES = {
+    "keras": {},
+    "tf_keras": {
+        # Keras 2's hard_sigmoid is clip(0.2x + 0.5, 0, 1); Keras 3's is relu6(x + 3) / 6.
+        "activations": ("hard_sigmoid",),
+        "config": _keras2_unrolled_zero_output,
+    },
+}
+
+
+def activation_names(reference="keras"):
+    left_out = KNOWN_DIFFERENCES[reference].get("activations", ())
+    return tuple(a for a in activations.RECURRENT if a not in left_out)
+
+
+def recurrent_configs(layer: str, dtype="float32", allow_stateful=True, reference="keras"):
     """Every option of ``layer`` (SimpleRNN, LSTM, GRU) that affects inference."""
+    names = activation_names(reference)
     options = {
         "units": st.integers(1, MAX_UNITS),
-        "activation": st.sampled_from(activations.RECURRENT),
+        "activation": st.sampled_from(names),
         "use_bias": st.booleans(),
         "return_sequences": st.booleans(),
         "return_state": st.booleans(),
@@ -88,16 +115,16 @@ def recurrent_configs(layer: str, dtype="float32", allow_stateful=True):
         "dtype": st.just(np.dtype(dtype).name),
     }
     if layer in ("LSTM", "GRU"):
-        options["recurrent_activation"] = st.sampled_from(activations.RECURRENT)
+        options["recurrent_activation"] = st.sampled_from(names)
     if layer == "GRU":
         options["reset_after"] = st.booleans()
-    return st.fixed_dictionaries(options)
+    return st.fixed_dictionaries(options).map(KNOWN_DIFFERENCES[reference].get("config", dict))
 
 
-def bidirectional_configs(dtype="float32", allow_stateful=True):
+def bidirectional_configs(dtype="float32", allow_stateful=True, reference="keras"):
     """A Bidirectional wrapper (config in Keras's serialised form) around any recurrent layer."""
     inner = st.sampled_from(RECURRENT).flatmap(
-        lambda name: recurrent_configs(name, dtype, allow_stateful).map(
+        lambda name: recurrent_configs(name, dtype, allow_stateful, reference).map(
             lambda config: {"class_name": name, "config": _bidirectional_inner(config)}))
     return st.fixed_dictionaries({
         "layer": inner,
@@ -118,12 +145,14 @@ RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 LAYERS = RECURRENT + ("Bidirectional",)
 
 
-def configs(layer: str, dtype="float32", allow_stateful=True):
+def configs(layer: str, dtype="float32", allow_stateful=True, reference="keras"):
     if layer not in LAYERS:
         raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")
+    if reference not in KNOWN_DIFFERENCES:
+        raise ValueError(f"Argument `reference` must be one of {sorted(KNOWN_DIFFERENCES)}, got {reference!r}.")
     if layer == "Bidirectional":
-        return bidirectional_configs(dtype, allow_stateful)
-    return recurrent_configs(layer, dtype, allow_stateful)
+        return bidirectional_configs(dtype, allow_stateful, reference)
+    return recurrent_configs(layer, dtype, allow_stateful, reference)
 
 
 def recurrent_config(layer: str, config: dict) -> dict:
@@ -162,15 +191,16 @@ def masks(batch: int, timesteps: int):
 
 @st.composite
 def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, fixed=None,
-          with_mask=True, with_initial_state=True):
+          with_mask=True, with_initial_state=True, reference="keras"):
     """A full :class:`Case` for ``layer`` in ``dtype``.
 
     ``fixed`` pins config options (e.g. ``{"reset_after": True}`` for a port that
     implements one GRU variant); ``with_mask`` / ``with_initial_state`` = False never
     draw those arguments. Narrowing is for ports that support less than Keras:
     what is pinned is then not verified, so say so where the port is documented.
+    ``reference`` leaves out that reference's :data:`KNOWN_DIFFERENCES`.
     """
-    config = draw(configs(layer, dtype, allow_stateful), label="config")
+    config = draw(configs(layer, dtype, allow_stateful, reference), label="config")
     if fixed:
         unknown = set(fixed) - set(config)
         if unknown:

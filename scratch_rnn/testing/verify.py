@@ -19,7 +19,7 @@ from hypothesis import seed as hypothesis_seed
 
 from scratch_rnn.testing import tolerance
 from scratch_rnn.testing.compare import TensorComparison, compare_outputs
-from scratch_rnn.testing.runners import engine_layer, import_keras, keras_layer, run_candidate, run_layer
+from scratch_rnn.testing.runners import default_reference, engine_layer, import_keras, keras_layer, run_candidate, run_layer
 from scratch_rnn.testing.strategies import Case, cases
 
 
@@ -71,6 +71,7 @@ class Report:
     dtype: str
     candidate: str
     seed: int
+    reference: str = ""
     examples: int = 0
     skipped: int = 0
     max_abs_error: float = 0.0
@@ -92,8 +93,26 @@ class Report:
 
 
 def check_case(case: Case, keras, candidate=None) -> CaseResult:
-    """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance.
+    """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance."""
+    return check_against(case, lambda: keras_reference(case, keras), candidate)
 
+
+def keras_reference(case: Case, keras):
+    """``(names, outputs, config)``: what the Keras layer of ``case`` returns, and its ``get_config()``."""
+    import tensorflow as tf
+
+    reference = keras_layer(case, keras)
+    # Keras 2 takes initial states only as tensors; Keras 3 takes either.
+    chunks = [(x, m, None if s is None else [tf.constant(a) for a in s]) for x, m, s in case.chunks()]
+    names, expected = run_layer(reference, chunks)
+    return names, expected, reference.get_config()
+
+
+def check_against(case: Case, reference, candidate=None) -> CaseResult:
+    """Compare the candidate with ``reference() -> (names, outputs, keras_config)`` under the derived tolerance.
+
+    ``reference`` runs Keras (:func:`check_case`) or returns recorded outputs
+    (:mod:`scratch_rnn.testing.golden`); it is called only for a case that is compared.
     A case whose exact (float64) result is not finite, or so large that float
     arithmetic may overflow on the way (beyond ``sqrt(finfo(dtype).max)``), is
     not compared but marked ``skipped``: unbounded activations (linear, relu)
@@ -118,9 +137,7 @@ def check_case(case: Case, keras, candidate=None) -> CaseResult:
                for o, t in zip(oracle, tols)):
         result.skipped = f"exact result not finite or beyond {limit:.3g}"
         return result
-    reference = keras_layer(case, keras)
-    names, expected = run_layer(reference, case.chunks())
-    config = reference.get_config()
+    names, expected, config = reference()
     try:
         if candidate is None:
             _, actual = run_layer(engine_layer(case, config=config), case.chunks())
@@ -142,7 +159,7 @@ def float64_config(case: Case) -> dict:
 
 
 def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, seed: int | None = None,
-           dtype: str = "float32", reference: str = "keras", on_example=None,
+           dtype: str = "float32", reference: str | None = None, on_example=None,
            shrink_seconds: float = 60.0, fixed: dict | None = None, with_mask: bool = True,
            with_initial_state: bool = True) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
@@ -155,15 +172,19 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
     ``shrink_seconds=0`` reports the first failing case as generated.
     ``fixed``, ``with_mask`` and ``with_initial_state`` narrow the cases to what a
     port supports (see :func:`scratch_rnn.testing.strategies.cases`).
+    ``reference`` is ``"keras"`` (Keras 3) or ``"tf_keras"`` (Keras 2), default
+    ``$SCRATCH_RNN_REFERENCE`` or ``"keras"``; against Keras 2 the sweep leaves out
+    the known semantic differences (:data:`scratch_rnn.testing.strategies.KNOWN_DIFFERENCES`).
     """
     if np.dtype(dtype).name not in ("float32", "float64"):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
     if not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"Argument `max_examples` must be a positive int, got {max_examples!r}.")
+    reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
     seed = random.getrandbits(32) if seed is None else int(seed)
     name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
-    report = Report(layer, np.dtype(dtype).name, name, seed)
+    report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
 
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
@@ -171,7 +192,7 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
     @settings(max_examples=max_examples, deadline=None, database=None, print_blob=True, phases=phases,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
     @given(case=cases(layer, dtype, allow_stateful=candidate is None, fixed=fixed, with_mask=with_mask,
-                      with_initial_state=with_initial_state))
+                      with_initial_state=with_initial_state, reference=reference))
     def sweep(case):
         result = check_case(case, keras, candidate)
         report.record(result)
