@@ -1,7 +1,8 @@
 """``scratch-rnn``: the command line.
 
-``scratch-rnn verify`` runs the Hypothesis sweep of the scratch engine against
-the installed Keras and prints a table; the exit status is 0 when every case
+``scratch-rnn verify`` runs the Hypothesis sweep of the scratch engine (or of a
+``--candidate``) against the installed Keras and prints a table; ``record`` and
+``check`` write and check golden vectors. The exit status is 0 when every case
 agreed, 1 on any mismatch, 2 on bad arguments or a missing harness dependency.
 """
 
@@ -34,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
     verify.add_argument("--reference", choices=REFERENCES, default=None,
                         help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras")
+    verify.add_argument("--candidate", metavar="MODULE:FUNCTION", default=None,
+                        help="verify candidate(config, weights, x, mask, initial_state) instead of the engine; "
+                             "a candidate implements one layer, so pair it with --layer")
+    try:
+        from scratch_rnn.testing import golden
+    except ImportError:  # no harness extra: record and check are unavailable
+        return parser
+    golden.add_record_parser(sub)
+    golden.add_check_parser(sub)
     return parser
 
 
@@ -46,10 +56,20 @@ def run_verify(args) -> int:
         from scratch_rnn.testing import verify
         from scratch_rnn.testing.runners import import_keras
 
+        from scratch_rnn.testing.candidates import CandidateError, load_candidate
+
         keras = import_keras(args.reference)
     except ImportError as err:
         extra = "keras2" if args.reference == "tf_keras" else "verify"
         print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr)
+        return 2
+    try:
+        candidate = None if args.candidate is None else load_candidate(args.candidate)
+    except CandidateError as err:
+        print(f"scratch-rnn verify: {err}", file=sys.stderr)
+        return 2
+    if candidate is not None and args.layer == "all":
+        print("scratch-rnn verify: a --candidate implements one layer; name it with --layer", file=sys.stderr)
         return 2
     console = Console()
     if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
@@ -63,7 +83,7 @@ def run_verify(args) -> int:
                           TimeElapsedColumn(), console=console, transient=True,
                           disable=not console.is_terminal) as progress:
                 task = progress.add_task("verify", total=args.examples)
-                reports.append(verify(layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
+                reports.append(verify(candidate, layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
                                       reference=args.reference,
                                       on_example=lambda _result: progress.advance(task)))
     table = Table(title="scratch_rnn vs Keras")
@@ -87,6 +107,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "verify":
         return run_verify(args)
+    if args.command in ("record", "check"):
+        from scratch_rnn.testing import golden
+
+        return golden.run_record(args) if args.command == "record" else golden.run_check(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

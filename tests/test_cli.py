@@ -37,3 +37,25 @@ def test_console_script_is_installed():
     exe = shutil.which("scratch-rnn") or str(__import__("pathlib").Path(sys.executable).with_name("scratch-rnn"))
     result = subprocess.run([exe, "verify", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--examples" in result.stdout
+
+
+def test_verify_a_candidate_named_on_the_command_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_port.py").write_text(
+        "from scratch_rnn.testing.runners import engine_candidate\n"
+        "gru = engine_candidate('GRU')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code = main(["verify", "--candidate", "my_port:gru", "--layer", "GRU", "--examples", "3", "--seed", "1",
+                 "--dtype", "float32"])
+    assert code == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--candidate", "no_such_module:f", "--layer", "GRU"], "no module named 'no_such_module'"),
+    (["--candidate", "not-a-spec", "--layer", "GRU"], "must look like 'package.module:function'"),
+    (["--candidate", "scratch_rnn:__version__", "--layer", "GRU"], "must be callable"),
+    (["--candidate", "scratch_rnn.testing.runners:engine_candidate"], "name it with --layer"),
+])
+def test_an_unusable_candidate_exits_2(argv, message, capsys):
+    assert main(["verify", "--examples", "1", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,776 @@
+"""Golden vectors: Keras's outputs recorded once, checked anywhere, TensorFlow and Keras not needed.
+
+:func:`record` (``scratch-rnn record``) draws cases with the strategies of
+:mod:`scratch_rnn.testing.strategies`, runs real Keras on each and writes a
+recording; :func:`check` (``scratch-rnn check``) reads one back and compares the
+engine, or a candidate, with it under the tolerances :mod:`~scratch_rnn.testing.verify`
+derives. A port in another language can read the same files.
+
+The format (``scratch-rnn-golden``, version 1)
+=============================================
+
+A recording is a directory holding two files, written together and only valid
+together:
+
+``manifest.json``
+    UTF-8 JSON (no NaN or Infinity; one line per case)::
+
+        {"format": "scratch-rnn-golden", "format_version": 1,
+         "recorded_with": {"keras": "3.15.1", "tensorflow": "2.21.0", "numpy": ..., "hypothesis": ...,
+                           "scratch_rnn": ..., "python": ...},
+         "recording": {"seed": 0, "examples": 6, "layers": [...], "dtypes": [...], "command": "scratch-rnn record ..."},
+         "arrays": {"file": "arrays.npz", "sha256": "<hex digest of arrays.npz>"},
+         "cases": [<case>, ...]}
+
+``arrays.npz``
+    A ZIP archive (written by ``np.savez_compressed``: entries deflated, ZIP
+    method 8, with ZIP64 extra fields; a reader should accept stored entries
+    too) of NumPy ``.npy`` files, one per array, entry ``<name>.npy``, e.g.
+    ``case0007/weights/0.npy``. A ``.npy`` file is the magic ``\\x93NUMPY``,
+    two version bytes (1, 0), a 2-byte little-endian header length (4 bytes
+    for version 2 or 3), an ASCII header such as
+    ``{'descr': '<f4', 'fortran_order': False, 'shape': (2, 5, 3), }`` padded
+    with spaces and a newline, then the raw data in C order. ``descr`` is
+    ``<f4`` (float32), ``<f8`` (float64) or ``|b1`` (bool: one byte, 0 or 1).
+    No array holds Python objects: NumPy reads it with ``allow_pickle=False``.
+
+Each ``<case>`` object::
+
+    {"id": "case0007",                    # unique; also the prefix of the case's array names
+     "layer": "LSTM",                     # SimpleRNN | LSTM | GRU | Bidirectional
+     "dtype": "float32",                  # float32 | float64: weights, x, states and outputs
+     "config": {...},                     # Keras constructor kwargs: keras.layers.LSTM(**config); for
+                                          # Bidirectional {"layer": {"class_name", "config"}, "merge_mode", "dtype"}
+     "keras_config": {...},               # the built Keras layer's get_config() (a candidate's first argument)
+     "split": null,                       # or t: a stateful layer called on x[:, :t], then on x[:, t:]
+     "weights": ["case0007/weights/0", ...],        # Keras's get_weights() order and layout
+     "x": "case0007/x",                              # (batch, timesteps, features)
+     "mask": null,                                   # or "case0007/mask": (batch, timesteps) bool
+     "initial_state": null,                          # or ["case0007/initial_state/0", ...]: (batch, units) each
+     "outputs": ["case0007/outputs/0", ...],         # what Keras returned, every call's outputs in order
+     "output_names": ["output", "state[0]", ...],    # one per output; "call 1 output", ... when split
+     "carried_state": null,                          # split only: ["case0007/carried_state/0", ...]
+     "arrays": {"case0007/x": {"shape": [2, 5, 3], "dtype": "float32"}, ...}}   # every array above, exactly
+
+Running a case: build the layer from ``config`` (or ``keras_config``), set
+``weights``, and call it on ``x`` with ``mask`` and ``initial_state`` (absent
+when null); a Bidirectional's initial state lists the forward layer's states,
+then the backward layer's. ``outputs`` is what the call returned, flattened in
+order: the output (a Bidirectional with ``merge_mode`` null: the forward, then
+the backward output), then the final states when ``return_state`` (LSTM: ``h``
+then ``c``; a Bidirectional: the forward layer's, then the backward's).
+When ``split`` is ``t`` the layer is ``stateful``: call it on ``x[:, :t]``
+(with ``mask[:, :t]`` and ``initial_state``), then on ``x[:, t:]`` (with
+``mask[:, t:]``, no initial state), and ``outputs`` lists both calls' outputs.
+An implementation that is not stateful instead passes ``carried_state`` (the
+Keras layer's ``states`` after the first call, in initial-state order) as the
+second call's initial state; that is what ``check --candidate`` does, since a
+candidate is called once per call and keeps nothing between calls.
+
+Every recorded case has at least two units, features, timesteps and batch
+rows (smaller cases cannot reveal a transpose, a gate swap or axes mixed up;
+the property tests cover them); at most a third of the cases are stateful;
+and every exact output is finite and within ``sqrt(finfo(dtype).max)`` (the
+cases :func:`~scratch_rnn.testing.verify.check_against` would skip are not
+recorded). Tolerances are not stored: they depend on the case and are derived
+when checking (:mod:`scratch_rnn.testing.tolerance`), from the float64 engine.
+A port without that machinery can start from ``|actual - expected| <=
+rtol * max(1, |expected|)`` with ``rtol`` 1e-5 in float32 and 1e-10 in
+float64 (the scratch engine stays below 1e-6 and 1e-13 on the shipped set)
+and run ``scratch-rnn check --candidate`` on any case beyond that.
+
+Reproducibility: the cases of each (layer, dtype) come from a Hypothesis
+``@given`` run seeded with ``@seed(crc32("<seed>/<layer>/<dtype>"))``,
+``derandomize=False``, ``database=None`` and ``phases=[Phase.generate]``, so
+the same seed gives the same cases with the same Hypothesis and scratch_rnn
+(the strategies) as in ``recorded_with``. ``examples`` counts the cases kept
+per layer and dtype. Keras's layer-name counters are reset before each case,
+so ``keras_config`` is reproducible too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scratch_rnn.testing.strategies import LAYERS, Case
+from scratch_rnn.testing.verify import CaseResult, Failure, Report, check_against
+
+FORMAT = "scratch-rnn-golden"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+DTYPES = ("float32", "float64")
+
+
+class GoldenFileError(ValueError):
+    """A recording that is missing, corrupt, or whose manifest and arrays do not match; the message says which."""
+
+
+@dataclass
+class GoldenCase:
+    """One recorded case: the :class:`Case` to run and what Keras returned for it."""
+
+    id: str
+    case: Case
+    keras_config: dict
+    output_names: list[str]
+    outputs: list[np.ndarray]
+    carried_state: list[np.ndarray] | None = None
+
+
+@dataclass
+class Recording:
+    """A loaded, validated recording: its directory, its manifest and its cases."""
+
+    path: Path
+    manifest: dict
+    cases: list[GoldenCase]
+
+    @property
+    def recorded_with(self) -> dict:
+        return self.manifest.get("recorded_with", {})
+
+
+@dataclass
+class GoldenCheck:
+    """The result of :func:`check`: one :class:`~scratch_rnn.testing.verify.Report` per layer and dtype."""
+
+    path: Path
+    recorded_with: dict
+    candidate: str
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.reports) and all(r.ok for r in self.reports)
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [f for r in self.reports for f in r.failures]
+
+
+# --- recording -------------------------------------------------------------------------
+
+
+def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES, on_case=None) -> dict:
+    """Record ``examples`` cases per layer and dtype, run on real Keras, into the directory ``path``.
+
+    Writes ``path/arrays.npz`` then ``path/manifest.json`` (see the module
+    docstring), each through a temporary file, and returns the manifest.
+    ``on_case(golden_case, result)`` is called per recorded case with the
+    engine's :class:`~scratch_rnn.testing.verify.CaseResult` against Keras, so a
+    caller can report where the engine disagrees (the case is recorded anyway:
+    the recording is Keras's truth). Keras 3 (the ``keras`` package) is recorded,
+    whatever ``$SCRATCH_RNN_REFERENCE`` says.
+    """
+    from hypothesis import __version__ as hypothesis_version
+
+    import scratch_rnn
+    from scratch_rnn.testing.runners import import_keras
+
+    layers, dtypes = _choices(layers, LAYERS, "layers"), _choices(dtypes, DTYPES, "dtypes")
+    if not isinstance(examples, int) or examples < 1:
+        raise ValueError(f"Argument `examples` must be a positive int, got {examples!r}.")
+    keras = import_keras("keras")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays, entries = {}, []
+    for layer in layers:
+        for dtype in dtypes:
+            for golden, result in _draw(layer, dtype, examples, seed, keras, first_index=len(entries)):
+                entry = _case_entry(golden)
+                entries.append(entry)
+                arrays.update(_case_arrays(golden))
+                if on_case is not None:
+                    on_case(golden, result)
+    for entry in entries:
+        entry["arrays"] = {name: {"shape": list(arrays[name].shape), "dtype": arrays[name].dtype.name}
+                           for name in _array_names(entry)}
+    digest = _write_atomic(path / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "recorded_with": {"keras": keras.__version__, "tensorflow": sys.modules["tensorflow"].__version__,
+                          "numpy": np.__version__, "hypothesis": hypothesis_version,
+                          "scratch_rnn": scratch_rnn.__version__, "python": platform.python_version()},
+        "recording": {"seed": seed, "examples": examples, "layers": list(layers), "dtypes": list(dtypes),
+                      "command": _command(path, layers, dtypes, examples, seed)},
+        "arrays": {"file": ARRAYS, "sha256": digest},
+        "cases": entries,
+    }
+    manifest = _jsonable(manifest, "manifest")
+    text = _manifest_text(manifest)
+    _write_atomic(path / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+    return manifest
+
+
+def _manifest_text(manifest: dict) -> str:
+    """Indented JSON with each case on one compact line: readable, and a re-recording diffs case by case."""
+    head = [f" {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in manifest.items() if k != "cases"]
+    cases = ",\n".join("  " + json.dumps(c, separators=(",", ":"), allow_nan=False) for c in manifest["cases"])
+    return "{\n" + ",\n".join([*head, f' "cases": [\n{cases}\n ]']) + "\n}\n"
+
+
+def _draw(layer, dtype, examples, seed, keras, first_index):
+    """``examples`` (GoldenCase, the engine's CaseResult) pairs for one layer and dtype, reproducibly drawn."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    from scratch_rnn.testing.strategies import cases, recurrent_config
+
+    kept, dropped, draws = [], 0, 20 * examples + 20
+
+    class Enough(Exception):
+        """Raised once ``examples`` cases are kept: drawing a case costs tens of milliseconds."""
+
+    @hypothesis_seed(zlib.crc32(f"{seed}/{layer}/{dtype}".encode()))
+    @settings(max_examples=draws, derandomize=False, database=None, phases=[Phase.generate],
+              deadline=None, print_blob=False, report_multiple_bugs=False, verbosity=Verbosity.quiet,
+              suppress_health_check=list(HealthCheck))
+    @given(case=cases(layer, dtype))
+    def collect(case):
+        nonlocal dropped
+        if len(kept) == examples:  # Hypothesis replays the "failing" case once more: still enough
+            raise Enough
+        if min(*case.x.shape, recurrent_config(layer, case.config)["units"]) < 2:
+            return  # degenerate: cannot reveal a transpose, a gate swap, the time or batch axis mixed up
+        if case.split is not None and sum(g.case.split is not None for g, _ in kept) >= -(-examples // 3):
+            return  # Hypothesis's first, small draws favour stateful ones (two timesteps at least): balance them
+        golden = _run_keras(f"case{first_index + len(kept):04d}", case, keras)
+        result = check_against(case, lambda: (golden.output_names, golden.outputs, golden.keras_config))
+        if result.skipped:  # not a case anyone compares (exact result not finite or too large)
+            dropped += 1
+            return
+        kept.append((golden, result))
+        if len(kept) == examples:
+            raise Enough
+
+    try:
+        collect()
+    except Enough:
+        pass
+    if len(kept) < examples:
+        raise RuntimeError(f"Only {len(kept)} of {examples} {layer} {dtype} cases could be recorded from {draws} "
+                           f"draws ({dropped} of them had a non-finite or too large exact result).")
+    return kept
+
+
+def _run_keras(case_id: str, case: Case, keras) -> GoldenCase:
+    """Keras's outputs for ``case`` and, for a stateful case, its states after the first call."""
+    from scratch_rnn.testing.runners import keras_layer, output_names, run_layer
+
+    keras.backend.clear_session()  # Keras's layer-name counters restart: the same case gets the same keras_config
+    layer = keras_layer(case, keras)
+    chunks = case.chunks()
+    names, outputs, carried = [], [], None
+    for i, chunk in enumerate(chunks):
+        outs = run_layer(layer, [chunk])[1]
+        names += output_names(len(outs), len(chunks), i)
+        outputs += outs
+        if i == 0 and case.split is not None:
+            carried = [np.array(keras.ops.convert_to_numpy(s)) for s in layer.states]
+    return GoldenCase(case_id, case, layer.get_config(), names, outputs, carried)
+
+
+def _case_entry(golden: GoldenCase) -> dict:
+    c, i = golden.case, golden.id
+
+    def names(role, items):
+        return None if items is None else [f"{i}/{role}/{k}" for k in range(len(items))]
+
+    return {
+        "id": i, "layer": c.layer, "dtype": c.dtype.name,
+        "config": _jsonable(c.config, f"{i} config"),
+        "keras_config": _jsonable(golden.keras_config, f"{i} keras_config"),
+        "split": c.split,
+        "weights": names("weights", c.weights),
+        "x": f"{i}/x",
+        "mask": None if c.mask is None else f"{i}/mask",
+        "initial_state": names("initial_state", c.initial_state),
+        "outputs": names("outputs", golden.outputs),
+        "output_names": list(golden.output_names),
+        "carried_state": names("carried_state", golden.carried_state),
+    }
+
+
+def _case_arrays(golden: GoldenCase) -> dict:
+    c, i = golden.case, golden.id
+    arrays = {f"{i}/x": c.x}
+    if c.mask is not None:
+        arrays[f"{i}/mask"] = np.asarray(c.mask, dtype=np.bool_)
+    for role, items in (("weights", c.weights), ("initial_state", c.initial_state),
+                        ("outputs", golden.outputs), ("carried_state", golden.carried_state)):
+        for k, a in enumerate(items or []):
+            arrays[f"{i}/{role}/{k}"] = a
+    return {name: np.ascontiguousarray(a, dtype=np.asarray(a).dtype.newbyteorder("<")) for name, a in arrays.items()}
+
+
+def _array_names(entry: dict) -> list[str]:
+    """Every array name a case entry refers to, in a fixed order."""
+    names = list(entry["weights"]) + [entry["x"]]
+    names += [entry["mask"]] if entry["mask"] is not None else []
+    for role in ("initial_state", "outputs", "carried_state"):
+        names += list(entry[role] or [])
+    return names
+
+
+def _jsonable(value, where: str):
+    """``value`` with tuples as lists and NumPy scalars as Python numbers; anything JSON cannot hold is refused."""
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{where}: dict keys must be strings, got {sorted(map(repr, value))}.")
+        return {k: _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{k}]") for k, v in enumerate(value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        raise TypeError(f"{where}: {value!r} cannot be written to JSON.")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"{where}: a {type(value).__name__} ({value!r:.60}) cannot be written to JSON.")
+
+
+def _write_atomic(path: Path, write) -> str:
+    """Write through a temporary file in the same directory, then rename; the sha256 of what was written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        digest = _sha256(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _command(path, layers, dtypes, examples, seed) -> str:
+    layer_args = "" if tuple(layers) == LAYERS else "".join(f" --layer {layer}" for layer in layers)
+    dtype_arg = " --dtype both" if tuple(dtypes) == DTYPES else f" --dtype {dtypes[0]}"
+    return f"scratch-rnn record --out {path}{layer_args}{dtype_arg} --examples {examples} --seed {seed}"
+
+
+def _choices(values, allowed, argument):
+    values = (values,) if isinstance(values, str) else tuple(values)
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"Argument `{argument}` must be a non-empty list of {list(allowed)}, got {list(values)}.")
+    return values
+
+
+# --- loading and checking --------------------------------------------------------------
+
+
+def load(path) -> Recording:
+    """Read and validate a recording (a directory, or its ``manifest.json``) without TensorFlow or Keras.
+
+    Everything is checked before anything runs: the format and its version,
+    every case's fields, every array present with its recorded shape and
+    dtype, no array left over, and the archive's sha256. Any problem is a
+    :class:`GoldenFileError` naming the file and what is wrong.
+    """
+    manifest_path = _manifest_path(Path(path))
+    manifest = _read_manifest(manifest_path)
+    arrays_path = manifest_path.parent / manifest["arrays"]["file"]
+    if not arrays_path.is_file():
+        raise GoldenFileError(f"{arrays_path}: not found; {manifest_path.name} refers to it for every array.")
+    try:
+        npz = np.load(arrays_path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise GoldenFileError(f"{arrays_path}: not a readable .npz archive ({_one_line(err)}); "
+                              "the file may be truncated or corrupt.") from None
+    with npz:
+        available = set(npz.files)
+        cases, used = [], set()
+        for index, entry in enumerate(manifest["cases"]):
+            cases.append(_load_case(entry, index, npz, available, arrays_path, manifest_path))
+            used.update(entry["arrays"])
+    extra = sorted(available - used)
+    if extra:
+        raise GoldenFileError(f"{arrays_path}: holds {len(extra)} arrays that {manifest_path.name} does not list "
+                              f"(first: {extra[0]!r}); the two files come from different recordings.")
+    digest = _sha256(arrays_path)
+    if digest != manifest["arrays"]["sha256"]:
+        raise GoldenFileError(f"{arrays_path}: sha256 {digest[:12]}... does not match the "
+                              f"{manifest['arrays']['sha256'][:12]}... recorded in {manifest_path.name}: its values "
+                              "changed since recording, or the two files come from different recordings.")
+    return Recording(manifest_path.parent, manifest, cases)
+
+
+def _manifest_path(path: Path) -> Path:
+    manifest = path / MANIFEST if path.is_dir() else path
+    if not manifest.is_file():
+        where = f"{path} has no {MANIFEST}" if path.is_dir() else f"{path}: not found"
+        raise GoldenFileError(f"{where}; expected a recording made by `scratch-rnn record` "
+                              f"(a directory holding {MANIFEST} and {ARRAYS}).")
+    return manifest
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise GoldenFileError(f"{path}: not valid JSON ({err}).") from None
+    except OSError as err:
+        raise GoldenFileError(f"{path}: cannot be read ({_one_line(err)}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise GoldenFileError(f"{path}: not a {FORMAT} manifest (its \"format\" is {got!r}, expected {FORMAT!r}).")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise GoldenFileError(f"{path}: format version {version!r} is not supported; this scratch_rnn reads "
+                              f"version {FORMAT_VERSION}. Re-record with `scratch-rnn record`.")
+    arrays = manifest.get("arrays")
+    if not (isinstance(arrays, dict) and isinstance(arrays.get("file"), str) and isinstance(arrays.get("sha256"), str)
+            and arrays["file"] and Path(arrays["file"]).name == arrays["file"]):
+        raise GoldenFileError(f"{path}: \"arrays\" must be {{\"file\": <a file name beside the manifest>, "
+                              f"\"sha256\": <hex digest>}}, got {arrays!r:.200}.")
+    cases = manifest.get("cases")
+    if not isinstance(cases, list) or not cases:
+        raise GoldenFileError(f"{path}: \"cases\" must be a non-empty list, got {cases!r:.80}.")
+    ids = [c.get("id") if isinstance(c, dict) else None for c in cases]
+    duplicates = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
+    if duplicates:
+        raise GoldenFileError(f"{path}: case ids must be unique; {duplicates[0]!r} appears {ids.count(duplicates[0])} "
+                              "times.")
+    return manifest
+
+
+#: Each case entry's fields and the JSON types they may hold.
+_FIELDS = {
+    "id": (str,), "layer": (str,), "dtype": (str,), "config": (dict,), "keras_config": (dict,),
+    "split": (int, type(None)), "weights": (list,), "x": (str,), "mask": (str, type(None)),
+    "initial_state": (list, type(None)), "outputs": (list,), "output_names": (list,),
+    "carried_state": (list, type(None)), "arrays": (dict,),
+}
+
+
+def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: Path) -> GoldenCase:
+    where = f"{manifest_path}: case {index}"
+
+    def fail(problem):
+        raise GoldenFileError(f"{where}: {problem}")
+
+    if not isinstance(entry, dict):
+        fail(f"must be an object, got {type(entry).__name__}.")
+    for key, types in _FIELDS.items():
+        if key not in entry:
+            fail(f"the field {key!r} is missing.")
+        if not isinstance(entry[key], types) or isinstance(entry[key], bool):
+            fail(f"the field {key!r} must be {' or '.join(t.__name__ for t in types)}, got {entry[key]!r:.80}.")
+    where = f"{manifest_path}: case {entry['id']!r}"
+    for role in ("weights", "initial_state", "outputs", "output_names", "carried_state"):
+        if not all(isinstance(n, str) for n in entry[role] or []):
+            fail(f"\"{role}\" must be a list of strings, got {entry[role]!r:.80}.")
+    if entry["layer"] not in LAYERS:
+        fail(f"\"layer\" must be one of {list(LAYERS)}, got {entry['layer']!r}.")
+    if entry["dtype"] not in DTYPES:
+        fail(f"\"dtype\" must be one of {list(DTYPES)}, got {entry['dtype']!r}.")
+    if len(entry["outputs"]) != len(entry["output_names"]) or not entry["outputs"]:
+        fail(f"\"outputs\" ({len(entry['outputs'])}) and \"output_names\" ({len(entry['output_names'])}) "
+             "must be non-empty lists of the same length.")
+    names = _array_names(entry)
+    if sorted(names) != sorted(entry["arrays"]):
+        fail(f"\"arrays\" must describe exactly the arrays the case names; it lists {sorted(entry['arrays'])}, "
+             f"the case names {sorted(names)}.")
+    missing = [n for n in names if n not in available]
+    if missing and len(missing) == len(names):
+        fail(f"listed in {manifest_path.name}, but {arrays_path.name} holds none of its arrays "
+             f"(first missing: {missing[0]!r}); the two files come from different recordings.")
+    if missing:
+        fail(f"the array {missing[0]!r} is missing from {arrays_path}.")
+    arrays = {}
+    for name in names:
+        spec = entry["arrays"][name]
+        if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list) and isinstance(spec.get("dtype"), str)):
+            fail(f"arrays[{name!r}] must be {{\"shape\": [...], \"dtype\": \"...\"}}, got {spec!r:.80}.")
+        try:
+            array = npz[name]
+        except Exception as err:  # a damaged entry: bad CRC, a truncated .npy, an object array
+            raise GoldenFileError(f"{arrays_path}: the array {name!r} cannot be read ({_one_line(err)}); "
+                                  "the file is corrupt.") from None
+        if list(array.shape) != spec["shape"] or array.dtype.name != spec["dtype"]:
+            fail(f"the array {name!r} in {arrays_path.name} has shape {list(array.shape)} and dtype "
+                 f"{array.dtype.name}, but the manifest records shape {spec['shape']} and dtype {spec['dtype']}.")
+        arrays[name] = array.astype(array.dtype.newbyteorder("="), copy=False)
+    _check_roles(entry, arrays, fail)
+
+    def get(role):
+        return None if entry[role] is None else [arrays[n] for n in entry[role]]
+
+    case = Case(entry["layer"], entry["config"], get("weights"), arrays[entry["x"]],
+                None if entry["mask"] is None else arrays[entry["mask"]], get("initial_state"), entry["split"])
+    return GoldenCase(entry["id"], case, entry["keras_config"], list(entry["output_names"]), get("outputs"),
+                      get("carried_state"))
+
+
+def _check_roles(entry, arrays, fail) -> None:
+    """What each array is for fixes its dtype and rank; a stateful split fits the input."""
+    dtype = entry["dtype"]
+    x = arrays[entry["x"]]
+    if x.ndim != 3:
+        fail(f"\"x\" must be (batch, timesteps, features), got shape {list(x.shape)}.")
+    float_names = [entry["x"], *entry["weights"], *(entry["initial_state"] or []), *entry["outputs"],
+                   *(entry["carried_state"] or [])]
+    for name in float_names:
+        if arrays[name].dtype.name != dtype:
+            fail(f"the array {name!r} has dtype {arrays[name].dtype.name}, but the case's dtype is {dtype}.")
+    if entry["mask"] is not None:
+        mask = arrays[entry["mask"]]
+        if mask.dtype != np.bool_ or mask.shape != x.shape[:2]:
+            fail(f"\"mask\" must be bool of shape {list(x.shape[:2])} (batch, timesteps), "
+                 f"got {mask.dtype.name} {list(mask.shape)}.")
+    from scratch_rnn.testing.strategies import keras_weight_shapes, state_sizes
+
+    try:
+        weight_shapes = keras_weight_shapes(entry["layer"], entry["config"], x.shape[-1])
+        sizes = state_sizes(entry["layer"], entry["config"])
+    except Exception as err:  # the engine cannot build the config: unknown options, missing keys
+        fail(f"\"config\" is not a {entry['layer']} config scratch_rnn can build ({_one_line(err)}).")
+    shapes = [list(arrays[n].shape) for n in entry["weights"]]
+    if shapes != [list(s) for s in weight_shapes]:
+        fail(f"\"weights\" have shapes {shapes}, but the config on {x.shape[-1]} features needs "
+             f"{[list(s) for s in weight_shapes]}.")
+    for role in ("initial_state", "carried_state"):
+        if entry[role] is not None:
+            shapes = [list(arrays[n].shape) for n in entry[role]]
+            if shapes != [[x.shape[0], size] for size in sizes]:
+                fail(f"\"{role}\" has shapes {shapes}, but the layer takes {[[x.shape[0], s] for s in sizes]}.")
+    split = entry["split"]
+    if split is not None and not 1 <= split < x.shape[1]:
+        fail(f"\"split\" must be between 1 and timesteps - 1 = {x.shape[1] - 1}, got {split}.")
+    if (split is None) != (entry["carried_state"] is None):
+        fail("\"carried_state\" must be given exactly when \"split\" is (a stateful case).")
+
+
+def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCheck:
+    """Check the engine (``candidate=None``) or ``candidate`` against the recording at ``path``.
+
+    Needs neither TensorFlow nor Keras. The recording is validated first
+    (:func:`load`; a :class:`GoldenFileError` otherwise). Each case is compared
+    as :func:`~scratch_rnn.testing.verify.check_against` compares a live Keras
+    run, under the same derived tolerances. A stateful case runs the engine
+    statefully; a candidate gets the recorded ``carried_state`` as its second
+    call's initial state. ``layers`` and ``ids`` select cases (a ValueError if
+    they select none); ``on_case(golden_case, result)`` is called after each.
+    """
+    recording = load(path)
+    selected = [g for g in recording.cases
+                if (layers is None or g.case.layer in layers) and (ids is None or g.id in ids)]
+    if ids is not None:
+        unknown = sorted(set(ids) - {g.id for g in recording.cases})
+        if unknown:
+            raise ValueError(f"Argument `ids`: {unknown} are not cases of {recording.path / MANIFEST}.")
+    if not selected:
+        raise ValueError(f"No recorded case in {recording.path / MANIFEST} matches layers={layers} and ids={ids}.")
+    name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
+    result = GoldenCheck(recording.path, recording.recorded_with, name)
+    reports = {}
+    for golden in selected:
+        key = (golden.case.layer, golden.case.dtype.name)
+        if key not in reports:
+            reports[key] = Report(layer=key[0], dtype=key[1], candidate=name,
+                                  seed=recording.manifest.get("recording", {}).get("seed", -1),
+                                  reference=f"recorded keras {recording.recorded_with.get('keras', '?')}")
+        outcome = _check_one(golden, candidate)
+        reports[key].record(outcome)
+        if not outcome.ok and not outcome.skipped:
+            reports[key].failures.append(Failure(
+                f"{golden.id}: {outcome.message()}",
+                f"recorded case {golden.id} in {recording.path / MANIFEST}; to rerun it alone, add --case {golden.id}"))
+        if on_case is not None:
+            on_case(golden, outcome)
+    result.reports = list(reports.values())
+    return result
+
+
+def _check_one(golden: GoldenCase, candidate=None) -> CaseResult:
+    """One recorded case against the engine or ``candidate``."""
+    if candidate is not None and golden.carried_state is not None:
+        candidate = _carrying(candidate, golden.carried_state)
+    return check_against(golden.case, lambda: (golden.output_names, golden.outputs, golden.keras_config), candidate)
+
+
+def _carrying(candidate, carried):
+    """``candidate`` for a stateful case: its second call starts from the state Keras carried over."""
+    calls = []
+
+    def call(config, weights, x, mask=None, initial_state=None):
+        if calls:
+            initial_state = [s.copy() for s in carried]
+        calls.append(None)
+        return candidate(config, weights, x, mask, initial_state)
+
+    call.__qualname__ = getattr(candidate, "__qualname__", repr(candidate))
+    return call
+
+
+def _one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def add_record_parser(subparsers):
+    parser = subparsers.add_parser("record", help="record golden vectors: cases and real Keras's outputs",
+                                   description="Record cases and real Keras's outputs as golden vectors "
+                                               f"(a directory holding {MANIFEST} and {ARRAYS}).")
+    parser.add_argument("--out", required=True, metavar="PATH", help="directory to write (created if needed)")
+    parser.add_argument("--layer", action="append", choices=[*LAYERS, "all"], metavar="LAYER",
+                        help=f"layer to record, repeatable: {', '.join(LAYERS)} or all (default all)")
+    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
+                        help="float32, float64 or both (default)")
+    parser.add_argument("--examples", type=_positive_int, default=6, metavar="N",
+                        help="cases per layer and dtype (default 6)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="Hypothesis seed (default 0)")
+    return parser
+
+
+def add_check_parser(subparsers):
+    parser = subparsers.add_parser("check", help="check the engine or a candidate against golden vectors, "
+                                                 "without TensorFlow or Keras",
+                                   description="Check the engine, or a candidate, against recorded golden vectors. "
+                                               "TensorFlow and Keras are not needed.")
+    parser.add_argument("path", metavar="PATH", help=f"a recording: a directory holding {MANIFEST} and {ARRAYS}")
+    parser.add_argument("--candidate", metavar="MODULE:FUNCTION", default=None,
+                        help="check candidate(config, weights, x, mask, initial_state) instead of the engine; "
+                             "a candidate implements one layer, so pair it with --layer")
+    parser.add_argument("--layer", action="append", choices=[*LAYERS, "all"], metavar="LAYER",
+                        help=f"only this layer's cases, repeatable: {', '.join(LAYERS)} or all (default all)")
+    parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
+    return parser
+
+
+def run_record(args) -> int:
+    """``scratch-rnn record``: 0 when recorded and the engine agrees with Keras on every case, 1 if not, 2 on errors."""
+    try:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        from scratch_rnn.testing.runners import import_keras
+
+        keras = import_keras("keras")
+    except ImportError as err:
+        print(f"scratch-rnn record needs the harness extra: pip install 'scratch-rnn[verify]' ({err})",
+              file=sys.stderr)
+        return 2
+    console = _console(Console)
+    console.print(f"Recording Keras {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}")
+    layers = _selected_layers(args.layer)
+    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
+    counts, disagreements = {}, []
+
+    def on_case(golden, result):
+        key = (golden.case.layer, golden.case.dtype.name)
+        counts[key] = counts.get(key, 0) + 1
+        if not result.ok:
+            disagreements.append(f"{golden.id}: {result.message()}")
+
+    try:
+        with console.status("recording...", spinner="dots") if console.is_terminal else _nullcontext():
+            manifest = record(args.out, layers=layers, examples=args.examples, seed=args.seed, dtypes=dtypes,
+                              on_case=on_case)
+    except (OSError, ValueError, RuntimeError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        return 2
+    table = Table(title=f"Recorded to {args.out}")
+    for column in ("layer", "dtype", "cases"):
+        table.add_column(column, justify="right" if column == "cases" else "left")
+    for (layer, dtype), n in counts.items():
+        table.add_row(layer, dtype, str(n))
+    console.print(table)
+    out = Path(args.out)
+    console.print(f"{len(manifest['cases'])} cases: {MANIFEST} {_kb(out / MANIFEST)}, {ARRAYS} {_kb(out / ARRAYS)}.")
+    for message in disagreements:
+        console.print("[red]The engine disagrees with Keras[/red] (recorded anyway):", markup=True)
+        console.print(message, markup=False, highlight=False)
+    return 0 if not disagreements else 1
+
+
+def run_check(args) -> int:
+    """``scratch-rnn check``: 0 when every case agrees, 1 on a mismatch, 2 for an unusable recording or candidate."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from scratch_rnn.testing.candidates import CandidateError, load_candidate
+
+    console = _console(Console)
+    try:
+        candidate = None if args.candidate is None else load_candidate(args.candidate)
+        result = check(args.path, candidate, layers=_selected_layers(args.layer), ids=args.case)
+    except (GoldenFileError, CandidateError, ValueError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        return 2
+    w = result.recorded_with
+    console.print(f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
+                  f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}", highlight=False)
+    table = Table(title=f"{result.candidate} vs recorded Keras ({result.path})")
+    # "max err/tol" is the margin: the worst |candidate - Keras| / tolerance over all elements; it must stay <= 1.
+    for column in ("layer", "dtype", "cases", "skipped", "max |err|", "max err/tol", "failures"):
+        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
+    for r in result.reports:
+        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), f"{r.max_abs_error:.3g}",
+                      f"{r.max_margin:.3g}", f"[red]{len(r.failures)}[/red]" if r.failures else "0")
+    console.print(table)
+    for r in result.reports:
+        for failure in r.failures:
+            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
+            console.print(str(failure), markup=False, highlight=False)
+    console.print("[green]All cases agree with the recording.[/green]" if result.ok
+                  else "[red]Mismatch: see above.[/red]")
+    return 0 if result.ok else 1
+
+
+def _selected_layers(chosen):
+    if not chosen or "all" in chosen:
+        return LAYERS
+    return tuple(dict.fromkeys(chosen))
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _console(console_class):
+    console = console_class()
+    return console if console.is_terminal else console_class(width=120)  # logs and pipes: room for the table
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _kb(path: Path) -> str:
+    return f"{path.stat().st_size / 1024:.0f} KB"
