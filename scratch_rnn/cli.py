@@ -1,7 +1,8 @@
 """``scratch-rnn``: the command line.
 
 ``scratch-rnn verify`` runs the Hypothesis sweep of the scratch engine (or of a
-``--candidate``) against the installed Keras and prints a table; ``record`` and
+``--candidate``) against the installed Keras and prints a table (``--mutants``:
+the planted-bug gallery and its kill table instead); ``record`` and
 ``check`` write and check golden vectors. The exit status is 0 when every case
 agreed, 1 on any mismatch, 2 on bad arguments or a missing harness dependency.
 """
@@ -40,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "a candidate implements one layer, so pair it with --layer")
     try:
         from scratch_rnn.testing import golden
-    except ImportError:  # no harness extra: record and check are unavailable
+        from scratch_rnn.testing.mutants import add_mutants_option
+    except ImportError:  # no harness extra: record, check and --mutants are unavailable
         return parser
+    add_mutants_option(verify)
     golden.add_record_parser(sub)
     golden.add_check_parser(sub)
     return parser
@@ -63,6 +66,9 @@ def run_verify(args) -> int:
         extra = "keras2" if args.reference == "tf_keras" else "verify"
         print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr)
         return 2
+    if getattr(args, "mutants", False) and args.candidate is not None:
+        print("scratch-rnn verify: --mutants runs the planted-bug gallery, not a --candidate", file=sys.stderr)
+        return 2
     try:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
     except CandidateError as err:
@@ -75,6 +81,10 @@ def run_verify(args) -> int:
     if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
         console = Console(width=120)
     console.print(f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}")
+    if getattr(args, "mutants", False):
+        from scratch_rnn.testing.mutants import run_mutants
+
+        return run_mutants(args, console)
     reports = []
     layers = LAYERS if args.layer == "all" else [args.layer]
     for layer in layers:

@@ -59,3 +59,10 @@ def test_verify_a_candidate_named_on_the_command_line(tmp_path, monkeypatch, cap
 def test_an_unusable_candidate_exits_2(argv, message, capsys):
     assert main(["verify", "--examples", "1", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_verify_mutants_prints_the_kill_table(capsys):
+    code = main(["verify", "--mutants", "--layer", "Bidirectional", "--dtype", "float32"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "backward" in out

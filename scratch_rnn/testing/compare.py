@@ -53,7 +53,7 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
     both_nan = np.isnan(a) & np.isnan(e)
     err = np.where(identical | (both_nan if equal_nan else False), 0.0, err)
     err = np.where(np.isnan(err), np.inf, err)  # NaN against a number, inf against a number
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(err == 0, 0.0, err / tol)  # err > 0 with tol == 0 -> inf
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
     margin = float(ratio[worst])

@@ -181,12 +181,14 @@ def state_sizes(layer: str, config: dict) -> list[int]:
     return [inner["units"]] * n * (2 if layer == "Bidirectional" else 1)
 
 
-def masks(batch: int, timesteps: int):
-    """None, a random mask, or one whose first steps are masked (before any output exists)."""
+def masks(batch: int, timesteps: int, kind: str = "random", go_backwards: bool = False):
+    """A ``(batch, timesteps)`` bool mask: ``random``, or ``leading``: each row's first *processed*
+    steps masked (the last ones in time with ``go_backwards``), before any output exists."""
+    if kind == "random":
+        return hnp.arrays(np.bool_, (batch, timesteps))
     leading = st.lists(st.integers(0, timesteps), min_size=batch, max_size=batch).map(
-        lambda ks: np.arange(timesteps)[None, :] >= np.array(ks)[:, None]
-    )
-    return st.one_of(st.none(), hnp.arrays(np.bool_, (batch, timesteps)), leading)
+        lambda ks: np.arange(timesteps)[None, :] >= np.array(ks)[:, None])
+    return leading.map(lambda m: m[:, ::-1].copy()) if go_backwards else leading
 
 
 @st.composite
@@ -213,13 +215,18 @@ def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, 
     batch = draw(st.integers(1, MAX_BATCH), label="batch")
     min_t = 2 if inner["stateful"] else 1
     timesteps = draw(st.integers(min_t, MAX_TIMESTEPS), label="timesteps")
+    # Whether to pass a mask and an initial state is decided before the large arrays are drawn:
+    # decided after them, Hypothesis's choices lean heavily towards "none" (measured: a mask in 27%
+    # of cases, an initial state in 19%; drawn here, 52% and 39%).
+    mask_kind = draw(st.sampled_from(["none", "random", "leading"]), label="mask kind") if with_mask else "none"
+    has_initial_state = draw(st.booleans(), label="initial state?") if with_initial_state else False
     weights = [draw(float_arrays(dtype, shape), label="weight") for shape in keras_weight_shapes(layer, config, features)]
     x = draw(float_arrays(dtype, (batch, timesteps, features), bound=2.0), label="x")
-    mask = draw(masks(batch, timesteps), label="mask") if with_mask else None
+    go_backwards = inner["go_backwards"]
+    mask = None if mask_kind == "none" else draw(masks(batch, timesteps, mask_kind, go_backwards), label="mask")
     initial_state = draw(
-        st.one_of(st.none(), st.tuples(*[float_arrays(dtype, (batch, s), unique=False)
-                                         for s in state_sizes(layer, config)]).map(list)),
+        st.tuples(*[float_arrays(dtype, (batch, s), unique=False) for s in state_sizes(layer, config)]).map(list),
         label="initial_state",
-    ) if with_initial_state else None
+    ) if has_initial_state else None
     split = draw(st.integers(1, timesteps - 1), label="split") if inner["stateful"] else None
     return Case(layer, config, weights, x, mask, initial_state, split)
