@@ -9,10 +9,18 @@ result, and from each other, by about what such perturbations do to the
 output, which depends on the case: a saturated tanh forgets them, a linear
 or relu recurrence with large weights amplifies them step after step.
 
+Activations are rounded too, and libraries differ there by an ulp or two
+(TensorFlow's float32 tanh and sigmoid are up to ~1.5 ulp off, NumPy's ~0.5):
+harmless in itself, but a GRU's ``1 - z`` with ``z`` near 1 turns one ulp of
+``z`` into a large relative error of the output. Weight perturbations cannot
+model that (near saturation the activation's slope is ~0), so each activation's
+*output* is perturbed as well.
+
 How it is measured. The engine runs in float64 (the oracle, rounding ~1e-16)
 on the case's exact values and on ``PERTURBATIONS`` copies whose weights are
-scaled by ``1 + n*u*U(-1, 1)`` and whose inputs and initial states are scaled
-by ``1 + u*U(-1, 1)`` element-wise. The sensitivity is the largest change any
+scaled by ``1 + n*u*U(-1, 1)``, whose inputs and initial states are scaled
+by ``1 + u*U(-1, 1)`` element-wise, and whose every activation output is scaled
+by ``1 + ACTIVATION_ULPS*u*U(-1, 1)``. The sensitivity is the largest change any
 perturbation makes to each output element. The tolerance is::
 
     tol = SAFETY * (sensitivity + n * u * row_scale + n * tiny)
@@ -32,6 +40,8 @@ import numpy as np
 
 SAFETY = 8.0
 PERTURBATIONS = 4
+#: Rounding of an activation's output, in units of ``u``: two ulps covers TensorFlow's ~1.5.
+ACTIVATION_ULPS = 2.0
 
 
 def unit_roundoff(dtype) -> float:
@@ -48,8 +58,10 @@ def dot_length(case) -> int:
 def derive(case, run_oracle, seed: int = 0):
     """``(oracle_outputs, tolerances)`` for ``case`` in the case's dtype.
 
-    ``run_oracle(weights, chunks) -> list of arrays`` runs the float64 reference
-    on the given float64 weights and ``(x, mask, initial_state)`` chunks.
+    ``run_oracle(weights, chunks, jitter=None) -> list of arrays`` runs the float64
+    reference on the given float64 weights and ``(x, mask, initial_state)`` chunks,
+    applying ``jitter(a) -> a'`` to every activation output when it is given
+    (see :func:`jitter_activations`).
     """
     u = unit_roundoff(case.dtype)
     tiny = float(np.finfo(case.dtype).tiny)
@@ -67,10 +79,28 @@ def derive(case, run_oracle, seed: int = 0):
     for _ in range(PERTURBATIONS):
         p_weights = [jitter(w, n * u) for w in weights]
         p_chunks = [(jitter(x, u), m, None if s is None else [jitter(a, u) for a in s]) for x, m, s in chunks]
-        for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_chunks), oracle):
+        p_activations = lambda a: jitter(a, ACTIVATION_ULPS * u)  # noqa: E731
+        for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_chunks, p_activations), oracle):
             np.maximum(acc, np.abs(out - ref), out=acc)
     tolerances = []
     for ref, sens in zip(oracle, sensitivity):
         row_scale = np.max(np.abs(ref), axis=-1, keepdims=True)
         tolerances.append(SAFETY * (sens + n * u * row_scale + n * tiny))
     return oracle, tolerances
+
+
+def jitter_activations(layer, jitter) -> None:
+    """Make ``layer`` (a scratch recurrent layer, or a Bidirectional's two) apply ``jitter`` to
+    every activation output. The layer then runs its readable ``project``/``step`` (which call
+    ``self.activation`` and ``self.recurrent_activation``), not its fast kernel; this changes only
+    this instance, which the harness built for this one oracle run.
+    """
+    from scratch_rnn.rnn import RNN, reference_kernel
+
+    for rnn in (layer.forward_layer, layer.backward_layer) if hasattr(layer, "forward_layer") else (layer,):
+        assert isinstance(rnn, RNN), f"expected a recurrent layer, got {rnn!r}"
+        for name in ("activation", "recurrent_activation"):
+            if hasattr(rnn, name):
+                fn = getattr(rnn, name)
+                setattr(rnn, name, lambda a, fn=fn: jitter(fn(a)))
+        rnn.kernel = lambda batch, rnn=rnn: reference_kernel(rnn)

@@ -121,8 +121,11 @@ def check_against(case: Case, reference, candidate=None) -> CaseResult:
     """
     oracle_config = float64_config(case)
 
-    def run_oracle(weights, chunks):
-        return run_layer(engine_layer(case, config=oracle_config, weights=weights), chunks)[1]
+    def run_oracle(weights, chunks, jitter=None):
+        layer = engine_layer(case, config=oracle_config, weights=weights)
+        if jitter is not None:
+            tolerance.jitter_activations(layer, jitter)
+        return run_layer(layer, chunks)[1]
 
     result = CaseResult(case)
     try:
