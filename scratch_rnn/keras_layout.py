@@ -98,7 +98,7 @@ def set_weights(layer: "Layer", weights) -> None:
                 f"Argument `weights[{i}]` ({spec.keras_name}) of layer {layer.name!r} must have "
                 f"Keras shape {spec.keras_shape}, got {array.shape}."
             )
-        converted.append(np.ascontiguousarray(spec.to_seed(array), dtype=layer.dtype))
+        converted.append(np.array(spec.to_seed(array), dtype=layer.dtype, order="C"))  # a copy, as Keras keeps
     for spec, array in zip(specs, converted):  # all checked before any is assigned
         setattr(layer, spec.attr, array)
 
