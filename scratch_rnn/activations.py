@@ -73,3 +73,43 @@ def get(name: str | None, argument: str = "activation", allowed=tuple(_BY_NAME))
 def name_of(fn: Activation) -> str:
     """The Keras name of an activation returned by :func:`get`."""
     return fn.__name__
+
+
+# --- in place, for the engine's fast path --------------------------------------------
+# ``f(x, out)`` writes ``a(x)`` into ``out`` (which may be ``x``) without temporaries.
+# Each computes what the function above computes, with the same operations except sigmoid,
+# whose fast form ``1 / (1 + exp(-x))`` is as accurate (a few ulps) but not bit-identical.
+
+def _linear_(x, out):
+    if out is not x:
+        np.copyto(out, x)
+
+
+def _tanh_(x, out):
+    np.tanh(x, out=out)
+
+
+def _relu_(x, out):
+    np.maximum(x, 0, out=out)
+
+
+def _sigmoid_(x, out):
+    np.negative(x, out=out)
+    np.exp(out, out=out)        # exp(-x); inf for very negative x, and 1 / inf = 0
+    out += 1
+    np.reciprocal(out, out=out)
+
+
+def _hard_sigmoid_(x, out):
+    np.add(x, 3, out=out)
+    np.clip(out, 0, 6, out=out)
+    out /= 6
+
+
+_IN_PLACE = {"linear": _linear_, "tanh": _tanh_, "relu": _relu_, "sigmoid": _sigmoid_,
+             "hard_sigmoid": _hard_sigmoid_}
+
+
+def in_place(fn: Activation):
+    """The in-place form ``f(x, out)`` of the recurrent activation ``fn`` (from :func:`get`)."""
+    return _IN_PLACE[name_of(fn)]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scratch_rnn import bench
+
 LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
 REFERENCES = ("keras", "tf_keras")
 DTYPES = {"float32": ["float32"], "float64": ["float64"], "both": ["float32", "float64"]}
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--candidate", metavar="MODULE:FUNCTION", default=None,
                         help="verify candidate(config, weights, x, mask, initial_state) instead of the engine; "
                              "a candidate implements one layer, so pair it with --layer")
+    bench.add_parser(sub)
     try:
         from scratch_rnn.testing import golden
         from scratch_rnn.testing.mutants import add_mutants_option
@@ -117,6 +120,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "verify":
         return run_verify(args)
+    if args.command == "bench":
+        return bench.run(args)
     if args.command in ("record", "check"):
         from scratch_rnn.testing import golden
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from scratch_rnn import activations, initializers
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import RNN, Kernel, input_projection
 
 
 class GRU(RNN):
@@ -126,6 +126,73 @@ class GRU(RNN):
             hh = self.activation(x_h + (r * h) @ self.Wh[2 * u:].T)  # (B, U) @ (U, U): reset before
         h = z * h + (1 - z) * hh                              # (B, U)
         return h, [h]
+
+    def kernel(self, batch):
+        """:meth:`step` in place, one column per sample, in Keras's gate order z, r, h (z, r adjacent).
+
+        With the default sigmoid, a gate is kept as its denominator ``d = 1 + exp(-a)`` and
+        applied by division: ``r * x = x / d_r`` and ``z * h + (1 - z) * hh = hh + (h - hh) / d_z``,
+        which saves computing reciprocals (and stays finite when ``exp(-a)`` overflows).
+        """
+        u, dtype = self.units, self.dtype
+        divide = self.recurrent_activation is activations.sigmoid
+        apply = np.divide if divide else np.multiply          # r * x as x / d_r, or as r * x
+        gate_ = activations.in_place(self.recurrent_activation)
+        activation_ = activations.in_place(self.activation)
+
+        def gates_(zr):
+            """Activate the z, r rows: ``d = 1 + exp(-a)`` with the sigmoid, else ``z, r`` themselves."""
+            if divide:
+                np.negative(zr, out=zr)
+                np.exp(zr, out=zr)
+                np.add(zr, 1, out=zr)
+            else:
+                gate_(zr, zr)
+
+        if self.reset_after:
+            bias_x, bias_h = (self.b[0], self.b[1][:, None]) if self.use_bias else (None, None)
+            Wh = self.Wh                                      # (3U, U)
+            inner = np.empty((3 * u, batch), dtype)           # (3U, B): rows z | r | h
+            zr, z, r, hh = inner[:2 * u], inner[:u], inner[u:2 * u], inner[2 * u:]
+
+            def candidate(zT, h):
+                np.matmul(Wh, h, out=inner)                   # (3U, U) @ (U, B): every gate in one matmul
+                if bias_h is not None:
+                    np.add(inner, bias_h, out=inner)          # recurrent bias bh
+                np.add(zr, zT[:2 * u], out=zr)
+                gates_(zr)
+                apply(hh, r, out=hh)                          # reset after the matmul
+                np.add(hh, zT[2 * u:], out=hh)
+        else:
+            bias_x = self.b if self.use_bias else None
+            Wh_zr, Wh_h = self.Wh[:2 * u], self.Wh[2 * u:]    # (2U, U), (U, U)
+            zr = np.empty((2 * u, batch), dtype)              # (2U, B): rows z | r
+            z, r = zr[:u], zr[u:]
+            rh, hh = np.empty((u, batch), dtype), np.empty((u, batch), dtype)
+
+            def candidate(zT, h):
+                np.matmul(Wh_zr, h, out=zr)                   # gates z, r
+                np.add(zr, zT[:2 * u], out=zr)
+                gates_(zr)
+                apply(h, r, out=rh)                           # reset before the matmul
+                np.matmul(Wh_h, rh, out=hh)                   # (U, U) @ (U, B)
+                np.add(hh, zT[2 * u:], out=hh)
+
+        def step_into(zT, states, new_states):
+            h, h_new = states[0], new_states[0]               # (U, B) each
+            candidate(zT, h)                                  # z, r and hh before its activation
+            activation_(hh, hh)
+            if divide:                                        # h_new = hh + (h - hh) / d_z
+                np.subtract(h, hh, out=h_new)
+                np.divide(h_new, z, out=h_new)
+                np.add(h_new, hh, out=h_new)
+            else:                                             # h_new = z * h + (1 - z) * hh
+                np.multiply(z, h, out=h_new)
+                np.subtract(1, z, out=z)
+                np.multiply(z, hh, out=z)
+                np.add(h_new, z, out=h_new)
+
+        return Kernel(3 * u, input_projection(self.Wx, bias_x), step_into)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation),

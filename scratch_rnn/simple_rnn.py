@@ -6,7 +6,7 @@ import numpy as np
 
 from scratch_rnn import activations, initializers
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import RNN, Kernel, input_projection
 
 
 class SimpleRNN(RNN):
@@ -86,6 +86,23 @@ class SimpleRNN(RNN):
     def step(self, z_t, states):
         h = self.activation(z_t + states[0] @ self.Wh.T)      # (B, U)
         return h, [h]
+
+    def kernel(self, batch):
+        """:meth:`step` in place: ``H_new = activation(H @ Wh.T + Z_t)``, the batch in rows.
+
+        No gates to slice, so no need for columns: the outputs are written without a transpose.
+        """
+        WhT = np.ascontiguousarray(self.Wh.T)                 # (U, U)
+        activation_ = activations.in_place(self.activation)
+
+        def step_into(z_t, states, new_states):
+            h = new_states[0]                                 # (B, U)
+            np.matmul(states[0], WhT, out=h)
+            np.add(h, z_t, out=h)
+            activation_(h, h)
+
+        projection = input_projection(self.Wx, self.b if self.use_bias else None, columns=False)
+        return Kernel(self.units, projection, step_into, columns=False)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation),

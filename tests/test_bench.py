@@ -1,0 +1,58 @@
+"""``scratch-rnn bench``: its weight copies into PyTorch and its report. No timing is asserted."""
+
+import json
+
+import numpy as np
+import pytest
+
+from optional import require
+from scratch_rnn import bench
+
+torch = require("torch")
+require("threadpoolctl")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layer", bench.LAYERS)
+def test_torch_computes_what_scratch_computes_with_the_copied_weights(layer, dtype):
+    """The gate orders (GRU: Keras z, r, h; PyTorch r, z, n) and the biases are copied right."""
+    frameworks = {"torch": torch, "against": ["torch"]}
+    calls, differences = bench.candidates(layer, (3, 6, 4, 5), dtype, frameworks)
+    assert set(calls) == {"scratch", "torch"}
+    assert differences["torch"] <= {"float32": 1e-6, "float64": 1e-14}[dtype]
+
+
+def test_a_wrong_copy_is_refused_before_timing(monkeypatch):
+    correct = bench.torch_module
+
+    def swapped_gates(torch, layer, features, units, weights, dtype):
+        module = correct(torch, layer, features, units, weights, dtype)
+        with torch.no_grad():  # PyTorch's r and z rows exchanged: the classic port bug
+            w = module.weight_hh_l0
+            w.copy_(torch.cat([w[units:2 * units], w[:units], w[2 * units:]]))
+        return module
+
+    monkeypatch.setattr(bench, "torch_module", swapped_gates)
+    with pytest.raises(bench.Disagreement, match="GRU .* torch differs from scratch"):
+        bench.candidates("GRU", (3, 6, 4, 5), "float32", {"torch": torch, "against": ["torch"]})
+
+
+def test_the_command_writes_every_sample_to_json(tmp_path):
+    path = tmp_path / "bench.json"
+    code = bench.main(["--shapes", "2x3x4x5", "--against", "torch", "--repeats", "2", "--sample-ms", "1",
+                       "--settle-ms", "0", "--threads", "1", "--json", str(path)])
+    assert code == 0
+    result = json.loads(path.read_text())
+    assert result["threads"] == 1 and result["gemm"]["gflops"] > 0
+    assert [e["layer"] for e in result["results"]] == list(bench.LAYERS)
+    for entry in result["results"]:
+        assert entry["shape"] == {"B": 2, "T": 3, "F": 4, "U": 5}
+        assert {name: len(s) for name, s in entry["samples"].items()} == {"scratch": 2, "torch": 2}
+        assert entry["ratios"]["scratch/torch"] > 0 and entry["flops"] == bench.flops(entry["layer"], (2, 3, 4, 5))
+
+
+def test_shapes_are_parsed_or_refused():
+    assert bench._shape("8x10x4x8") == (8, 10, 4, 8)
+    assert bench._shape("(8, 10, 4, 8)") == (8, 10, 4, 8)
+    with pytest.raises(Exception, match="BxTxFxU"):
+        bench._shape("8x10")
