@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratch_rnn import keras_layout
 from scratch_rnn.layer import Layer, as_numeric
 from scratch_rnn.rnn import RNN
 
@@ -117,17 +118,7 @@ class Bidirectional(Layer):
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
     def set_weights(self, weights):
-        if not isinstance(weights, (list, tuple)):
-            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
-        if not self.built:
-            if not weights:
-                raise ValueError(f"Argument `weights` is empty; cannot build layer {self.name!r} from it.")
-            first = as_numeric(weights[0], "weights[0]")
-            if first.ndim < 1:
-                raise ValueError(
-                    f"Argument `weights[0]` must be the kernel, shape (input_dim, ...), got {first.shape}."
-                )
-            self.build(self.input_shape_from_weights(first.shape), initialize=False)
+        keras_layout.build_from_weights(self, weights)
         n_fw, n_bw = len(self.forward_layer.weight_spec()), len(self.backward_layer.weight_spec())
         if len(weights) != n_fw + n_bw:
             raise ValueError(

@@ -66,6 +66,22 @@ def get_weights(layer: "Layer") -> list[np.ndarray]:
     return [np.array(spec.to_keras(getattr(layer, spec.attr))) for spec in layer.weight_spec()]
 
 
+def build_from_weights(layer: "Layer", weights) -> None:
+    """Check that ``weights`` is a list; build an unbuilt ``layer`` from its first array's shape."""
+    from scratch_rnn.layer import as_numeric
+
+    if not isinstance(weights, (list, tuple)):
+        raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
+    if layer.built:
+        return
+    if not weights:
+        raise ValueError(f"Argument `weights` is empty; cannot build layer {layer.name!r} from it.")
+    first = as_numeric(weights[0], "weights[0]")
+    if first.ndim < 1:
+        raise ValueError(f"Argument `weights[0]` must be the kernel, shape (input_dim, ...), got {first.shape}.")
+    layer.build(layer.input_shape_from_weights(first.shape), initialize=False)
+
+
 def set_weights(layer: "Layer", weights) -> None:
     """Copy ``weights`` (Keras layout and order) into the layer's seed-layout attributes.
 
@@ -74,15 +90,7 @@ def set_weights(layer: "Layer", weights) -> None:
     """
     from scratch_rnn.layer import as_numeric
 
-    if not isinstance(weights, (list, tuple)):
-        raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
-    if not layer.built:
-        if not weights:
-            raise ValueError(f"Argument `weights` is empty; cannot build layer {layer.name!r} from it.")
-        first = as_numeric(weights[0], "weights[0]")
-        if first.ndim < 1:
-            raise ValueError(f"Argument `weights[0]` must be the kernel, shape (input_dim, ...), got {first.shape}.")
-        layer.build(layer.input_shape_from_weights(first.shape), initialize=False)
+    build_from_weights(layer, weights)
     specs = layer.weight_spec()
     if len(weights) != len(specs):
         names = [s.keras_name for s in specs]
