@@ -130,6 +130,10 @@ _NONE_ONLY = {"quantization_config", "lora_rank", "lora_alpha"}
 #: layout of ``x``), and LSTM/GRU ``implementation`` 1 or 2 (two orderings of the same products).
 _KERAS2_ONLY = {"time_major": (False,), "implementation": (1, 2)}
 
+#: Keras 2 shape hints in layer configs (the first layer's ``batch_input_shape``, Embedding's
+#: ``input_length``): a model's input shape is taken from the model itself (an ``Input``).
+_SHAPE_HINTS = {"batch_input_shape", "input_length"}
+
 #: Keras wrappers: the config key of each wrapped layer and the Keras attribute holding it, converted first.
 _WRAPPED = {
     "Bidirectional": {"layer": "forward_layer", "backward_layer": "backward_layer"},
@@ -157,7 +161,8 @@ def kwargs_from_config(cls, config: dict) -> dict:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     kwargs = {}
     for key, value in config.items():
-        if key in _NOT_INFERENCE or (key in _NONE_ONLY and value is None) or value in _KERAS2_ONLY.get(key, ()):
+        if (key in _NOT_INFERENCE or key in _SHAPE_HINTS or (key in _NONE_ONLY and value is None)
+                or value in _KERAS2_ONLY.get(key, ())):
             continue
         if key not in accepted:
             raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r} is not supported by scratch_rnn.")
