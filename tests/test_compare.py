@@ -78,3 +78,12 @@ def test_compare_outputs_fails_on_a_missing_state():
 def test_assert_close_raises_with_name_and_context():
     with pytest.raises(AssertionError, match=r"state\[0\]: .* \[LSTM\(units=3\)\]"):
         assert_close(np.ones(2), np.zeros(2), 0.1, name="state[0]", context="LSTM(units=3)")
+
+
+def test_output_names_say_which_tensor():
+    from scratch_rnn.testing.runners import output_names
+
+    assert output_names(3, 1, 0) == ["output", "state[0]", "state[1]"]
+    assert output_names(2, 2, 1) == ["call 2 output", "call 2 state[0]"]
+    assert output_names(4, 1, 0, split_directions=True) == [
+        "forward output", "backward output", "state[0]", "state[1]"]

@@ -275,7 +275,7 @@ def _run_keras(case_id: str, case: Case, keras) -> GoldenCase:
     names, outputs, carried = [], [], None
     for i, chunk in enumerate(chunks):
         outs = run_layer(layer, [chunk])[1]
-        names += output_names(len(outs), len(chunks), i)
+        names += output_names(len(outs), len(chunks), i, getattr(layer, "merge_mode", "concat") is None)
         outputs += outs
         if i == 0 and case.split is not None:
             carried = [np.array(keras.ops.convert_to_numpy(s)) for s in layer.states]

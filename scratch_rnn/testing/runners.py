@@ -55,9 +55,19 @@ def engine_layer(case, config=None, weights=None):
     return layer
 
 
-def output_names(n_outputs: int, n_calls: int, call: int) -> list[str]:
+def output_names(n_outputs: int, n_calls: int, call: int, split_directions: bool = False) -> list[str]:
+    """Names of a call's returned tensors: ``output`` then ``state[i]``; a Bidirectional with
+    ``merge_mode=None`` returns ``forward output`` and ``backward output`` first."""
     prefix = f"call {call + 1} " if n_calls > 1 else ""
-    return [prefix + ("output" if j == 0 else f"state[{j - 1}]") for j in range(n_outputs)]
+    heads = ["forward output", "backward output"] if split_directions else ["output"]
+    return [prefix + (heads[j] if j < len(heads) else f"state[{j - len(heads)}]") for j in range(n_outputs)]
+
+
+def _split_directions(merge_mode_holder) -> bool:
+    """Whether a layer (or Keras config) is a Bidirectional returning its two directions unmerged."""
+    if isinstance(merge_mode_holder, dict):
+        return "merge_mode" in merge_mode_holder and merge_mode_holder["merge_mode"] is None
+    return hasattr(merge_mode_holder, "merge_mode") and merge_mode_holder.merge_mode is None
 
 
 def run_layer(layer, chunks):
@@ -66,7 +76,7 @@ def run_layer(layer, chunks):
     for i, (x, mask, initial_state) in enumerate(chunks):
         out = layer(x, mask=mask, initial_state=initial_state)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        names += output_names(len(outs), len(chunks), i)
+        names += output_names(len(outs), len(chunks), i, _split_directions(layer))
         arrays += [np.asarray(o) for o in outs]
     return names, arrays
 
@@ -80,7 +90,7 @@ def run_candidate(candidate, keras_config: dict, case):
         out = candidate(dict(keras_config), weights, x.copy(), None if mask is None else mask.copy(),
                         None if initial_state is None else [s.copy() for s in initial_state])
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        names += output_names(len(outs), len(chunks), i)
+        names += output_names(len(outs), len(chunks), i, _split_directions(keras_config))
         arrays += [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
     return names, arrays
 
