@@ -35,7 +35,7 @@ def flat(text: str) -> str:
 
 BLOCKED = """
 import sys
-for name in ("tensorflow", "keras", "tf_keras"):
+for name in ("tensorflow", "keras", "tf_keras", "hypothesis"):
     sys.modules[name] = None  # any import of these now raises ImportError
 from scratch_rnn.testing import golden
 result = golden.check(sys.argv[1])

@@ -102,8 +102,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scratch_rnn.testing.strategies import LAYERS, Case
-from scratch_rnn.testing.verify import CaseResult, Failure, Report, check_against
+from scratch_rnn.testing.case import LAYERS, Case
+from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against
 
 FORMAT = "scratch-rnn-golden"
 FORMAT_VERSION = 1
@@ -539,7 +539,7 @@ def _check_roles(entry, arrays, fail) -> None:
         if mask.dtype != np.bool_ or mask.shape != x.shape[:2]:
             fail(f"\"mask\" must be bool of shape {list(x.shape[:2])} (batch, timesteps), "
                  f"got {mask.dtype.name} {list(mask.shape)}.")
-    from scratch_rnn.testing.strategies import keras_weight_shapes, state_sizes
+    from scratch_rnn.testing.case import keras_weight_shapes, state_sizes
 
     try:
         weight_shapes = keras_weight_shapes(entry["layer"], entry["config"], x.shape[-1])

@@ -50,7 +50,7 @@ def unit_roundoff(dtype) -> float:
 
 def dot_length(case) -> int:
     """The longest dot product in one step: features + units + 1 (the bias)."""
-    from scratch_rnn.testing.strategies import recurrent_config
+    from scratch_rnn.testing.case import recurrent_config
 
     return case.x.shape[-1] + recurrent_config(case.layer, case.config)["units"] + 1
 

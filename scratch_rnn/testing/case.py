@@ -1,0 +1,78 @@
+"""One equivalence case and the facts about layers it needs; NumPy only (no Hypothesis, no Keras).
+
+Shared by the generated sweep (:mod:`scratch_rnn.testing.strategies`), the comparison of
+one case (:mod:`scratch_rnn.testing.check`) and recorded golden vectors, which are
+checked where only NumPy is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+LAYERS = RECURRENT + ("Bidirectional",)
+
+
+
+@dataclass
+class Case:
+    """One layer call (or two consecutive calls, for a stateful layer) to run everywhere."""
+
+    layer: str
+    config: dict                      # Keras constructor kwargs, dtype included
+    weights: list                     # Keras layout and order, in the config's dtype
+    x: np.ndarray                     # (batch, timesteps, features)
+    mask: np.ndarray | None = None    # (batch, timesteps) bool
+    initial_state: list | None = None  # one (batch, size) array per state
+    split: int | None = None          # stateful: call on x[:, :split], then x[:, split:]
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.config.get("dtype", "float32"))
+
+    def chunks(self):
+        """``(x, mask, initial_state)`` for each consecutive call."""
+        if self.split is None:
+            return [(self.x, self.mask, self.initial_state)]
+        s = self.split
+        m1, m2 = (None, None) if self.mask is None else (self.mask[:, :s], self.mask[:, s:])
+        return [(self.x[:, :s], m1, self.initial_state), (self.x[:, s:], m2, None)]
+
+    def describe(self) -> str:
+        shapes = f"x{self.x.shape}"
+        if self.mask is not None:
+            shapes += f", mask{self.mask.shape} ({int((~self.mask).sum())} masked)"
+        if self.initial_state is not None:
+            shapes += ", initial_state" + "".join(str(s.shape) for s in self.initial_state)
+        if self.split is not None:
+            shapes += f", stateful calls split at t={self.split}"
+        return f"{self.layer}({self.config}) on {shapes}"
+
+
+def recurrent_config(layer: str, config: dict) -> dict:
+    """The config of the recurrent layer itself (inside a Bidirectional, the wrapped one)."""
+    return config["layer"]["config"] if layer == "Bidirectional" else config
+
+
+def engine_layer(layer: str, config: dict, features: int):
+    """The scratch layer for ``config``, built for ``features`` inputs without drawing weights."""
+    from scratch_rnn.keras_layout import from_config
+
+    scratch = from_config(layer, config)
+    scratch.build((None, None, features), initialize=False)
+    return scratch
+
+
+def keras_weight_shapes(layer: str, config: dict, features: int) -> list[tuple]:
+    """Keras's weight shapes in ``get_weights()`` order, as the engine's Keras boundary declares them."""
+    return [spec.keras_shape for spec in engine_layer(layer, config, features).weight_spec()]
+
+
+def state_sizes(layer: str, config: dict) -> list[int]:
+    """One size per initial-state array the layer takes (both directions for a Bidirectional)."""
+    inner = recurrent_config(layer, config)
+    n = {"LSTM": 2}.get(config["layer"]["class_name"] if layer == "Bidirectional" else layer, 1)
+    return [inner["units"]] * n * (2 if layer == "Bidirectional" else 1)
