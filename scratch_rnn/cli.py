@@ -59,7 +59,7 @@ def run_verify(args) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
-        from scratch_rnn.testing import verify
+        from scratch_rnn.testing.verify import verify
         from scratch_rnn.testing.runners import import_keras
 
         from scratch_rnn.testing.candidates import CandidateError, load_candidate
