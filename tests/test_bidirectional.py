@@ -171,7 +171,7 @@ def constants(kernel=0.01, recurrent=0.02, bias=0.03):
 def test_keras_golden_correctness():
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     forward_layer = scratch_rnn.SimpleRNN(2, **constants())
-    close = dict(atol=1e-5, rtol=1e-5)
+    close = dict(atol=1e-6, rtol=1e-6)
     output = scratch_rnn.Bidirectional(forward_layer)(sequence)
     np.testing.assert_allclose(output, [[0.39687276, 0.39687276, 0.10004295, 0.10004295],
                                         [0.7237238, 0.7237238, 0.53391594, 0.53391594]], **close)
@@ -194,10 +194,10 @@ def test_keras_golden_statefulness():
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, stateful=True, **constants()))
     expected = [[0.26234663, 0.26234663, 0.16959146, 0.16959146], [0.6137073, 0.6137073, 0.5381646, 0.5381646]]
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
     layer.reset_state()
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_initial_state():
@@ -206,7 +206,7 @@ def test_keras_golden_initial_state():
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, **constants()))
     np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
                                [[0.20794602, 0.4577124, 0.14046375, 0.48191673],
-                                [0.6682636, 0.6711909, 0.60943645, 0.60950446]], atol=1e-5, rtol=1e-5)
+                                [0.6682636, 0.6711909, 0.60943645, 0.60950446]], atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_masking():
@@ -215,14 +215,14 @@ def test_keras_golden_masking():
     layer = scratch_rnn.Bidirectional(scratch_rnn.GRU(2, **constants()))
     np.testing.assert_allclose(layer(sequence, mask=mask),
                                [[0.19393763, 0.19393763, 0.11669192, 0.11669192],
-                                [0.30818558, 0.30818558, 0.28380975, 0.28380975]], atol=1e-5, rtol=1e-5)
+                                [0.30818558, 0.30818558, 0.28380975, 0.28380975]], atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_return_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, return_state=True, **constants()))
     output, h1, c1, h2, c2 = layer(sequence)
-    close = dict(atol=1e-5, rtol=1e-5)
+    close = dict(atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(output, [[0.1990008, 0.1990008, 0.12659755, 0.12659755],
                                         [0.52335435, 0.52335435, 0.44717982, 0.44717982]], **close)
     np.testing.assert_allclose(h1, [[0.1990008] * 2, [0.52335435] * 2], **close)

@@ -116,7 +116,7 @@ CONSTANTS = {"kernel_initializer": Constant(0.01), "recurrent_initializer": Cons
 ], ids=["default", "go_backwards", "unroll", "reset_before", "no_bias"])
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
-    np.testing.assert_allclose(scratch_rnn.GRU(3, **CONSTANTS, **kwargs)(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(scratch_rnn.GRU(3, **CONSTANTS, **kwargs)(sequence), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_statefulness():
@@ -124,10 +124,10 @@ def test_keras_golden_statefulness():
     layer = scratch_rnn.GRU(4, stateful=True, **CONSTANTS)
     expected = [[0.29542392] * 4, [0.5885018] * 4]
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
     layer.reset_state()
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_initial_and_return_state():
@@ -137,7 +137,7 @@ def test_keras_golden_initial_and_return_state():
                                    (True, [[0.13486053, 0.23261218], [0.78257304, 0.9691353]])]:
         layer = scratch_rnn.GRU(2, go_backwards=go_backwards, return_state=True, **CONSTANTS)
         output, state = layer(sequence, initial_state=initial_state)
-        np.testing.assert_allclose(output, expected, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(output, expected, atol=1e-6, rtol=1e-6)
         np.testing.assert_array_equal(output, state)
 
 
@@ -145,21 +145,21 @@ def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
     layer = scratch_rnn.GRU(2, unroll=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.19393763] * 2, [0.30818558] * 2], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.19393763] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.GRU(2, return_sequences=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
     np.testing.assert_allclose(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(output[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.GRU(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
     np.testing.assert_allclose(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(output[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.GRU(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11669192] * 2, [0.28380975] * 2], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11669192] * 2, [0.28380975] * 2], atol=1e-6, rtol=1e-6)
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ CONSTANTS = {"kernel_initializer": Constant(0.01), "recurrent_initializer": Cons
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     layer = scratch_rnn.LSTM(3, **CONSTANTS, **kwargs)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_statefulness():
@@ -135,10 +135,10 @@ def test_keras_golden_statefulness():
     layer = scratch_rnn.LSTM(4, stateful=True, **CONSTANTS)
     expected = [[0.3124785] * 4, [0.6863672] * 4]
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
     layer.reset_state()
     layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_initial_state():
@@ -146,33 +146,33 @@ def test_keras_golden_initial_state():
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32")] * 2
     layer = scratch_rnn.LSTM(2, **CONSTANTS)
     np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
-                               [[0.20574439, 0.3558822], [0.64930826, 0.66276]], atol=1e-5, rtol=1e-5)
+                               [[0.20574439, 0.3558822], [0.64930826, 0.66276]], atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
     np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
-                               [[0.13281618, 0.2790356], [0.5839337, 0.5992567]], atol=1e-5, rtol=1e-5)
+                               [[0.13281618, 0.2790356], [0.5839337, 0.5992567]], atol=1e-6, rtol=1e-6)
 
 
 def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, True, False], [True, True, False, False]])
     layer = scratch_rnn.LSTM(2, unroll=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11755939] * 2, [0.28556206] * 2], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11755939] * 2, [0.28556206] * 2], atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.LSTM(2, return_sequences=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
     np.testing.assert_allclose(output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.11755939] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.28556206] * 2, [0.28556206] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.LSTM(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
     np.testing.assert_allclose(output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.0] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     np.testing.assert_allclose(output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.0] * 2, [0.0] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
     backwards_mask = np.array([[False, True, True, True], [False, False, True, True]])
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
     np.testing.assert_allclose(layer(sequence, mask=backwards_mask), [[0.15341201] * 2, [0.3844719] * 2],
-                               atol=1e-5, rtol=1e-5)
+                               atol=1e-6, rtol=1e-6)
 
 
 # --- errors --------------------------------------------------------------------------------
