@@ -6,7 +6,7 @@ import numpy as np
 
 from scratch_rnn import activations, initializers
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, Kernel, input_projection
+from scratch_rnn.rnn import RNN, ProjectedKernel, input_projection
 
 
 class GRU(RNN):
@@ -192,7 +192,7 @@ class GRU(RNN):
                 np.multiply(z, hh, out=z)
                 np.add(h_new, z, out=h_new)
 
-        return Kernel(3 * u, input_projection(self.Wx, bias_x), step_into)
+        return ProjectedKernel(3 * u, input_projection(self.Wx, bias_x), step_into)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation),

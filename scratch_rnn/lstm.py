@@ -6,7 +6,7 @@ import numpy as np
 
 from scratch_rnn import activations, initializers
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, Kernel, input_projection
+from scratch_rnn.rnn import RNN, Kernel
 
 
 class LSTM(RNN):
@@ -126,48 +126,96 @@ class LSTM(RNN):
         return h, [h, c]
 
     def kernel(self, batch):
-        """:meth:`step` in place, one column per sample, gate rows reordered i, f, o, c.
-
-        With i, f, o adjacent, one call activates all three. With the default sigmoid, a
-        gate is kept as its denominator ``d = 1 + exp(-z)`` and applied by division
-        (``f * c = c / d_f``), which saves computing the reciprocal.
-        """
-        u = self.units
-
-        def ifoc(w):                                          # Keras's gate blocks i, f, c, o -> i, f, o, c
-            return np.concatenate([w[:2 * u], w[3 * u:], w[2 * u:3 * u]])
-
-        Wx, Wh = ifoc(self.Wx), ifoc(self.Wh)                 # (4U, F), (4U, U)
-        bias = ifoc(self.b) if self.use_bias else None        # (4U,)
-        divide = self.recurrent_activation is activations.sigmoid
-        apply = np.divide if divide else np.multiply          # f * c as c / d_f, or as f * c
-        gate_ = activations.in_place(self.recurrent_activation)
-        activation_ = activations.in_place(self.activation)
-        z = np.empty((4 * u, batch), self.dtype)              # (4U, B): rows i | f | o | c
-        ifo, z_c = z[:3 * u], z[3 * u:]
-        i, f, o = z[:u], z[u:2 * u], z[2 * u:3 * u]
-
-        def step_into(zT, states, new_states):
-            h, c = states                                     # (U, B) each
-            h_new, c_new = new_states
-            np.matmul(Wh, h, out=z)                           # (4U, U) @ (U, B): every gate in one matmul
-            np.add(z, zT, out=z)
-            if divide:                                        # d = 1 + exp(-z) = 1 / sigmoid(z)
-                np.negative(ifo, out=ifo)
-                np.exp(ifo, out=ifo)
-                np.add(ifo, 1, out=ifo)
-            else:
-                gate_(ifo, ifo)                               # i, f, o
-            activation_(z_c, z_c)                             # the candidate carry g
-            apply(c, f, out=c_new)                            # c_new = f * c + i * g
-            apply(z_c, i, out=z_c)
-            np.add(c_new, z_c, out=c_new)
-            activation_(c_new, h_new)                         # h_new = o * activation(c_new)
-            apply(h_new, o, out=h_new)
-
-        return Kernel(4 * u, input_projection(Wx, bias), step_into)
+        return _StackedKernel(self)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation),
                 "recurrent_activation": activations.name_of(self.recurrent_activation),
                 "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias}
+
+
+class _StackedKernel(Kernel):
+    """:meth:`LSTM.step` in place, one column per sample: one matrix product per step, inputs included.
+
+    Each step multiplies ``W = [Wh | Wx | b]`` ``(4U, U+F+1)`` by the stacked column
+    ``[h_{t-1}; x_t; 1]`` ``(U+F+1, B)``: the input projection and the bias ride in the
+    recurrent matmul, so a step has no separate projection to add and the step's ``h``
+    is written straight into the next stacked column. Gate rows are reordered
+    i, f, o, c (i, f, o adjacent), and the carry state sits in the rows after the
+    candidate, ``[i f o g c]`` ``(5U, B)``, so ``[i; f] * [g; c]`` is one multiplication.
+
+    With the default activations (sigmoid gates, tanh) every gate goes through one
+    ``tanh``: ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the ``/ 2`` inside folded into the
+    i, f, o rows of ``W`` (exact: a power of two), the ``/ 2`` outside into the state,
+    which holds ``2h`` (``output_scale``; ``Wh`` is halved to match). A step is then one
+    matmul and seven in-place operations.
+    """
+
+    def __init__(self, layer):
+        u = self.units = layer.units
+        features = layer.input_dim
+
+        def ifoc(w):                                          # Keras's gate blocks i, f, c, o -> i, f, o, c
+            return np.concatenate([w[:2 * u], w[3 * u:], w[2 * u:3 * u]])
+
+        blocks = [ifoc(layer.Wh), ifoc(layer.Wx)]             # (4U, U), (4U, F)
+        if layer.use_bias:
+            blocks.append(ifoc(layer.b)[:, None])             # (4U, 1)
+        W = np.concatenate(blocks, axis=1)                    # (4U, U+F+1)
+        self.tanh_gates = (layer.recurrent_activation is activations.sigmoid
+                           and layer.activation is activations.tanh)
+        if self.tanh_gates:
+            W[:, :u] *= 0.5                                   # h is held as 2h
+            W[:3 * u] *= 0.5                                  # sigmoid(a) = (1 + tanh(a / 2)) / 2
+            self.output_scale = 0.5
+        self.W = W
+        self.width = W.shape[1]
+        self.inputs = slice(u, u + features)                  # the x_t rows of a stacked column
+        self.use_bias = layer.use_bias
+        self.gate_ = activations.in_place(layer.recurrent_activation)
+        self.activation_ = activations.in_place(layer.activation)
+
+    def start(self, states, chunk):
+        u, (_, batch) = self.units, states[0].shape
+        dtype = states[0].dtype
+        self.stacked = np.empty((chunk + 1, self.width, batch), dtype)   # column j: [h before step j; x_j; 1]
+        if self.use_bias:
+            self.stacked[:, -1] = 1
+        self.cells = [np.empty((5 * u, batch), dtype) for _ in range(2)]  # rows i | f | o | g | c, even / odd steps
+        h0, c0 = states
+        np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
+        np.copyto(self.cells[0][4 * u:], c0)
+        # Views, made once: slicing costs as much as a small operation.
+        self.columns_ = list(self.stacked)
+        self.h = [column[:u] for column in self.stacked]
+        self.c = [cells[4 * u:] for cells in self.cells]
+        self.views = [(cells[:4 * u], cells[:3 * u], cells[:2 * u], cells[:u], cells[u:2 * u],
+                       cells[2 * u:3 * u], cells[3 * u:4 * u], cells[3 * u:]) for cells in self.cells]
+
+    def load(self, x, n):
+        np.copyto(self.stacked[:n, self.inputs], x)          # (n, F, B)
+
+    def step(self, j):
+        z, ifo, i_f, i, f, o, g, g_c = self.views[j & 1]    # the carry c in rows 4U: is this step's input
+        c_new, h_new = self.c[~j & 1], self.h[j + 1]
+        np.matmul(self.W, self.columns_[j], out=z)           # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
+        if self.tanh_gates:
+            np.tanh(z, out=z)                                 # tanh(a / 2) for i, f, o; g = tanh(a)
+            np.add(ifo, 1, out=ifo)                           # 2 i, 2 f, 2 o
+        else:
+            self.gate_(ifo, ifo)
+            self.activation_(g, g)
+        np.multiply(i_f, g_c, out=i_f)                        # [i * g; f * c] (times 2 with tanh gates)
+        np.add(i, f, out=c_new)                               # c_new = f * c + i * g
+        if self.tanh_gates:
+            np.multiply(c_new, 0.5, out=c_new)
+        self.activation_(c_new, g)
+        np.multiply(o, g, out=h_new)                          # h_new = o * activation(c_new) (2h with tanh gates)
+
+    def state(self, j):
+        return [self.h[j], self.c[j & 1]]
+
+    def carry(self, n):
+        np.copyto(self.h[0], self.h[n])
+        if n & 1:
+            np.copyto(self.c[0], self.c[1])

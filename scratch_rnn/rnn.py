@@ -3,8 +3,10 @@
 A concrete layer (``SimpleRNN``, ...) supplies only its weights
 (:meth:`RNN.weight_spec`), the input projection of every timestep at once
 (:meth:`RNN.project`) and its step (:meth:`RNN.step`), both in a readable
-reference form, and the same two in a fast form (:meth:`RNN.kernel`: derived
-weights, preallocated buffers, in-place operations) that the layer runs.
+reference form, and the same two in a fast form (:meth:`RNN.kernel`, a
+:class:`Kernel`: derived weights, preallocated buffers, in-place operations)
+that the layer runs. SimpleRNN and GRU build theirs from a projection and a
+step (:class:`ProjectedKernel`); LSTM folds the projection into its step.
 Everything Keras's ``RNN`` layer and ``backend.rnn`` do around the step lives
 here, once, in :func:`recurrence`: go_backwards, masks, ``zero_output_for_mask``,
 initial and stateful states, ``return_sequences`` and ``return_state``.
@@ -12,7 +14,6 @@ initial and stateful states, ``return_sequences`` and ``return_state``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -21,44 +22,98 @@ from scratch_rnn import initializers
 from scratch_rnn.layer import Layer, as_numeric, check_shape
 
 
-#: The inputs are projected one chunk of timesteps at a time, a chunk holding at most this many elements
-#: of the projection ``(steps, G, B)`` and at most ``CHUNK_STEPS`` steps: memory does not grow with the
+#: The inputs are projected (or, for LSTM, stacked) one chunk of timesteps at a time, a chunk holding at most
+#: this many elements ``(steps, Kernel.width, B)`` and at most ``CHUNK_STEPS`` steps: memory does not grow with the
 #: timesteps, and the chunk is still in cache when the steps read it (measured: as fast as one projection
 #: of every step at the small shapes, up to 11% faster at the large ones).
 CHUNK_ELEMENTS = 1 << 18
 CHUNK_STEPS = 128
 
 
-@dataclass(frozen=True)
 class Kernel:
-    """A layer's projection and step in their fast form, for one call.
+    """A layer's fast form for one call: its buffers, its input stage and its step.
 
-    The fast form of LSTM and GRU keeps the seed's column convention: a state is
-    ``(S, B)``, one column per sample, and a step computes ``Wh @ H`` with the
-    seed-layout weights, so every gate is a contiguous block of rows and every
-    operation runs on contiguous memory. SimpleRNN has no gates to slice: it keeps
-    the batch in rows, ``(B, S)``, as its outputs are laid out (``columns=False``).
+    :func:`recurrence` drives a kernel one chunk of timesteps at a time::
 
-    Attributes:
+        kernel.start(states, chunk)     # allocate for chunks of up to `chunk` steps; load the initial states
+        for each chunk of n steps:
+            kernel.load(x, n)           # x: the chunk's inputs, (n, F, B) (columns) or (n, B, F) (rows), a view
+            for j in range(n):
+                kernel.step(j)          # state(j) -> state(j + 1)
+            kernel.carry(n)             # state(n) becomes state(0) of the next chunk
+
+    ``state(j)`` is the list of state arrays before step ``j`` of the chunk (``j = 0 .. n``),
+    views into the kernel's buffers; ``state(j + 1)[0]`` is step ``j``'s output. A step never
+    writes ``state(j)``, so the loop can still carry a masked sample's old states over.
+
+    The fast forms of LSTM and GRU keep the seed's column convention: a state is ``(S, B)``,
+    one column per sample, and a step computes ``Wh @ H`` with the seed-layout weights, so
+    every gate is a contiguous block of rows and every operation runs on contiguous memory.
+    SimpleRNN has no gates to slice: it keeps the batch in rows, ``(B, S)``, as its outputs
+    are laid out (``columns = False``).
+
+    A kernel may hold its first state scaled by ``1 / output_scale`` (LSTM holds ``2h``,
+    which saves a multiplication per step); the loop scales outputs and that state back
+    at the end. Each layer's ``project`` and ``step`` are the readable reference of its
+    kernel (``tests/test_fast_path.py`` holds them equal).
+    """
+
+    #: Rows of one timestep's input buffer (the projection's ``G``, or LSTM's ``U + F + 1``): sizes the chunks.
+    width: int
+    columns: bool = True
+    output_scale: float = 1.0
+
+    def start(self, states: list[np.ndarray], chunk: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, x: np.ndarray, n: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self, j: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state(self, j: int) -> list[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def carry(self, n: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ProjectedKernel(Kernel):
+    """A kernel made of an input projection and a step (SimpleRNN, GRU, the reference forms).
+
+    Args:
         gates: ``G``, the size of one timestep's input projection.
         project_into: ``project_into(x, out)`` writes the projections of ``n`` timesteps,
             bias included, into ``out``: ``x`` ``(n, F, B)`` -> ``out`` ``(n, G, B)``
             (``(n, B, F)`` -> ``(n, B, G)`` in rows). ``x`` is a strided view of the input.
         step_into: ``step_into(z, states, new_states)`` computes one timestep from ``z``
-            (one timestep of ``project_into``'s output) and ``states`` into the
-            preallocated ``new_states`` (never the same arrays as ``states``);
-            ``new_states[0]`` is the step's output.
+            (one timestep of ``project_into``'s output) and ``states`` into ``new_states``
+            (never the same arrays as ``states``); ``new_states[0]`` is the step's output.
         columns: whether arrays are ``(size, B)`` (True) or ``(B, size)``.
-
-    A kernel may reorder gate rows (LSTM does); only its own ``project_into`` feeds its
-    ``step_into``. Each layer's ``project`` and ``step`` are the readable reference of
-    these two (``tests/test_fast_path.py`` holds them equal).
     """
 
-    gates: int
-    project_into: Callable[[np.ndarray, np.ndarray], None]
-    step_into: Callable[[np.ndarray, list, list], None]
-    columns: bool = True
+    def __init__(self, gates: int, project_into: Callable, step_into: Callable, columns: bool = True):
+        self.width, self.project_into, self.step_into, self.columns = gates, project_into, step_into, columns
+
+    def start(self, states, chunk):
+        batch = states[0].shape[1] if self.columns else states[0].shape[0]
+        shape = (chunk, self.width, batch) if self.columns else (chunk, batch, self.width)
+        self.z = np.empty(shape, states[0].dtype)
+        self.buffers = [[s.copy() for s in states], [np.empty_like(s) for s in states]]  # even / odd steps
+
+    def load(self, x, n):
+        self.project_into(x, self.z[:n])
+
+    def step(self, j):
+        self.step_into(self.z[j], self.buffers[j & 1], self.buffers[~j & 1])
+
+    def state(self, j):
+        return self.buffers[j & 1]
+
+    def carry(self, n):
+        if n & 1:
+            self.buffers.reverse()
 
 
 def input_projection(Wx: np.ndarray, bias: np.ndarray | None, columns: bool = True):
@@ -92,7 +147,7 @@ def reference_kernel(layer: "RNN") -> Kernel:
         for new, value in zip(new_states, layer.step(z, states)[1]):
             new[...] = value
 
-    return Kernel(layer.Wx.shape[0], project_into, step_into, columns=False)
+    return ProjectedKernel(layer.Wx.shape[0], project_into, step_into, columns=False)
 
 
 def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, return_sequences=False,
@@ -106,7 +161,7 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
         mask: ``(T, B)`` bool or None. At a masked step the states are carried
             over unchanged and the output repeats the previous step's output
             (zeros before the first unmasked step), or is zeros if ``zero_output_for_mask``.
-        chunk_elements: the largest projection chunk (default :data:`CHUNK_ELEMENTS`).
+        chunk_elements: the largest input chunk, ``steps * kernel.width * B`` (default :data:`CHUNK_ELEMENTS`).
 
     Returns:
         ``(last_output (B, U), outputs (B, T, U) or None, final_states)``. With
@@ -120,8 +175,8 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
     when ``go_backwards`` has put ``outputs`` in reversed order. Without
     ``go_backwards`` this equals the symbolic loop.
 
-    Memory: besides ``outputs``, a fixed set of buffers (one projection chunk, two
-    sets of states), so nothing grows with ``T`` when ``return_sequences`` is False.
+    Memory: besides ``outputs``, the kernel's fixed set of buffers (one input chunk,
+    two sets of states), so nothing grows with ``T`` when ``return_sequences`` is False.
     """
     batch, T, _ = x.shape
     units = states[0].shape[1]
@@ -137,23 +192,21 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
         kept = kept[:, None, :] if columns else kept[:, :, None]       # (T, 1, B) or (T, B, 1)
         dropped = ~kept
     zero_at_step = zero_output_for_mask and not unroll
-    chunk = max(1, min(T, CHUNK_STEPS, (chunk_elements or CHUNK_ELEMENTS) // (kernel.gates * batch)))
-    z = np.empty((chunk, kernel.gates, batch) if columns else (chunk, batch, kernel.gates), x.dtype)
-    states = [np.ascontiguousarray(oriented(s)) for s in states]
-    buffers = [[np.empty_like(s) for s in states] for _ in range(2)]  # new states of even / odd steps
+    chunk = max(1, min(T, CHUNK_STEPS, (chunk_elements or CHUNK_ELEMENTS) // max(1, kernel.width * batch)))
+    kernel.start([np.ascontiguousarray(oriented(s)) for s in states], chunk)
     outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None   # (B, T, U)
-    last = np.zeros_like(states[0]) if mask is not None else None                   # previous output
+    last = np.zeros(oriented(states[0]).shape, x.dtype) if mask is not None else None  # previous output
     for start in range(0, T, chunk):
         n = min(chunk, T - start)
         x_chunk = x[:, start:start + n]                                # (B, n, F), a view
-        kernel.project_into(x_chunk.transpose(1, 2, 0) if columns else x_chunk.transpose(1, 0, 2), z[:n])
+        kernel.load(x_chunk.transpose(1, 2, 0) if columns else x_chunk.transpose(1, 0, 2), n)
         for j in range(n):
             i = start + j
-            new = buffers[i & 1]
-            kernel.step_into(z[j], states, new)
+            kernel.step(j)
+            new = kernel.state(j + 1)
             out = new[0]
             if mask is not None:
-                for new_state, state in zip(new, states):
+                for new_state, state in zip(new, kernel.state(j)):
                     np.copyto(new_state, state, where=dropped[i])      # masked samples keep their states
                 if zero_at_step:
                     np.copyto(last, out)
@@ -163,8 +216,14 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
                 out = last
             if outputs is not None:
                 outputs[:, i] = oriented(out)                          # (B, U)
-            states = new
-    states = [np.ascontiguousarray(oriented(s)) for s in states]      # (B, S) each
+        kernel.carry(n)
+    states = [np.ascontiguousarray(oriented(s)) for s in kernel.state(0)]   # (B, S) each, copies
+    if kernel.output_scale != 1:                                       # exact: a power of two
+        states[0] = states[0] * kernel.output_scale
+        if outputs is not None:
+            outputs *= kernel.output_scale
+        if last is not None:
+            last *= kernel.output_scale
     last = states[0] if mask is None else np.ascontiguousarray(oriented(last))
     if unroll and zero_output_for_mask and mask is not None:
         last_t = 0 if go_backwards else T - 1

@@ -6,7 +6,7 @@ import numpy as np
 
 from scratch_rnn import activations, initializers
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, Kernel, input_projection
+from scratch_rnn.rnn import RNN, ProjectedKernel, input_projection
 
 
 class SimpleRNN(RNN):
@@ -102,7 +102,7 @@ class SimpleRNN(RNN):
             activation_(h, h)
 
         projection = input_projection(self.Wx, self.b if self.use_bias else None, columns=False)
-        return Kernel(self.units, projection, step_into, columns=False)
+        return ProjectedKernel(self.units, projection, step_into, columns=False)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation),

@@ -67,20 +67,12 @@ def test_fast_step_equals_the_reference_step(name, kwargs, dtype, rng):
 
     _, expected = layer.step(layer.project(x.transpose(1, 0, 2))[0], states)   # readable: (B, S) rows
 
-    kernel = layer.kernel(batch)                                              # fast: (S, B) columns or rows
-
-    def oriented(a):
-        return a.T if kernel.columns else a
-
-    z = np.empty((1, kernel.gates, batch) if kernel.columns else (1, batch, kernel.gates), dtype)
-    kernel.project_into(x.transpose(1, 2, 0) if kernel.columns else x.transpose(1, 0, 2), z)
-    actual = [np.empty_like(oriented(s)) for s in states]
-    kernel.step_into(z[0], [np.ascontiguousarray(oriented(s)) for s in states], actual)
+    _, _, actual = recurrence(layer.kernel(batch), x, states)                    # fast, one step: (B, S) rows
 
     assert len(actual) == len(expected)
     for i, (fast, reference) in enumerate(zip(actual, expected)):
         assert fast.dtype == np.dtype(dtype), f"state[{i}] dtype"
-        np.testing.assert_allclose(oriented(fast), reference, **TOL[dtype], err_msg=f"{name} {kwargs} state[{i}]")
+        np.testing.assert_allclose(fast, reference, **TOL[dtype], err_msg=f"{name} {kwargs} state[{i}]")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -133,7 +125,7 @@ def test_chunked_projection_equals_unchunked(name, kwargs, dtype, rng):
     batch, timesteps = 3, 10
     x = rng.uniform(-2, 2, (batch, timesteps, layer.input_dim)).astype(dtype)
     states = random_states(layer, batch, rng)
-    g = layer.kernel(batch).gates
+    g = layer.kernel(batch).width
     for return_sequences, go_backwards in itertools.product([False, True], [False, True]):
         flags = dict(return_sequences=return_sequences, go_backwards=go_backwards)
         whole = recurrence(layer.kernel(batch), x, states, chunk_elements=10**9, **flags)
@@ -180,3 +172,26 @@ def test_calls_share_no_buffers_and_leave_their_inputs_alone(name, rng):
         np.testing.assert_array_equal(a, b)                               # initial states are only read
     np.testing.assert_array_equal(x1, kept[1])
     assert not np.shares_memory(first[0], first[1]), "the returned state is not a view of the outputs"
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_an_empty_batch_gives_empty_outputs(name):
+    """Batch 0 runs and returns empty arrays of the right shapes (Keras 3.15 raises inside BiasAdd)."""
+    layer = make_layer(name, {}, "float32", return_sequences=True, return_state=True)
+    outputs = layer(np.zeros((0, 5, 3), "float32"))
+    assert [a.shape for a in outputs] == [(0, 5, 4)] + [(0, size) for size in layer.state_size]
+    assert all(a.dtype == np.float32 for a in outputs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_tanh_form_of_the_sigmoid_keeps_extreme_gates(dtype, rng):
+    """The fast LSTM computes sigmoid(a) as (1 + tanh(a / 2)) / 2 and holds 2h: saturated gates
+    (|a| up to 60) and the exact halvings stay within the reference's tolerance."""
+    layer = make_layer("LSTM", {}, dtype, return_sequences=True)
+    layer.set_weights([w * 30 for w in layer.get_weights()])         # pre-activations of tens
+    x = rng.uniform(-2, 2, (6, 9, layer.input_dim)).astype(dtype)
+    states = random_states(layer, 6, rng)
+    fast = recurrence(layer.kernel(6), x, states, return_sequences=True)
+    reference = recurrence(reference_kernel(layer), x, states, return_sequences=True)
+    for a, b in zip([fast[0], fast[1], *fast[2]], [reference[0], reference[1], *reference[2]]):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
