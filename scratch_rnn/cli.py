@@ -57,8 +57,8 @@ def run_verify(args) -> int:
     try:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.table import Table
 
+        from scratch_rnn.testing.check import print_reports
         from scratch_rnn.testing.verify import verify
         from scratch_rnn.testing.runners import import_keras
 
@@ -99,18 +99,7 @@ def run_verify(args) -> int:
                 reports.append(verify(candidate, layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
                                       reference=args.reference,
                                       on_example=lambda _result: progress.advance(task)))
-    table = Table(title="scratch_rnn vs Keras")
-    # "max err/tol" is the margin: the worst |candidate - Keras| / tolerance over all elements; it must stay <= 1.
-    for column in ("layer", "dtype", "cases", "skipped", "max |err|", "max err/tol", "failures", "seed"):
-        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
-    for r in reports:
-        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), f"{r.max_abs_error:.3g}", f"{r.max_margin:.3g}",
-                      f"[red]{len(r.failures)}[/red]" if r.failures else "0", str(r.seed))
-    console.print(table)
-    for r in reports:
-        for failure in r.failures:
-            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
-            console.print(str(failure), markup=False, highlight=False)
+    print_reports(console, reports, "scratch_rnn vs Keras", seeds=True)
     ok = all(r.ok for r in reports)
     console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
     return 0 if ok else 1

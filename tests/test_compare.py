@@ -12,6 +12,17 @@ def test_identical_arrays_pass_with_zero_margin():
     assert r.ok and r.max_abs_error == 0 and r.margin == 0
 
 
+def test_relative_error_is_normwise_max_error_over_max_reference():
+    expected = np.array([[1.0, -2000.0], [0.0, 5.0]])
+    actual = expected.copy()
+    actual[1, 0] = 0.5                                   # next to a zero: elementwise relative error is infinite
+    r = compare_tensor(actual, expected, 1.0)
+    assert r.ok and r.max_abs_error == 0.5
+    assert r.max_rel_error == 0.5 / 2000.0
+    actual[0, 1] = np.nan                                # a NaN is an infinite error, relative too
+    assert compare_tensor(actual, expected, 1.0).max_rel_error == np.inf
+
+
 def test_shape_mismatch_fails_even_when_broadcastable():
     r = compare_tensor(np.zeros((1, 3), np.float32), np.zeros((2, 3), np.float32), 1.0)
     assert not r.ok and "shape (1, 3), but should be (2, 3)" in r.problem

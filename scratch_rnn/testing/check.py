@@ -33,6 +33,10 @@ class CaseResult:
         return max((c.max_abs_error for c in self.comparisons), default=0.0)
 
     @property
+    def max_rel_error(self) -> float:
+        return max((c.max_rel_error for c in self.comparisons), default=0.0)
+
+    @property
     def margin(self) -> float:
         return max((c.margin for c in self.comparisons), default=0.0)
 
@@ -65,6 +69,7 @@ class Report:
     examples: int = 0
     skipped: int = 0
     max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
     max_margin: float = 0.0
     failures: list[Failure] = field(default_factory=list)
 
@@ -79,7 +84,29 @@ class Report:
         self.examples += 1
         if result.ok:  # failing cases are reported as failures, not folded into the worst-case numbers
             self.max_abs_error = max(self.max_abs_error, result.max_abs_error)
+            self.max_rel_error = max(self.max_rel_error, result.max_rel_error)
             self.max_margin = max(self.max_margin, result.margin)
+
+
+def print_reports(console, reports: list[Report], title: str, seeds: bool = False) -> None:
+    """Print ``reports`` as one rich table (a row per layer and dtype), then every failure."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    # "max rel err" is normwise, max |candidate - Keras| / max |Keras| per tensor; "max err/tol" is the
+    # margin, the worst |candidate - Keras| / tolerance over all elements, which must stay <= 1.
+    columns = ["layer", "dtype", "cases", "skipped", "max |err|", "max rel err", "max err/tol", "failures"]
+    for column in columns + ["seed"] * seeds:
+        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
+    for r in reports:
+        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), f"{r.max_abs_error:.3g}",
+                      f"{r.max_rel_error:.3g}", f"{r.max_margin:.3g}",
+                      f"[red]{len(r.failures)}[/red]" if r.failures else "0", *[str(r.seed)] * seeds)
+    console.print(table)
+    for r in reports:
+        for failure in r.failures:
+            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
+            console.print(str(failure), markup=False, highlight=False)
 
 
 def check_case(case: Case, keras, candidate=None) -> CaseResult:

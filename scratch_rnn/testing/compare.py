@@ -17,13 +17,18 @@ import numpy as np
 
 @dataclass
 class TensorComparison:
-    """How one tensor compared: its worst absolute error and margin (error / tolerance)."""
+    """How one tensor compared: its worst absolute error, relative error and margin (error / tolerance).
+
+    ``max_rel_error`` is normwise: ``max |error| / max |expected|`` over the tensor (elementwise
+    relative errors are meaningless next to zeros).
+    """
 
     name: str
     ok: bool
     max_abs_error: float = 0.0
     margin: float = 0.0
     problem: str = ""
+    max_rel_error: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.name}: {self.problem}" if not self.ok else (
@@ -58,6 +63,9 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
     margin = float(ratio[worst])
     result = TensorComparison(name, margin <= 1.0, float(err.max()), margin)
+    scale = float(np.abs(e[np.isfinite(e)]).max(initial=0.0))
+    if result.max_abs_error > 0:
+        result.max_rel_error = result.max_abs_error / scale if scale > 0 else np.inf
     if not result.ok:
         bad = int((ratio > 1.0).sum())
         result.problem = (

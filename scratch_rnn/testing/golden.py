@@ -712,9 +712,9 @@ def run_check(args) -> int:
     """``scratch-rnn check``: 0 when every case agrees, 1 on a mismatch, 2 for an unusable recording or candidate."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     from scratch_rnn.testing.candidates import CandidateError, load_candidate
+    from scratch_rnn.testing.check import print_reports
 
     console = _console(Console)
     try:
@@ -726,18 +726,7 @@ def run_check(args) -> int:
     w = result.recorded_with
     console.print(f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
                   f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}", highlight=False)
-    table = Table(title=f"{result.candidate} vs recorded Keras ({result.path})")
-    # "max err/tol" is the margin: the worst |candidate - Keras| / tolerance over all elements; it must stay <= 1.
-    for column in ("layer", "dtype", "cases", "skipped", "max |err|", "max err/tol", "failures"):
-        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
-    for r in result.reports:
-        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), f"{r.max_abs_error:.3g}",
-                      f"{r.max_margin:.3g}", f"[red]{len(r.failures)}[/red]" if r.failures else "0")
-    console.print(table)
-    for r in result.reports:
-        for failure in r.failures:
-            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
-            console.print(str(failure), markup=False, highlight=False)
+    print_reports(console, result.reports, f"{result.candidate} vs recorded Keras ({result.path})")
     console.print("[green]All cases agree with the recording.[/green]" if result.ok
                   else "[red]Mismatch: see above.[/red]")
     return 0 if result.ok else 1
