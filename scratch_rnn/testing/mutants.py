@@ -426,7 +426,7 @@ def kill_table(max_examples: int = 100, seed: int | None = DEFAULT_SEED, dtype: 
 
     ``seed=None`` draws one seed for the whole table (each row records it). The default is a
     fixed seed: the rarest bug here (``masked-output-repeats-initial-state``) shows in about
-    one generated case in 40, so at a random seed it survives 100 cases about one time in ten.
+    one generated case in 25, so at a random seed it survives 100 cases about one time in twenty.
     ``on_row(row)`` is called as each row is done (progress bars).
     """
     seed = random.getrandbits(32) if seed is None else int(seed)
