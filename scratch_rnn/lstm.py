@@ -186,7 +186,7 @@ class _StackedKernel(Kernel):
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)
         # Views, made once: slicing costs as much as a small operation.
-        self.columns_ = list(self.stacked)
+        self.column = list(self.stacked)                     # column[j]: step j's stacked input
         self.h = [column[:u] for column in self.stacked]
         self.c = [cells[4 * u:] for cells in self.cells]
         self.views = [(cells[:4 * u], cells[:3 * u], cells[:2 * u], cells[:u], cells[u:2 * u],
@@ -198,7 +198,7 @@ class _StackedKernel(Kernel):
     def step(self, j):
         z, ifo, i_f, i, f, o, g, g_c = self.views[j & 1]    # the carry c in rows 4U: is this step's input
         c_new, h_new = self.c[~j & 1], self.h[j + 1]
-        np.matmul(self.W, self.columns_[j], out=z)           # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
+        np.matmul(self.W, self.column[j], out=z)           # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
         if self.tanh_gates:
             np.tanh(z, out=z)                                 # tanh(a / 2) for i, f, o; g = tanh(a)
             np.add(ifo, 1, out=ifo)                           # 2 i, 2 f, 2 o

@@ -217,7 +217,7 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
             if outputs is not None:
                 outputs[:, i] = oriented(out)                          # (B, U)
         kernel.carry(n)
-    states = [np.ascontiguousarray(oriented(s)) for s in kernel.state(0)]   # (B, S) each, copies
+    states = [np.ascontiguousarray(oriented(s)) for s in kernel.state(0)]   # (B, S) each
     if kernel.output_scale != 1:                                       # exact: a power of two
         states[0] = states[0] * kernel.output_scale
         if outputs is not None:
