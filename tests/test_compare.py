@@ -21,6 +21,16 @@ def test_relative_error_is_normwise_max_error_over_max_reference():
     assert r.max_rel_error == 0.5 / 2000.0
     actual[0, 1] = np.nan                                # a NaN is an infinite error, relative too
     assert compare_tensor(actual, expected, 1.0).max_rel_error == np.inf
+    tiny = compare_tensor(np.array([1e-45, 0.0]), np.zeros(2), 1e-40)
+    assert tiny.ok and np.isnan(tiny.max_rel_error)     # against all zeros: undefined, not infinite
+
+
+def test_report_rows_skip_undefined_relative_errors():
+    from scratch_rnn.testing.check import CaseResult
+
+    result = CaseResult(case=None, comparisons=[compare_tensor(np.array([1e-45]), np.zeros(1), 1e-40),
+                                                compare_tensor(np.array([1.5]), np.array([2.0]), 1.0)])
+    assert result.max_rel_error == 0.25
 
 
 def test_shape_mismatch_fails_even_when_broadcastable():

@@ -34,7 +34,7 @@ class CaseResult:
 
     @property
     def max_rel_error(self) -> float:
-        return max((c.max_rel_error for c in self.comparisons), default=0.0)
+        return max((c.max_rel_error for c in self.comparisons if not np.isnan(c.max_rel_error)), default=0.0)
 
     @property
     def margin(self) -> float:

@@ -20,7 +20,8 @@ class TensorComparison:
     """How one tensor compared: its worst absolute error, relative error and margin (error / tolerance).
 
     ``max_rel_error`` is normwise: ``max |error| / max |expected|`` over the tensor (elementwise
-    relative errors are meaningless next to zeros).
+    relative errors are meaningless next to zeros); NaN, undefined, when ``expected`` is all zeros
+    and ``actual`` is not (the margin still judges it).
     """
 
     name: str
@@ -65,7 +66,7 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
     result = TensorComparison(name, margin <= 1.0, float(err.max()), margin)
     scale = float(np.abs(e[np.isfinite(e)]).max(initial=0.0))
     if result.max_abs_error > 0:
-        result.max_rel_error = result.max_abs_error / scale if scale > 0 else np.inf
+        result.max_rel_error = result.max_abs_error / scale if scale > 0 else np.nan
     if not result.ok:
         bad = int((ratio > 1.0).sum())
         result.problem = (
