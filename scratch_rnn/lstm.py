@@ -185,32 +185,44 @@ class _StackedKernel(Kernel):
         h0, c0 = states
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)
-        # Views, made once: slicing costs as much as a small operation.
-        self.column = list(self.stacked)                     # column[j]: step j's stacked input
         self.h = [column[:u] for column in self.stacked]
         self.c = [cells[4 * u:] for cells in self.cells]
-        self.views = [(cells[:4 * u], cells[:3 * u], cells[:2 * u], cells[:u], cells[u:2 * u],
-                       cells[2 * u:3 * u], cells[3 * u:4 * u], cells[3 * u:]) for cells in self.cells]
+        self.step = self._step_function()
 
     def load(self, x, n):
         np.copyto(self.stacked[:n, self.inputs], x)          # (n, F, B)
 
-    def step(self, j):
-        z, ifo, i_f, i, f, o, g, g_c = self.views[j & 1]    # the carry c in rows 4U: is this step's input
-        c_new, h_new = self.c[~j & 1], self.h[j + 1]
-        np.matmul(self.W, self.column[j], out=z)           # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
-        if self.tanh_gates:
-            np.tanh(z, out=z)                                 # tanh(a / 2) for i, f, o; g = tanh(a)
-            np.add(ifo, 1, out=ifo)                           # 2 i, 2 f, 2 o
-        else:
-            self.gate_(ifo, ifo)
-            self.activation_(g, g)
-        np.multiply(i_f, g_c, out=i_f)                        # [i * g; f * c] (times 2 with tanh gates)
-        np.add(i, f, out=c_new)                               # c_new = f * c + i * g
-        if self.tanh_gates:
-            np.multiply(c_new, 0.5, out=c_new)
-        self.activation_(c_new, g)
-        np.multiply(o, g, out=h_new)                          # h_new = o * activation(c_new) (2h with tanh gates)
+    def _step_function(self):
+        """``step(j)`` for this call's buffers, a closure: the loop's hottest code reads no attributes.
+
+        Its views are made once here (slicing costs as much as a small operation), and the
+        product is ``np.dot`` (measured: 0.4 us a step less than ``np.matmul`` at 32 x 32).
+        """
+        u, W, h, c = self.units, self.W, self.h, self.c
+        column = list(self.stacked)                           # column[j]: step j's stacked input
+        views = [(cells[:4 * u], cells[:3 * u], cells[:2 * u], cells[:u], cells[u:2 * u],
+                  cells[2 * u:3 * u], cells[3 * u:4 * u], cells[3 * u:]) for cells in self.cells]
+        tanh_gates, gate_, activation_ = self.tanh_gates, self.gate_, self.activation_
+        dot, tanh, add, multiply = np.dot, np.tanh, np.add, np.multiply
+
+        def step(j):
+            z, ifo, i_f, i, f, o, g, g_c = views[j & 1]     # the carry c in rows 4U: is this step's input
+            c_new = c[~j & 1]
+            dot(W, column[j], out=z)                          # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
+            if tanh_gates:
+                tanh(z, out=z)                                # tanh(a / 2) for i, f, o; g = tanh(a)
+                add(ifo, 1, out=ifo)                          # 2 i, 2 f, 2 o
+            else:
+                gate_(ifo, ifo)
+                activation_(g, g)
+            multiply(i_f, g_c, out=i_f)                       # [i * g; f * c] (times 2 with tanh gates)
+            add(i, f, out=c_new)                              # c_new = f * c + i * g
+            if tanh_gates:
+                multiply(c_new, 0.5, out=c_new)
+            activation_(c_new, g)
+            multiply(o, g, out=h[j + 1])                      # h_new = o * activation(c_new) (2h with tanh gates)
+
+        return step
 
     def state(self, j):
         return [self.h[j], self.c[j & 1]]
