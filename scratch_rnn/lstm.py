@@ -175,13 +175,15 @@ class _StackedKernel(Kernel):
         self.gate_ = activations.in_place(layer.recurrent_activation)
         self.activation_ = activations.in_place(layer.activation)
 
-    def start(self, states, chunk):
+    def start(self, states, chunk, workspace):
         u, (_, batch) = self.units, states[0].shape
         dtype = states[0].dtype
-        self.stacked = np.empty((chunk + 1, self.width, batch), dtype)   # column j: [h before step j; x_j; 1]
+        # column j: [h before step j; x_j; 1]
+        self.stacked = workspace.empty("stacked", (chunk + 1, self.width, batch), dtype)
         if self.use_bias:
             self.stacked[:, -1] = 1
-        self.cells = [np.empty((5 * u, batch), dtype) for _ in range(2)]  # rows i | f | o | g | c, even / odd steps
+        # rows i | f | o | g | c, even / odd steps
+        self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
         h0, c0 = states
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)

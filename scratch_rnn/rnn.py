@@ -14,6 +14,7 @@ initial and stateful states, ``return_sequences`` and ``return_state``.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
@@ -30,12 +31,32 @@ CHUNK_ELEMENTS = 1 << 18
 CHUNK_STEPS = 128
 
 
+class Workspace:
+    """Scratch arrays kept from one call to the next (each layer keeps one per thread).
+
+    A call that finds its buffers here allocates nothing but its outputs. Measured: fresh
+    scratch arrays of a few hundred KB each call can put glibc's heap into a cycle of
+    trimming and page-faulting them back (168 page faults a call for SimpleRNN at
+    32x100x16x32, 694 for LSTM at 64x100x32x64), which made those calls 35-80% slower.
+    """
+
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def empty(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """The array called ``name``, of ``shape`` and ``dtype``, with whatever it last held."""
+        array = self.arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self.arrays[name] = np.empty(shape, dtype)
+        return array
+
+
 class Kernel:
     """A layer's fast form for one call: its buffers, its input stage and its step.
 
     :func:`recurrence` drives a kernel one chunk of timesteps at a time::
 
-        kernel.start(states, chunk)     # allocate for chunks of up to `chunk` steps; load the initial states
+        kernel.start(states, chunk, workspace)   # buffers for chunks of up to `chunk` steps; initial states
         for each chunk of n steps:
             kernel.load(x, n)           # x: the chunk's inputs, (n, F, B) (columns) or (n, B, F) (rows), a view
             for j in range(n):
@@ -63,7 +84,8 @@ class Kernel:
     columns: bool = True
     output_scale: float = 1.0
 
-    def start(self, states: list[np.ndarray], chunk: int) -> None:  # pragma: no cover - abstract
+    def start(self, states: list[np.ndarray], chunk: int, workspace: Workspace) -> None:  # pragma: no cover
+        """Take the buffers (``workspace.empty``) and copy the initial ``states`` in (they are only read)."""
         raise NotImplementedError
 
     def load(self, x: np.ndarray, n: int) -> None:  # pragma: no cover - abstract
@@ -96,11 +118,14 @@ class ProjectedKernel(Kernel):
     def __init__(self, gates: int, project_into: Callable, step_into: Callable, columns: bool = True):
         self.width, self.project_into, self.step_into, self.columns = gates, project_into, step_into, columns
 
-    def start(self, states, chunk):
+    def start(self, states, chunk, workspace):
         batch = states[0].shape[1] if self.columns else states[0].shape[0]
         shape = (chunk, self.width, batch) if self.columns else (chunk, batch, self.width)
-        self.z = np.empty(shape, states[0].dtype)
-        self.buffers = [[s.copy() for s in states], [np.empty_like(s) for s in states]]  # even / odd steps
+        self.z = workspace.empty("z", shape, states[0].dtype)
+        self.buffers = [[workspace.empty(f"state {k} {i}", s.shape, s.dtype) for i, s in enumerate(states)]
+                        for k in range(2)]                             # even / odd steps
+        for buffer, state in zip(self.buffers[0], states):
+            np.copyto(buffer, state)
 
     def load(self, x, n):
         self.project_into(x, self.z[:n])
@@ -151,7 +176,7 @@ def reference_kernel(layer: "RNN") -> Kernel:
 
 
 def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, return_sequences=False,
-               zero_output_for_mask=False, unroll=False, chunk_elements=None):
+               zero_output_for_mask=False, unroll=False, chunk_elements=None, workspace=None):
     """Run ``kernel`` over time, as Keras's ``backend.rnn`` runs a cell.
 
     Args:
@@ -162,6 +187,8 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
             over unchanged and the output repeats the previous step's output
             (zeros before the first unmasked step), or is zeros if ``zero_output_for_mask``.
         chunk_elements: the largest input chunk, ``steps * kernel.width * B`` (default :data:`CHUNK_ELEMENTS`).
+        workspace: a :class:`Workspace` to take scratch buffers from (default: fresh ones).
+            The returned arrays are never views of it.
 
     Returns:
         ``(last_output (B, U), outputs (B, T, U) or None, final_states)``. With
@@ -193,9 +220,14 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
         dropped = ~kept
     zero_at_step = zero_output_for_mask and not unroll
     chunk = max(1, min(T, CHUNK_STEPS, (chunk_elements or CHUNK_ELEMENTS) // max(1, kernel.width * batch)))
-    kernel.start([np.ascontiguousarray(oriented(s)) for s in states], chunk)
+    workspace = Workspace() if workspace is None else workspace
+    kernel.start([oriented(s) for s in states], chunk, workspace)
     outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None   # (B, T, U)
-    last = np.zeros(oriented(states[0]).shape, x.dtype) if mask is not None else None  # previous output
+    if mask is not None:                                               # the previous output
+        last = workspace.empty("last", oriented(states[0]).shape, x.dtype)
+        last.fill(0)
+    else:
+        last = None
     for start in range(0, T, chunk):
         n = min(chunk, T - start)
         x_chunk = x[:, start:start + n]                                # (B, n, F), a view
@@ -217,14 +249,11 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
             if outputs is not None:
                 outputs[:, i] = oriented(out)                          # (B, U)
         kernel.carry(n)
-    states = [np.ascontiguousarray(oriented(s)) for s in kernel.state(0)]   # (B, S) each
+    states = [np.array(oriented(s), order="C") for s in kernel.state(0)]   # (B, S) each, copies
+    last = states[0] if mask is None else np.array(oriented(last), order="C")
     if kernel.output_scale != 1:                                       # exact: a power of two
-        states[0] = states[0] * kernel.output_scale
-        if outputs is not None:
-            outputs *= kernel.output_scale
-        if last is not None:
-            last *= kernel.output_scale
-    last = states[0] if mask is None else np.ascontiguousarray(oriented(last))
+        for a in {id(a): a for a in (states[0], last, outputs) if a is not None}.values():
+            a *= kernel.output_scale
     if unroll and zero_output_for_mask and mask is not None:
         last_t = 0 if go_backwards else T - 1
         last = np.where(mask[last_t][:, None], last, 0)
@@ -350,6 +379,13 @@ class RNN(Layer):
             states.append(state)
         return states
 
+    def _workspace(self) -> Workspace:
+        """This thread's scratch buffers for this layer (see :class:`Workspace`)."""
+        local = self.__dict__.setdefault("_threads", threading.local())
+        if not hasattr(local, "workspace"):
+            local.workspace = Workspace()
+        return local.workspace
+
     def __call__(self, x, mask=None, initial_state=None):
         """Run the layer on ``x`` ``(batch, timesteps, features)``; see the class docstring."""
         x = self._check_inputs(x)
@@ -363,7 +399,7 @@ class RNN(Layer):
             last, outputs, states = recurrence(
                 self.kernel(batch), x, states, mask, go_backwards=self.go_backwards,
                 return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
-                unroll=self.unroll,
+                unroll=self.unroll, workspace=self._workspace(),
             )
         if self.stateful:
             self.states = [s.copy() for s in states]

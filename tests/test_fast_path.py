@@ -195,3 +195,47 @@ def test_lstm_tanh_form_of_the_sigmoid_keeps_extreme_gates(dtype, rng):
     reference = recurrence(reference_kernel(layer), x, states, return_sequences=True)
     for a, b in zip([fast[0], fast[1], *fast[2]], [reference[0], reference[1], *reference[2]]):
         np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_repeated_calls_reuse_their_scratch_buffers(name, rng):
+    """A layer keeps its scratch arrays between calls (rnn.Workspace): a repeated call allocates only what it returns."""
+    layer = make_layer(name, {}, "float32", return_sequences=True)
+    mask = rng.random((3, 300)) < 0.8
+    x = rng.standard_normal((3, 300, 3)).astype("float32")
+    layer(x, mask=mask)
+    kept = dict(layer._workspace().arrays)
+    assert kept, "no scratch arrays were kept"
+    layer(x[:, :200], mask=mask[:, :200])                  # same batch, same chunk (128 steps)
+    assert all(layer._workspace().arrays[key] is array for key, array in kept.items())
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_returned_arrays_are_never_scratch_buffers(name, rng):
+    """With a mask (the loop's own 'last output' buffer) and without, for both output modes."""
+    for return_sequences in (False, True):
+        layer = make_layer(name, {}, "float32", return_sequences=return_sequences, return_state=True)
+        x1, x2 = (rng.standard_normal((2, 6, 3)).astype("float32") for _ in range(2))
+        for mask in (None, np.array([[True] * 6, [False, True, True, False, True, False]])):
+            first = layer(x1, mask=mask)
+            snapshot = [a.copy() for a in first]
+            layer(x2, mask=mask)
+            for a, b in zip(first, snapshot):
+                np.testing.assert_array_equal(a, b, err_msg=f"return_sequences={return_sequences} mask={mask is not None}")
+            scratch = list(layer._workspace().arrays.values())
+            assert not any(np.shares_memory(a, s) for a in first for s in scratch)
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
+def test_one_layer_called_from_two_threads_at_once(name, rng):
+    """Each thread has its own scratch buffers: concurrent calls give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = make_layer(name, {}, "float32", features=8, units=16, return_sequences=True)
+    inputs = [rng.standard_normal((8, 40, 8)).astype("float32") for _ in range(16)]
+    expected = [layer(x) for x in inputs]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):
+            actual = list(pool.map(layer, inputs))
+            for a, b in zip(actual, expected):
+                np.testing.assert_array_equal(a, b)
