@@ -156,7 +156,7 @@ class GRU(RNN):
             zr, z, r, hh = inner[:2 * u], inner[:u], inner[u:2 * u], inner[2 * u:]
 
             def candidate(zT, h):
-                np.matmul(Wh, h, out=inner)                   # (3U, U) @ (U, B): every gate in one matmul
+                np.dot(Wh, h, out=inner)                      # (3U, U) @ (U, B): every gate in one matmul
                 if bias_h is not None:
                     np.add(inner, bias_h, out=inner)          # recurrent bias bh
                 np.add(zr, zT[:2 * u], out=zr)
@@ -171,11 +171,11 @@ class GRU(RNN):
             rh, hh = np.empty((u, batch), dtype), np.empty((u, batch), dtype)
 
             def candidate(zT, h):
-                np.matmul(Wh_zr, h, out=zr)                   # gates z, r
+                np.dot(Wh_zr, h, out=zr)                      # gates z, r
                 np.add(zr, zT[:2 * u], out=zr)
                 gates_(zr)
                 apply(h, r, out=rh)                           # reset before the matmul
-                np.matmul(Wh_h, rh, out=hh)                   # (U, U) @ (U, B)
+                np.dot(Wh_h, rh, out=hh)                      # (U, U) @ (U, B)
                 np.add(hh, zT[2 * u:], out=hh)
 
         def step_into(zT, states, new_states):

@@ -97,7 +97,7 @@ class SimpleRNN(RNN):
 
         def step_into(z_t, states, new_states):
             h = new_states[0]                                 # (B, U)
-            np.matmul(states[0], WhT, out=h)
+            np.dot(states[0], WhT, out=h)
             np.add(h, z_t, out=h)
             activation_(h, h)
 
