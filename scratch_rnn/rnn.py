@@ -38,6 +38,8 @@ class Workspace:
     scratch arrays of a few hundred KB each call can put glibc's heap into a cycle of
     trimming and page-faulting them back (168 page faults a call for SimpleRNN at
     32x100x16x32, 694 for LSTM at 64x100x32x64), which made those calls 35-80% slower.
+    What is kept is one input chunk (at most :data:`CHUNK_ELEMENTS` elements) and two sets
+    of states, for the last batch size a thread used; it goes with the layer (or the thread).
     """
 
     def __init__(self):
