@@ -254,8 +254,11 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
     states = [np.array(oriented(s), order="C") for s in kernel.state(0)]   # (B, S) each, copies
     last = states[0] if mask is None else np.array(oriented(last), order="C")
     if kernel.output_scale != 1:                                       # exact: a power of two
-        for a in {id(a): a for a in (states[0], last, outputs) if a is not None}.values():
-            a *= kernel.output_scale
+        states[0] *= kernel.output_scale
+        if last is not states[0]:                                      # with a mask: its own array
+            last *= kernel.output_scale
+        if outputs is not None:
+            outputs *= kernel.output_scale
     if unroll and zero_output_for_mask and mask is not None:
         last_t = 0 if go_backwards else T - 1
         last = np.where(mask[last_t][:, None], last, 0)
