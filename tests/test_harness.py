@@ -94,3 +94,30 @@ def test_verify_rejects_bad_arguments():
         verify(dtype="float16")
     with pytest.raises(ValueError, match="`layer`"):
         verify(layer="Conv1D", max_examples=1)
+
+
+def test_a_case_that_overflows_on_the_way_to_a_finite_result_is_skipped(keras):
+    """Forward half ~1000^t (inf in float32 from step 13), backward half ~1e-45 (subnormal: TensorFlow
+    flushes it to 0, NumPy does not), merged by 'mul': exactly ~1000^t * 1e-45, finite. Keras gives NaN
+    (inf * 0), the engine inf; neither is wrong for float32, so the case is skipped, not failed."""
+    from scratch_rnn.testing.check import keras_reference
+
+    inner = {"units": 1, "activation": "linear", "use_bias": False, "return_sequences": True, "dtype": "float32"}
+    config = {"layer": {"class_name": "SimpleRNN", "config": inner}, "merge_mode": "mul", "dtype": "float32"}
+    weights = [np.array([[1.0]]), np.array([[1000.0]]), np.array([[1e-45]]), np.array([[1e-3]])]
+    case = Case("Bidirectional", config, [w.astype("float32") for w in weights], np.ones((1, 15, 1), "float32"))
+    _, expected, _ = keras_reference(case, keras)
+    assert not np.isfinite(expected[0]).all()                         # Keras overflowed on the way
+    result = check_case(case, keras)
+    assert result.skipped.startswith("overflows in float32 on the way") and not result.comparisons
+
+
+def test_a_reference_that_alone_is_not_finite_is_compared_and_fails(rng):
+    """The overflow skip needs the engine to overflow too: a NaN from the reference alone is a mismatch."""
+    from scratch_rnn.testing.check import check_against
+
+    case = square_case(rng)
+    nan_reference = lambda: (["output"], [np.full((3, 5, 4), np.nan, "float32")], case.config)
+    result = check_against(case, nan_reference)
+    assert not result.ok and not result.skipped
+    assert "output" in result.message()
