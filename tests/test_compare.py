@@ -25,6 +25,21 @@ def test_relative_error_is_normwise_max_error_over_max_reference():
     assert tiny.ok and np.isnan(tiny.max_rel_error)     # against all zeros: undefined, not infinite
 
 
+def test_tolerance_ratio_says_how_loose_a_check_was():
+    from scratch_rnn.testing.check import WEAK, CaseResult
+
+    expected = np.array([1.0, -2000.0])
+    tight = compare_tensor(expected.copy(), expected, np.array([1e-3, 1e-2]))
+    loose = compare_tensor(expected.copy(), expected, np.array([1.0, 300.0]))
+    assert tight.tol_ratio == 1e-2 / 2000 and loose.tol_ratio == 300 / 2000
+    assert compare_tensor(np.zeros(3), np.zeros(3), 0.0).tol_ratio == 0          # exact: not loose at all
+    assert compare_tensor(np.zeros(3), np.zeros(3), 1e-9).tol_ratio == 1e-9      # against zeros: the slack itself
+    assert compare_tensor(np.zeros(3), np.zeros(3), 0.5).tol_ratio > WEAK
+    assert tight.tol_ratio < WEAK < loose.tol_ratio
+    assert not CaseResult(case=None, comparisons=[tight]).weak
+    assert CaseResult(case=None, comparisons=[tight, loose]).weak
+
+
 def test_report_rows_skip_undefined_relative_errors():
     from scratch_rnn.testing.check import CaseResult
 

@@ -21,7 +21,10 @@ class TensorComparison:
 
     ``max_rel_error`` is normwise: ``max |error| / max |expected|`` over the tensor (elementwise
     relative errors are meaningless next to zeros); NaN, undefined, when ``expected`` is all zeros
-    and ``actual`` is not (the margin still judges it).
+    and ``actual`` is not (the margin still judges it). ``tol_ratio`` is the same for the
+    tolerance, ``max tol / max |expected|``: how loosely the comparison held the tensor
+    (0 for an exact check; against an all-zero tensor, the largest tolerance itself, the
+    outputs of these layers being of order 1).
     """
 
     name: str
@@ -30,6 +33,7 @@ class TensorComparison:
     margin: float = 0.0
     problem: str = ""
     max_rel_error: float = 0.0
+    tol_ratio: float = 0.0
 
     def __str__(self) -> str:
         return f"{self.name}: {self.problem}" if not self.ok else (
@@ -67,6 +71,9 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
     scale = float(np.abs(e[np.isfinite(e)]).max(initial=0.0))
     if result.max_abs_error > 0:
         result.max_rel_error = result.max_abs_error / scale if scale > 0 else np.nan
+    loosest = float(tol.max(initial=0.0))
+    if loosest > 0:
+        result.tol_ratio = loosest / scale if scale > 0 else loosest
     if not result.ok:
         bad = int((ratio > 1.0).sum())
         result.problem = (
