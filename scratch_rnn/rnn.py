@@ -295,6 +295,7 @@ class RNN(Layer):
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
         self.states: list[np.ndarray] | None = None  # kept between calls when stateful
+        self._threads = threading.local()             # each thread's Workspace (see _workspace)
 
     # --- what a concrete layer supplies --------------------------------------------------
     @property
@@ -386,10 +387,10 @@ class RNN(Layer):
 
     def _workspace(self) -> Workspace:
         """This thread's scratch buffers for this layer (see :class:`Workspace`)."""
-        local = self.__dict__.setdefault("_threads", threading.local())
-        if not hasattr(local, "workspace"):
-            local.workspace = Workspace()
-        return local.workspace
+        workspace = getattr(self._threads, "workspace", None)
+        if workspace is None:
+            workspace = self._threads.workspace = Workspace()
+        return workspace
 
     def __call__(self, x, mask=None, initial_state=None):
         """Run the layer on ``x`` ``(batch, timesteps, features)``; see the class docstring."""
