@@ -76,3 +76,11 @@ def left_and_right_padded_mask(batch: int, timesteps: int) -> np.ndarray:
         [False] * timesteps,
     ]
     return np.array([rows[b % len(rows)] for b in range(batch)])
+
+
+def assert_golden_statefulness(layer, sequence, expected) -> None:
+    """Keras's stateful golden test: the second call continues the first; ``reset_state`` starts over."""
+    for _ in range(2):
+        layer(sequence)
+        np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
+        layer.reset_state()

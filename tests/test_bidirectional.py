@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, assert_matches_keras, left_and_right_padded_mask, randomize  # noqa: E402
+from keras_reference import DTYPES, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -193,11 +193,7 @@ def test_keras_golden_statefulness():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, stateful=True, **constants()))
     expected = [[0.26234663, 0.26234663, 0.16959146, 0.16959146], [0.6137073, 0.6137073, 0.5381646, 0.5381646]]
-    layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
-    layer.reset_state()
-    layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
+    assert_golden_statefulness(layer, sequence, expected)
 
 
 def test_keras_golden_initial_state():

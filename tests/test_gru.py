@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
+from keras_reference import DTYPES, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -123,11 +123,7 @@ def test_keras_golden_statefulness():
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     layer = scratch_rnn.GRU(4, stateful=True, **CONSTANTS)
     expected = [[0.29542392] * 4, [0.5885018] * 4]
-    layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
-    layer.reset_state()
-    layer(sequence)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
+    assert_golden_statefulness(layer, sequence, expected)
 
 
 def test_keras_golden_initial_and_return_state():
