@@ -148,7 +148,8 @@ class _StackedKernel(Kernel):
     ``tanh``: ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the ``/ 2`` inside folded into the
     i, f, o rows of ``W`` (exact: a power of two), the ``/ 2`` outside into the state,
     which holds ``2h`` (``output_scale``; ``Wh`` is halved to match). A step is then one
-    matmul and seven in-place operations.
+    matmul and seven in-place operations. An initial ``h`` above half the largest float
+    (where ``2h`` would overflow) takes the unfolded form instead.
     """
 
     def __init__(self, layer):
@@ -185,11 +186,20 @@ class _StackedKernel(Kernel):
         # rows i | f | o | g | c, even / odd steps
         self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
         h0, c0 = states
+        if self.tanh_gates and not np.max(np.abs(h0), initial=0) <= np.finfo(dtype).max / 2:
+            self._unfold()                                    # 2 * h0 would overflow (or h0 holds NaN)
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)
         self.h = [column[:u] for column in self.stacked]
         self.c = [cells[4 * u:] for cells in self.cells]
         self.step = self._step_function()
+
+    def _unfold(self):
+        """Undo the ``tanh`` folding (exactly: powers of two): plain gates, ``h`` held as ``h``."""
+        u = self.units
+        self.W[:3 * u] *= 2
+        self.W[:, :u] *= 2
+        self.tanh_gates, self.output_scale = False, 1.0
 
     def load(self, x, n):
         np.copyto(self.stacked[:n, self.inputs], x)          # (n, F, B)

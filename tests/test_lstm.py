@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
+from keras_reference import DTYPES, as_list, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -66,6 +66,24 @@ def test_initial_state_matches_keras(go_backwards, dtype):
     h0, c0 = (rng.standard_normal((2, 5)).astype(dtype) for _ in range(2))
     kl, ours = twin("LSTM", {"units": 5, "go_backwards": go_backwards, "return_state": True}, x.shape, dtype, rng)
     assert_matches_keras(ours(x, initial_state=[h0, c0]), kl(x, initial_state=[h0, c0]), dtype, "LSTM initial_state")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_initial_state_near_the_largest_float_matches_keras(dtype):
+    # The fast kernel holds h as 2h; twice an initial state above max / 2 would overflow
+    # where Keras, with small recurrent weights, stays finite. The all-masked sample returns h0 itself.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6, 3)).astype(dtype)
+    h0 = (0.75 * np.finfo(dtype).max * rng.uniform(-1, 1, (5, 4))).astype(dtype)
+    c0 = rng.standard_normal((5, 4)).astype(dtype)
+    kl, ours = twin("LSTM", {"units": 4, "return_sequences": True, "return_state": True}, x.shape, dtype, rng)
+    kernel, recurrent_kernel, bias = kl.get_weights()
+    kl.set_weights([kernel, recurrent_kernel * 1e-3, bias])
+    ours.set_weights(kl.get_weights())
+    mask = left_and_right_padded_mask(5, 6)
+    theirs = kl(x, initial_state=[h0, c0], mask=mask)
+    assert all(np.isfinite(t).all() for t in as_list(theirs))
+    assert_matches_keras(ours(x, initial_state=[h0, c0], mask=mask), theirs, dtype, "LSTM h0 near max")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
