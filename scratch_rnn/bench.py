@@ -18,7 +18,9 @@ between libraries for the previous one's worker threads to go idle (see
 table shows medians over the repeats, and every ratio compares medians of the same run.
 A sample times enough consecutive calls to last about ``--sample-ms``. ``GF/s`` counts the matrix products only,
 ``2 * B * T * (F + U) * G`` flops (``G`` = U, 4U, 3U), and ``roof`` is that rate over
-the measured GEMM rate.
+the measured GEMM rate. ``torch of roof`` is PyTorch's rate over the same roof; it is also
+the lowest scratch/torch ratio that any implementation whose matrix products run no faster
+than this BLAS's roof could reach (its products alone take ``flops / roof``).
 
 Needs the ``bench`` extra: ``pip install 'scratch-rnn[bench]'`` (PyTorch, threadpoolctl,
 rich, and the harness's Keras/TensorFlow). Benchmarks are not tests: nothing here asserts a time.
@@ -367,6 +369,7 @@ def benchmark(layers, shapes, repeats: int, threads: int, frameworks: dict, dtyp
         entry["median_seconds"] = median
         entry["gflops"] = entry["flops"] / median["scratch"] / 1e9
         entry["roof_fraction"] = entry["gflops"] * 1e9 / roof
+        entry["roof_fractions"] = {name: entry["flops"] / t / roof for name, t in median.items()}
         entry["ratios"] = {f"scratch/{name}": median["scratch"] / t for name, t in median.items() if name != "scratch"}
     return result
 
@@ -418,6 +421,8 @@ def table(result: dict):
         t.add_column("vs eager", justify="right")
     t.add_column("GF/s", justify="right")
     t.add_column("of roof", justify="right")
+    if "torch" in names:
+        t.add_column("torch of roof", justify="right")
     for e in result["results"]:
         m = e["median_seconds"]
         row = [e["layer"], ", ".join(str(v) for v in e["shape"].values()), _ms(m["scratch"])]
@@ -428,6 +433,8 @@ def table(result: dict):
         if "keras_eager" in names:
             row.append(f"{1 / e['ratios']['scratch/keras_eager']:.0f}x")
         row += [f"{e['gflops']:.1f}", f"{e['roof_fraction']:.0%}"]
+        if "torch" in names:
+            row.append(f"{e['roof_fractions']['torch']:.0%}")
         t.add_row(*row)
     return t
 

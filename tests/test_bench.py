@@ -49,6 +49,9 @@ def test_the_command_writes_every_sample_to_json(tmp_path):
         assert entry["shape"] == {"B": 2, "T": 3, "F": 4, "U": 5}
         assert {name: len(s) for name, s in entry["samples"].items()} == {"scratch": 2, "torch": 2}
         assert entry["ratios"]["scratch/torch"] > 0 and entry["flops"] == bench.flops(entry["layer"], (2, 3, 4, 5))
+        median = entry["median_seconds"]
+        fractions = {name: entry["flops"] / median[name] / (result["gemm"]["gflops"] * 1e9) for name in median}
+        assert entry["roof_fractions"] == pytest.approx(fractions, rel=1e-12)
 
 
 def test_shapes_are_parsed_or_refused():
