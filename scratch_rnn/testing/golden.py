@@ -81,9 +81,11 @@ and run ``scratch-rnn check --candidate`` on any case beyond that.
 
 Reproducibility: the cases of each (layer, dtype) come from a Hypothesis
 ``@given`` run seeded with ``@seed(crc32("<seed>/<layer>/<dtype>"))``,
-``derandomize=False``, ``database=None`` and ``phases=[Phase.generate]``, so
-the same seed gives the same cases with the same Hypothesis and scratch_rnn
-(the strategies) as in ``recorded_with``. ``examples`` counts the cases kept
+``derandomize=False``, ``database=None`` and ``phases=[Phase.generate]``, and
+without Hypothesis's constants from local modules
+(:func:`scratch_rnn.testing.hypothesis_internals.seed_only`), so the same seed gives
+the same cases with the same Hypothesis and scratch_rnn (the strategies) as in
+``recorded_with``, whatever else is imported. ``examples`` counts the cases kept
 per layer and dtype. Keras's layer-name counters are reset before each case,
 so ``keras_config`` is reproducible too.
 """
@@ -226,6 +228,7 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
 
+    from scratch_rnn.testing.hypothesis_internals import seed_only
     from scratch_rnn.testing.strategies import cases, recurrent_config
 
     kept, dropped, draws = [], 0, 20 * examples + 20
@@ -256,7 +259,8 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
             raise Enough
 
     try:
-        collect()
+        with seed_only():
+            collect()
     except Enough:
         pass
     if len(kept) < examples:

@@ -8,7 +8,6 @@ and returning what the Keras layer call returns.
 
 from __future__ import annotations
 
-import contextlib
 import random
 
 import numpy as np
@@ -18,6 +17,7 @@ from hypothesis import seed as hypothesis_seed
 from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
     CaseResult, Failure, Report, check_against, check_case, float64_config, keras_reference,
 )
+from scratch_rnn.testing.hypothesis_internals import seed_only, shrink_time_limit
 from scratch_rnn.testing.runners import default_reference, import_keras
 from scratch_rnn.testing.strategies import cases
 
@@ -71,26 +71,10 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
             raise CaseMismatch(result.message())
 
     try:
-        with _shrink_time_limit(shrink_seconds):
+        with shrink_time_limit(shrink_seconds), seed_only():
             sweep()
     except CaseMismatch as err:
         notes = "\n".join(getattr(err, "__notes__", []))
         reproducer = f"reproduce with seed={seed} (CLI: --seed {seed})\n{notes}"
         report.failures.append(Failure(str(err), reproducer))
     return report
-
-
-@contextlib.contextmanager
-def _shrink_time_limit(seconds: float):
-    """Hypothesis has no public setting for how long it shrinks; its engine reads this module constant."""
-    from hypothesis.internal.conjecture import engine
-
-    previous = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    if previous is None:  # a Hypothesis without the knob: keep its own limit
-        yield
-        return
-    engine.MAX_SHRINKING_SECONDS = seconds
-    try:
-        yield
-    finally:
-        engine.MAX_SHRINKING_SECONDS = previous
