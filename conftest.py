@@ -2,7 +2,8 @@
 
 Profiles (choose with HYPOTHESIS_PROFILE, default ``dev``):
   dev  - a quick local run: 25 examples a property, random.
-  ci   - derandomised (same cases every run), 100 examples, failure blobs printed.
+  ci   - derandomised (same cases every run, whatever else is collected: see tests/conftest.py),
+         100 examples, failure blobs printed.
   deep - 500 examples, for a release or a Keras upgrade.
 Every profile has ``deadline=None``: a Keras call takes tens of milliseconds,
 beyond Hypothesis's 200 ms default once a case builds a layer and runs it.

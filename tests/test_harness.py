@@ -89,6 +89,7 @@ def test_verify_passes_the_engine_and_counts_cases():
     assert report.examples + report.skipped >= 15 and report.max_margin <= 1.0
 
 
+@pytest.mark.local_constants
 def test_a_seed_gives_the_same_cases_whatever_local_modules_are_imported(tmp_path, monkeypatch):
     # Hypothesis draws some values from literals in the source of local (not site-packages) modules:
     # without verify's guard, importing this module changes the cases seed 8 generates.
