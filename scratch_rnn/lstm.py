@@ -148,8 +148,8 @@ class _StackedKernel(Kernel):
     ``tanh``: ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the ``/ 2`` inside folded into the
     i, f, o rows of ``W`` (exact: a power of two), the ``/ 2`` outside into the state,
     which holds ``2h`` (``output_scale``; ``Wh`` is halved to match). A step is then one
-    matmul and seven in-place operations. An initial ``h`` above half the largest float
-    (where ``2h`` would overflow) takes the unfolded form instead.
+    matmul and seven in-place operations. An initial state above half the largest float
+    (where ``2h`` or ``2f * c`` would overflow) takes the unfolded form instead.
     """
 
     def __init__(self, layer):
@@ -186,8 +186,9 @@ class _StackedKernel(Kernel):
         # rows i | f | o | g | c, even / odd steps
         self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
         h0, c0 = states
-        if self.tanh_gates and not np.max(np.abs(h0), initial=0) <= np.finfo(dtype).max / 2:
-            self._unfold()                                    # 2 * h0 would overflow (or h0 holds NaN)
+        limit = np.finfo(dtype).max / 2                       # 2h0 and 2f * c0 must stay finite
+        if self.tanh_gates and not max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit:
+            self._unfold()                                    # (or a state holds NaN)
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)
         self.h = [column[:u] for column in self.stacked]

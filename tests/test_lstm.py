@@ -69,15 +69,20 @@ def test_initial_state_matches_keras(go_backwards, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_initial_state_near_the_largest_float_matches_keras(dtype):
-    # The fast kernel holds h as 2h; twice an initial state above max / 2 would overflow
+@pytest.mark.parametrize("huge", ["h0", "c0"])
+def test_initial_state_near_the_largest_float_matches_keras(huge, dtype):
+    # The fast kernel holds h as 2h and forms 2f * c; either overflows for a state above max / 2
     # where Keras, with small recurrent weights, stays finite. The all-masked sample returns h0 itself.
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 6, 3)).astype(dtype)
-    h0 = (0.75 * np.finfo(dtype).max * rng.uniform(-1, 1, (5, 4))).astype(dtype)
-    c0 = rng.standard_normal((5, 4)).astype(dtype)
+    h0, c0 = (rng.uniform(-1, 1, (5, 4)).astype(dtype) for _ in range(2))
+    if huge == "h0":
+        h0 *= 0.75 * np.finfo(dtype).max
+    else:
+        c0 *= 0.75 * np.finfo(dtype).max
     kl, ours = twin("LSTM", {"units": 4, "return_sequences": True, "return_state": True}, x.shape, dtype, rng)
     kernel, recurrent_kernel, bias = kl.get_weights()
+    bias[4:8] = 5                                             # forget gates near 1: 2f * c0 > max
     kl.set_weights([kernel, recurrent_kernel * 1e-3, bias])
     ours.set_weights(kl.get_weights())
     mask = left_and_right_padded_mask(5, 6)
