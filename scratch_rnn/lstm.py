@@ -148,8 +148,9 @@ class _StackedKernel(Kernel):
     ``tanh``: ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the ``/ 2`` inside folded into the
     i, f, o rows of ``W`` (exact: a power of two), the ``/ 2`` outside into the state,
     which holds ``2h`` (``output_scale``; ``Wh`` is halved to match). A step is then one
-    matmul and seven in-place operations. An initial state above half the largest float
-    (where ``2h`` or ``2f * c`` would overflow) takes the unfolded form instead.
+    matmul and seven in-place operations. The folding is done in :meth:`start`, once the
+    initial states are known: one above half the largest float (where ``2h`` or ``2f * c``
+    would overflow) keeps the plain form. A kernel serves one call.
     """
 
     def __init__(self, layer):
@@ -162,15 +163,10 @@ class _StackedKernel(Kernel):
         blocks = [ifoc(layer.Wh), ifoc(layer.Wx)]             # (4U, U), (4U, F)
         if layer.use_bias:
             blocks.append(ifoc(layer.b)[:, None])             # (4U, 1)
-        W = np.concatenate(blocks, axis=1)                    # (4U, U+F+1)
-        self.tanh_gates = (layer.recurrent_activation is activations.sigmoid
-                           and layer.activation is activations.tanh)
-        if self.tanh_gates:
-            W[:, :u] *= 0.5                                   # h is held as 2h
-            W[:3 * u] *= 0.5                                  # sigmoid(a) = (1 + tanh(a / 2)) / 2
-            self.output_scale = 0.5
-        self.W = W
-        self.width = W.shape[1]
+        self.W = np.concatenate(blocks, axis=1)               # (4U, U+F+1), a new array: start() may fold it
+        self.foldable = (layer.recurrent_activation is activations.sigmoid
+                         and layer.activation is activations.tanh)
+        self.width = self.W.shape[1]
         self.inputs = slice(u, u + features)                  # the x_t rows of a stacked column
         self.use_bias = layer.use_bias
         self.gate_ = activations.in_place(layer.recurrent_activation)
@@ -186,21 +182,18 @@ class _StackedKernel(Kernel):
         # rows i | f | o | g | c, even / odd steps
         self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
         h0, c0 = states
-        limit = np.finfo(dtype).max / 2                       # 2h0 and 2f * c0 must stay finite
-        if self.tanh_gates and not max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit:
-            self._unfold()                                    # (or a state holds NaN)
+        limit = np.finfo(dtype).max / 2                       # 2h0 and 2f * c0 must stay finite (and no NaN)
+        self.tanh_gates = (self.foldable
+                           and max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit)
+        if self.tanh_gates:                                   # exact: powers of two
+            self.W[:, :u] *= 0.5                              # h is held as 2h
+            self.W[:3 * u] *= 0.5                             # sigmoid(a) = (1 + tanh(a / 2)) / 2
+            self.output_scale = 0.5
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
         np.copyto(self.cells[0][4 * u:], c0)
         self.h = [column[:u] for column in self.stacked]
         self.c = [cells[4 * u:] for cells in self.cells]
         self.step = self._step_function()
-
-    def _unfold(self):
-        """Undo the ``tanh`` folding (exactly: powers of two): plain gates, ``h`` held as ``h``."""
-        u = self.units
-        self.W[:3 * u] *= 2
-        self.W[:, :u] *= 2
-        self.tanh_gates, self.output_scale = False, 1.0
 
     def load(self, x, n):
         np.copyto(self.stacked[:n, self.inputs], x)          # (n, F, B)
