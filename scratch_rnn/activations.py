@@ -93,11 +93,16 @@ def _relu_(x, out):
     np.maximum(x, 0, out=out)
 
 
-def _sigmoid_(x, out):
+def sigmoid_denominator_(x, out):
+    """``1 + exp(-x)`` into ``out``: sigmoid's denominator (inf for very negative ``x``; GRU divides by it)."""
     np.negative(x, out=out)
-    np.exp(out, out=out)        # exp(-x); inf for very negative x, and 1 / inf = 0
+    np.exp(out, out=out)
     out += 1
-    np.reciprocal(out, out=out)
+
+
+def _sigmoid_(x, out):
+    sigmoid_denominator_(x, out)
+    np.reciprocal(out, out=out)  # 1 / inf = 0
 
 
 def _hard_sigmoid_(x, out):

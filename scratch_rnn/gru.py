@@ -137,17 +137,9 @@ class GRU(RNN):
         u, dtype = self.units, self.dtype
         divide = self.recurrent_activation is activations.sigmoid
         apply = np.divide if divide else np.multiply          # r * x as x / d_r, or as r * x
-        gate_ = activations.in_place(self.recurrent_activation)
+        # the z, r rows activated: their denominators d = 1 + exp(-a) with the sigmoid, else z, r themselves
+        gates_ = activations.sigmoid_denominator_ if divide else activations.in_place(self.recurrent_activation)
         activation_ = activations.in_place(self.activation)
-
-        def gates_(zr):
-            """Activate the z, r rows: ``d = 1 + exp(-a)`` with the sigmoid, else ``z, r`` themselves."""
-            if divide:
-                np.negative(zr, out=zr)
-                np.exp(zr, out=zr)
-                np.add(zr, 1, out=zr)
-            else:
-                gate_(zr, zr)
 
         if self.reset_after:
             bias_x, bias_h = (self.b[0], self.b[1][:, None]) if self.use_bias else (None, None)
@@ -160,7 +152,7 @@ class GRU(RNN):
                 if bias_h is not None:
                     np.add(inner, bias_h, out=inner)          # recurrent bias bh
                 np.add(zr, zT[:2 * u], out=zr)
-                gates_(zr)
+                gates_(zr, zr)
                 apply(hh, r, out=hh)                          # reset after the matmul
                 np.add(hh, zT[2 * u:], out=hh)
         else:
@@ -173,7 +165,7 @@ class GRU(RNN):
             def candidate(zT, h):
                 np.dot(Wh_zr, h, out=zr)                      # gates z, r
                 np.add(zr, zT[:2 * u], out=zr)
-                gates_(zr)
+                gates_(zr, zr)
                 apply(h, r, out=rh)                           # reset before the matmul
                 np.dot(Wh_h, rh, out=hh)                      # (U, U) @ (U, B)
                 np.add(hh, zT[2 * u:], out=hh)
