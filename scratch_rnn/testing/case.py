@@ -15,7 +15,6 @@ RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 LAYERS = RECURRENT + ("Bidirectional",)
 
 
-
 @dataclass
 class Case:
     """One layer call (or two consecutive calls, for a stateful layer) to run everywhere."""
@@ -57,8 +56,9 @@ def recurrent_config(layer: str, config: dict) -> dict:
     return config["layer"]["config"] if layer == "Bidirectional" else config
 
 
-def engine_layer(layer: str, config: dict, features: int):
-    """The scratch layer for ``config``, built for ``features`` inputs without drawing weights."""
+def unweighted_layer(layer: str, config: dict, features: int):
+    """The scratch layer for ``config``, built for ``features`` inputs without drawing weights
+    (:func:`scratch_rnn.testing.runners.engine_layer` makes one with a case's weights)."""
     from scratch_rnn.keras_layout import from_config
 
     scratch = from_config(layer, config)
@@ -68,7 +68,7 @@ def engine_layer(layer: str, config: dict, features: int):
 
 def keras_weight_shapes(layer: str, config: dict, features: int) -> list[tuple]:
     """Keras's weight shapes in ``get_weights()`` order, as the engine's Keras boundary declares them."""
-    return [spec.keras_shape for spec in engine_layer(layer, config, features).weight_spec()]
+    return [spec.keras_shape for spec in unweighted_layer(layer, config, features).weight_spec()]
 
 
 def state_sizes(layer: str, config: dict) -> list[int]:

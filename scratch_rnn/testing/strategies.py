@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 from scratch_rnn import activations
 from scratch_rnn.testing.case import (  # noqa: F401  (re-exported: the strategies' vocabulary)
-    LAYERS, RECURRENT, Case, engine_layer, keras_weight_shapes, recurrent_config, state_sizes,
+    LAYERS, RECURRENT, Case, keras_weight_shapes, recurrent_config, state_sizes,
 )
 
 MAX_UNITS = 8
