@@ -271,7 +271,7 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
 
 def _run_keras(case_id: str, case: Case, keras) -> GoldenCase:
     """Keras's outputs for ``case`` and, for a stateful case, its states after the first call."""
-    from scratch_rnn.testing.runners import keras_layer, output_names, run_layer
+    from scratch_rnn.testing.runners import keras_layer, output_names, returns_both_directions, run_layer
 
     keras.backend.clear_session()  # Keras's layer-name counters restart: the same case gets the same keras_config
     layer = keras_layer(case, keras)
@@ -279,7 +279,7 @@ def _run_keras(case_id: str, case: Case, keras) -> GoldenCase:
     names, outputs, carried = [], [], None
     for i, chunk in enumerate(chunks):
         outs = run_layer(layer, [chunk])[1]
-        names += output_names(len(outs), len(chunks), i, getattr(layer, "merge_mode", "concat") is None)
+        names += output_names(len(outs), len(chunks), i, returns_both_directions(layer))
         outputs += outs
         if i == 0 and case.split is not None:
             carried = [np.array(keras.ops.convert_to_numpy(s)) for s in layer.states]

@@ -63,7 +63,7 @@ def output_names(n_outputs: int, n_calls: int, call: int, split_directions: bool
     return [prefix + (heads[j] if j < len(heads) else f"state[{j - len(heads)}]") for j in range(n_outputs)]
 
 
-def _split_directions(merge_mode_holder) -> bool:
+def returns_both_directions(merge_mode_holder) -> bool:
     """Whether a layer (or Keras config) is a Bidirectional returning its two directions unmerged."""
     if isinstance(merge_mode_holder, dict):
         return "merge_mode" in merge_mode_holder and merge_mode_holder["merge_mode"] is None
@@ -76,7 +76,7 @@ def run_layer(layer, chunks):
     for i, (x, mask, initial_state) in enumerate(chunks):
         out = layer(x, mask=mask, initial_state=initial_state)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        names += output_names(len(outs), len(chunks), i, _split_directions(layer))
+        names += output_names(len(outs), len(chunks), i, returns_both_directions(layer))
         arrays += [np.asarray(o) for o in outs]
     return names, arrays
 
@@ -90,7 +90,7 @@ def run_candidate(candidate, keras_config: dict, case):
         out = candidate(dict(keras_config), weights, x.copy(), None if mask is None else mask.copy(),
                         None if initial_state is None else [s.copy() for s in initial_state])
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        names += output_names(len(outs), len(chunks), i, _split_directions(keras_config))
+        names += output_names(len(outs), len(chunks), i, returns_both_directions(keras_config))
         arrays += [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
     return names, arrays
 
