@@ -88,7 +88,7 @@ def test_initial_state_near_the_largest_float_matches_keras(huge, dtype):
     mask = left_and_right_padded_mask(5, 6)
     theirs = kl(x, initial_state=[h0, c0], mask=mask)
     assert all(np.isfinite(t).all() for t in as_list(theirs))
-    assert_matches_keras(ours(x, initial_state=[h0, c0], mask=mask), theirs, dtype, "LSTM h0 near max")
+    assert_matches_keras(ours(x, initial_state=[h0, c0], mask=mask), theirs, dtype, f"LSTM {huge} near max")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
