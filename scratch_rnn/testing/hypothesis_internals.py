@@ -29,7 +29,7 @@ def shrink_time_limit(seconds: float):
 def seed_only():
     """Inside the block, the cases a seed generates depend on the seed alone, not on what is imported.
 
-    Hypothesis (6.131 and later) now and then draws a value from the literals in the source of
+    Hypothesis (recent versions; 6.170 here) now and then draws a value from the literals in the source of
     "local" modules, meaning any module not installed in site-packages: an editable install of
     scratch_rnn, a conftest, a user's ``--candidate`` module. So the same seed generated different cases
     depending on which of those modules happened to be imported. Measured with
