@@ -16,8 +16,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-               database=None)
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], database=None)
 settings.register_profile("dev", max_examples=25, print_blob=True, **_common)
 settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True, **_common)
 settings.register_profile("deep", max_examples=500, print_blob=True, **_common)

@@ -38,11 +38,11 @@ def keras_to_torch_order(w: np.ndarray) -> np.ndarray:
 
 
 def torch_gru_from_keras(config: dict, weights: list) -> torch.nn.GRU:
-    kernel, recurrent_kernel, bias = weights               # (F, 3u), (u, 3u), (2, 3u)
+    kernel, recurrent_kernel, bias = weights  # (F, 3u), (u, 3u), (2, 3u)
     dtype = torch.float64 if kernel.dtype == np.float64 else torch.float32
     gru = torch.nn.GRU(kernel.shape[0], config["units"], batch_first=True, dtype=dtype)
     with torch.no_grad():
-        gru.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_order(kernel).T.copy()))            # (3u, F)
+        gru.weight_ih_l0.copy_(torch.from_numpy(keras_to_torch_order(kernel).T.copy()))  # (3u, F)
         gru.weight_hh_l0.copy_(torch.from_numpy(keras_to_torch_order(recurrent_kernel).T.copy()))  # (3u, u)
         gru.bias_ih_l0.copy_(torch.from_numpy(keras_to_torch_order(bias[0])))
         gru.bias_hh_l0.copy_(torch.from_numpy(keras_to_torch_order(bias[1])))
@@ -63,7 +63,7 @@ def torch_gru(config, weights, x, mask=None, initial_state=None):
     h0 = None if initial_state is None else torch.from_numpy(np.asarray(initial_state[0]))[None]  # (1, B, u)
     with torch.no_grad():
         sequence, h_last = gru(torch.from_numpy(x), h0)
-    last = h_last[0].numpy()                                 # (B, u)
+    last = h_last[0].numpy()  # (B, u)
     output = sequence.numpy() if config["return_sequences"] else last
     return [output, last] if config["return_state"] else output
 
@@ -72,9 +72,12 @@ if __name__ == "__main__":
     import scratch_rnn
 
     for dtype in ("float32", "float64"):
-        report = scratch_rnn.verify(torch_gru, layer="GRU", dtype=dtype, max_examples=100,
-                                    fixed=SUPPORTED, with_mask=False)
-        print(f"{dtype}: ok={report.ok}, cases={report.examples}, max |err|={report.max_abs_error:.3g}, "
-              f"max err/tol={report.max_margin:.3g}")
+        report = scratch_rnn.verify(
+            torch_gru, layer="GRU", dtype=dtype, max_examples=100, fixed=SUPPORTED, with_mask=False
+        )
+        print(
+            f"{dtype}: ok={report.ok}, cases={report.examples}, max |err|={report.max_abs_error:.3g}, "
+            f"max err/tol={report.max_margin:.3g}"
+        )
         for failure in report.failures:
             print(failure)

@@ -13,9 +13,20 @@ from scratch_rnn.models import Input, Sequential
 from scratch_rnn.simple_rnn import SimpleRNN
 
 __all__ = [
-    "SimpleRNN", "LSTM", "GRU", "Bidirectional",
-    "Embedding", "Masking", "Dense", "TimeDistributed", "Dropout", "Activation",
-    "Input", "Sequential", "from_keras", "verify",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Bidirectional",
+    "Embedding",
+    "Masking",
+    "Dense",
+    "TimeDistributed",
+    "Dropout",
+    "Activation",
+    "Input",
+    "Sequential",
+    "from_keras",
+    "verify",
 ]
 __version__ = "0.1.0"
 
@@ -23,9 +34,16 @@ __version__ = "0.1.0"
 def layers_by_keras_name() -> dict:
     """Scratch layer classes by the Keras class name they mirror."""
     return {
-        "SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU, "Bidirectional": Bidirectional,
-        "Embedding": Embedding, "Masking": Masking, "Dense": Dense, "TimeDistributed": TimeDistributed,
-        "Dropout": Dropout, "Activation": Activation,
+        "SimpleRNN": SimpleRNN,
+        "LSTM": LSTM,
+        "GRU": GRU,
+        "Bidirectional": Bidirectional,
+        "Embedding": Embedding,
+        "Masking": Masking,
+        "Dense": Dense,
+        "TimeDistributed": TimeDistributed,
+        "Dropout": Dropout,
+        "Activation": Activation,
     }
 
 

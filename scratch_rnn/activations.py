@@ -8,7 +8,7 @@ Keras 2's ``clip(0.2 * x + 0.5, 0, 1)``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -80,6 +80,7 @@ def name_of(fn: Activation) -> str:
 # Each computes what the function above computes, with the same operations except sigmoid,
 # whose fast form ``1 / (1 + exp(-x))`` is as accurate (a few ulps) but not bit-identical.
 
+
 def _linear_(x, out):
     if out is not x:
         np.copyto(out, x)
@@ -111,8 +112,7 @@ def _hard_sigmoid_(x, out):
     out /= 6
 
 
-_IN_PLACE = {"linear": _linear_, "tanh": _tanh_, "relu": _relu_, "sigmoid": _sigmoid_,
-             "hard_sigmoid": _hard_sigmoid_}
+_IN_PLACE = {"linear": _linear_, "tanh": _tanh_, "relu": _relu_, "sigmoid": _sigmoid_, "hard_sigmoid": _hard_sigmoid_}
 
 
 def in_place(fn: Activation):

@@ -71,30 +71,70 @@ def _positive_int(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS), metavar="LAYER",
-                        help=f"layers to time (default: {' '.join(LAYERS)})")
-    parser.add_argument("--shapes", nargs="+", type=_shape, default=list(SHAPES), metavar="BxTxFxU",
-                        help="shapes batch x timesteps x features x units (default: "
-                             + " ".join("x".join(map(str, s)) for s in SHAPES) + ")")
-    parser.add_argument("--repeats", type=_positive_int, default=7, metavar="N",
-                        help="interleaved samples per candidate; the table shows medians (default 7)")
-    parser.add_argument("--against", nargs="*", choices=AGAINST, default=list(AGAINST), metavar="NAME",
-                        help=f"what to time besides scratch (default: {' '.join(AGAINST)}); none: only scratch")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                        help="BLAS, PyTorch and TensorFlow threads (default: NumPy's BLAS thread count)")
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        choices=LAYERS,
+        default=list(LAYERS),
+        metavar="LAYER",
+        help=f"layers to time (default: {' '.join(LAYERS)})",
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        type=_shape,
+        default=list(SHAPES),
+        metavar="BxTxFxU",
+        help="shapes batch x timesteps x features x units (default: "
+        + " ".join("x".join(map(str, s)) for s in SHAPES)
+        + ")",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=7,
+        metavar="N",
+        help="interleaved samples per candidate; the table shows medians (default 7)",
+    )
+    parser.add_argument(
+        "--against",
+        nargs="*",
+        choices=AGAINST,
+        default=list(AGAINST),
+        metavar="NAME",
+        help=f"what to time besides scratch (default: {' '.join(AGAINST)}); none: only scratch",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="BLAS, PyTorch and TensorFlow threads (default: NumPy's BLAS thread count)",
+    )
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--sample-ms", type=float, default=20.0, metavar="MS",
-                        help="each sample repeats the call for about this long (default 20)")
-    parser.add_argument("--settle-ms", type=float, default=250.0, metavar="MS",
-                        help="pause before each library's block, for the previous one's threads to idle (default 250)")
+    parser.add_argument(
+        "--sample-ms",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="each sample repeats the call for about this long (default 20)",
+    )
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=250.0,
+        metavar="MS",
+        help="pause before each library's block, for the previous one's threads to idle (default 250)",
+    )
     parser.add_argument("--json", metavar="PATH", default=None, help="also write every sample and the machine to PATH")
     return parser
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``bench`` to the ``scratch-rnn`` subcommands; dispatch with ``bench.run(args)``."""
-    parser = subparsers.add_parser("bench", help="time the engine against Keras and PyTorch on this machine",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser(
+        "bench", help="time the engine against Keras and PyTorch on this machine", description=__doc__.split("\n\n")[0]
+    )
     return configure(parser)
 
 
@@ -118,12 +158,20 @@ def run(args) -> int:
         try:
             frameworks = load_frameworks(args.against, threads)
         except ImportError as err:
-            print(f"scratch-rnn bench needs the bench extra: pip install 'scratch-rnn[bench]' ({err})",
-                  file=sys.stderr)
+            print(f"scratch-rnn bench needs the bench extra: pip install 'scratch-rnn[bench]' ({err})", file=sys.stderr)
             return 2
         try:
-            result = benchmark(args.layers, args.shapes, args.repeats, threads, frameworks, args.dtype,
-                               args.sample_ms / 1000, console, args.settle_ms / 1000)
+            result = benchmark(
+                args.layers,
+                args.shapes,
+                args.repeats,
+                threads,
+                frameworks,
+                args.dtype,
+                args.sample_ms / 1000,
+                console,
+                args.settle_ms / 1000,
+            )
         except Disagreement as err:
             console.print(f"[red]{err}[/red]")
             return 1
@@ -159,11 +207,20 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    blas = [{k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-            for pool in threadpoolctl.threadpool_info() if pool.get("user_api") == "blas"]
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas,
-            "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}}
+    blas = [
+        {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
+        for pool in threadpoolctl.threadpool_info()
+        if pool.get("user_api") == "blas"
+    ]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "openblas_env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
+    }
 
 
 def load_average():
@@ -222,7 +279,7 @@ def torch_module(torch, layer: str, features: int, units: int, weights, dtype: s
         # Keras stacks the gates z, r, h; PyTorch r, z, n. PyTorch's GRU is Keras's reset_after=True:
         # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), with Keras's bias rows as b_i* and b_h*.
         u = units
-        order = np.r_[u:2 * u, 0:u, 2 * u:3 * u]
+        order = np.r_[u : 2 * u, 0:u, 2 * u : 3 * u]
         w_ih, w_hh, b_ih, b_hh = kernel.T[order], recurrent.T[order], bias[0][order], bias[1][order]
     else:
         # SimpleRNN: one block; LSTM: PyTorch's i, f, g, o is Keras's i, f, c, o. Keras has one bias.
@@ -269,8 +326,10 @@ def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int
     differences = {name: float(np.max(np.abs(out - expected))) for name, out in outputs.items()}
     for name, difference in differences.items():
         if not difference <= AGREEMENT[dtype]:
-            raise Disagreement(f"{layer} {shape}: {name} differs from scratch by {difference:.3g} "
-                               f"(> {AGREEMENT[dtype]:g}); the times would not be comparable.")
+            raise Disagreement(
+                f"{layer} {shape}: {name} differs from scratch by {difference:.3g} "
+                f"(> {AGREEMENT[dtype]:g}); the times would not be comparable."
+            )
     return calls, differences
 
 
@@ -279,7 +338,7 @@ def gemm(dtype: str, threads: int):
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((ROOF_SIZE, ROOF_SIZE)).astype(dtype) for _ in range(2))
     out = np.empty_like(a)
-    return (lambda: np.matmul(a, b, out=out)), 2 * ROOF_SIZE ** 3
+    return (lambda: np.matmul(a, b, out=out)), 2 * ROOF_SIZE**3
 
 
 # --- timing -----------------------------------------------------------------------------
@@ -307,12 +366,26 @@ def flops(layer: str, shape: tuple) -> int:
 
 
 #: The library each candidate runs on: a repeat times one library after another.
-FRAMEWORK = {"gemm": "numpy", "scratch": "numpy", "torch": "torch", "keras_eager": "tensorflow",
-             "keras_predict": "tensorflow"}
+FRAMEWORK = {
+    "gemm": "numpy",
+    "scratch": "numpy",
+    "torch": "torch",
+    "keras_eager": "tensorflow",
+    "keras_predict": "tensorflow",
+}
 
 
-def benchmark(layers, shapes, repeats: int, threads: int, frameworks: dict, dtype: str = "float32",
-              sample_seconds: float = 0.02, console=None, settle_seconds: float = 0.25) -> dict:
+def benchmark(
+    layers,
+    shapes,
+    repeats: int,
+    threads: int,
+    frameworks: dict,
+    dtype: str = "float32",
+    sample_seconds: float = 0.02,
+    console=None,
+    settle_seconds: float = 0.25,
+) -> dict:
     """Time every candidate on every configuration, interleaved; the JSON-able result.
 
     Each repeat times the candidates library by library (NumPy, PyTorch, TensorFlow, in an
@@ -327,9 +400,18 @@ def benchmark(layers, shapes, repeats: int, threads: int, frameworks: dict, dtyp
     torch = frameworks.get("torch")
     no_grad = torch.inference_mode() if torch is not None else nullcontext()
     configs = [(layer, tuple(shape)) for shape in shapes for layer in layers]
-    result = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(), "threads": threads,
-              "dtype": dtype, "repeats": repeats, "sample_seconds": sample_seconds, "settle_seconds": settle_seconds,
-              "versions": versions(frameworks), "load_average_start": load_average(), "results": []}
+    result = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "threads": threads,
+        "dtype": dtype,
+        "repeats": repeats,
+        "sample_seconds": sample_seconds,
+        "settle_seconds": settle_seconds,
+        "versions": versions(frameworks),
+        "load_average_start": load_average(),
+        "results": [],
+    }
     with no_grad:
         status = console.status("preparing and checking outputs...") if console is not None else nullcontext()
         with status:
@@ -338,9 +420,15 @@ def benchmark(layers, shapes, repeats: int, threads: int, frameworks: dict, dtyp
             blocks.setdefault("numpy", []).append((None, "gemm", roof_fn, calibrate(roof_fn, sample_seconds)))
             for index, (layer, shape) in enumerate(configs):
                 calls, differences = candidates(layer, shape, dtype, frameworks)
-                result["results"].append({"layer": layer, "shape": dict(zip("BTFU", shape)),
-                                          "flops": flops(layer, shape), "max_abs_difference": differences,
-                                          "samples": {name: [] for name in calls}})
+                result["results"].append(
+                    {
+                        "layer": layer,
+                        "shape": dict(zip("BTFU", shape)),
+                        "flops": flops(layer, shape),
+                        "max_abs_difference": differences,
+                        "samples": {name: [] for name in calls},
+                    }
+                )
                 for name, fn in calls.items():
                     blocks.setdefault(FRAMEWORK[name], []).append((index, name, fn, calibrate(fn, sample_seconds)))
         roof_samples = []
@@ -352,7 +440,7 @@ def benchmark(layers, shapes, repeats: int, threads: int, frameworks: dict, dtyp
                 shift = repeat % len(libraries)
                 for library in libraries[shift:] + libraries[:shift]:
                     time.sleep(settle_seconds)
-                    blocks[library][0][2]()                   # one untimed call wakes the library's threads
+                    blocks[library][0][2]()  # one untimed call wakes the library's threads
                     for index, name, fn, number in blocks[library]:
                         seconds = sample(fn, number)
                         if index is None:
@@ -380,8 +468,9 @@ def _progress(console):
         return nullcontext()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                    transient=True)
+    return Progress(
+        TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
 
 
 def versions(frameworks: dict) -> dict:
@@ -404,16 +493,21 @@ def _ms(seconds) -> str:
 def table(result: dict):
     from rich.table import Table
 
-    names = [n for n in ("torch", "keras_eager", "keras_predict") if any(n in e["median_seconds"] for e in result["results"])]
-    title = (f"Inference time (ms), {result['dtype']}, return_sequences=True, {result['threads']} thread(s), "
-             f"medians of {result['repeats']} interleaved samples")
+    names = [
+        n for n in ("torch", "keras_eager", "keras_predict") if any(n in e["median_seconds"] for e in result["results"])
+    ]
+    title = (
+        f"Inference time (ms), {result['dtype']}, return_sequences=True, {result['threads']} thread(s), "
+        f"medians of {result['repeats']} interleaved samples"
+    )
     t = Table(title=title)
     t.add_column("layer")
     t.add_column("B, T, F, U")
     t.add_column("scratch", justify="right")
     for name in names:
-        t.add_column({"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}[name],
-                     justify="right")
+        t.add_column(
+            {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}[name], justify="right"
+        )
     if "torch" in names:
         t.add_column("scratch/torch", justify="right")
     if "keras_eager" in names:
@@ -440,8 +534,9 @@ def table(result: dict):
 
 def summary(result: dict) -> str:
     m = result["machine"]
-    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)"
-                     for b in m["blas"])
+    blas = ", ".join(
+        f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)" for b in m["blas"]
+    )
     v = result["versions"]
     lines = [
         f"GEMM roof: {result['gemm']['gflops']:.0f} GF/s ({result['dtype']} {ROOF_SIZE}^3 matmul, median).",

@@ -17,7 +17,7 @@ def _clone(layer: RNN, name: str, **changes) -> RNN:
 
 
 def _removeprefix(name: str, prefix: str) -> str:
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 class Bidirectional(Layer):
@@ -77,8 +77,7 @@ class Bidirectional(Layer):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.forward_layer = _clone(layer, f"forward_{_removeprefix(layer.name, 'forward_')}")
         if backward_layer is None:
-            self.backward_layer = _clone(layer, f"backward_{_removeprefix(layer.name, 'backward_')}",
-                                         go_backwards=True)
+            self.backward_layer = _clone(layer, f"backward_{_removeprefix(layer.name, 'backward_')}", go_backwards=True)
         else:
             self.backward_layer = backward_layer
         self._verify_layer_config()
@@ -189,14 +188,14 @@ class Bidirectional(Layer):
             super().build(self.forward_layer.input_shape)
         states = []
         if self.return_state:
-            states = y[1:] + y_rev[1:]                         # not cast, as in Keras
+            states = y[1:] + y_rev[1:]  # not cast, as in Keras
             y, y_rev = y[0], y_rev[0]
-        y = y.astype(self.dtype, copy=False)                   # (B, T, U) or (B, U)
+        y = y.astype(self.dtype, copy=False)  # (B, T, U) or (B, U)
         y_rev = y_rev.astype(self.dtype, copy=False)
         if self.return_sequences:
-            y_rev = np.flip(y_rev, axis=1).copy()              # (B, T, U): back to time order
+            y_rev = np.flip(y_rev, axis=1).copy()  # (B, T, U): back to time order
         if self.merge_mode == "concat":
-            outputs = [np.concatenate([y, y_rev], axis=-1)]    # (..., 2U)
+            outputs = [np.concatenate([y, y_rev], axis=-1)]  # (..., 2U)
         elif self.merge_mode == "sum":
             outputs = [y + y_rev]
         elif self.merge_mode == "ave":
@@ -209,9 +208,16 @@ class Bidirectional(Layer):
         return outputs[0] if len(outputs) == 1 else outputs
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "merge_mode": self.merge_mode,
-                "layer": self.forward_layer, "backward_layer": self.backward_layer}
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "merge_mode": self.merge_mode,
+            "layer": self.forward_layer,
+            "backward_layer": self.backward_layer,
+        }
 
     def __repr__(self):
-        return (f"<Bidirectional name={self.name!r}, layer={type(self.forward_layer).__name__}, "
-                f"merge_mode={self.merge_mode!r}, built={self.built}>")
+        return (
+            f"<Bidirectional name={self.name!r}, layer={type(self.forward_layer).__name__}, "
+            f"merge_mode={self.merge_mode!r}, built={self.built}>"
+        )

@@ -30,17 +30,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratch-rnn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="prove the engine equals Keras on generated cases")
-    verify.add_argument("--examples", type=_positive_int, default=100, metavar="N",
-                        help="cases per layer and dtype (default 100)")
-    verify.add_argument("--seed", type=int, default=None, metavar="S", help="Hypothesis seed (default: random, printed)")
-    verify.add_argument("--dtype", choices=sorted(DTYPES), default="both",
-                        help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)")
+    verify.add_argument(
+        "--examples", type=_positive_int, default=100, metavar="N", help="cases per layer and dtype (default 100)"
+    )
+    verify.add_argument(
+        "--seed", type=int, default=None, metavar="S", help="Hypothesis seed (default: random, printed)"
+    )
+    verify.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="both",
+        help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)",
+    )
     verify.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
-    verify.add_argument("--reference", choices=REFERENCES, default=None,
-                        help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras")
-    verify.add_argument("--candidate", metavar="MODULE:FUNCTION", default=None,
-                        help="verify candidate(config, weights, x, mask, initial_state) instead of the engine; "
-                             "a candidate implements one layer, so pair it with --layer")
+    verify.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        default=None,
+        help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras",
+    )
+    verify.add_argument(
+        "--candidate",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="verify candidate(config, weights, x, mask, initial_state) instead of the engine; "
+        "a candidate implements one layer, so pair it with --layer",
+    )
     bench.add_parser(sub)
     try:
         from scratch_rnn.testing import golden
@@ -58,16 +73,17 @@ def run_verify(args) -> int:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from scratch_rnn.testing.check import print_reports
-        from scratch_rnn.testing.verify import verify
-        from scratch_rnn.testing.runners import import_keras
-
         from scratch_rnn.testing.candidates import CandidateError, load_candidate
+        from scratch_rnn.testing.check import print_reports
+        from scratch_rnn.testing.runners import import_keras
+        from scratch_rnn.testing.verify import verify
 
         keras = import_keras(args.reference)
     except ImportError as err:
         extra = "keras2" if args.reference == "tf_keras" else "verify"
-        print(f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr)
+        print(
+            f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr
+        )
         return 2
     if getattr(args, "mutants", False) and args.candidate is not None:
         print("scratch-rnn verify: --mutants runs the planted-bug gallery, not a --candidate", file=sys.stderr)
@@ -83,7 +99,9 @@ def run_verify(args) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
         console = Console(width=120)
-    console.print(f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}")
+    console.print(
+        f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}"
+    )
     if getattr(args, "mutants", False):
         from scratch_rnn.testing.mutants import run_mutants
 
@@ -92,13 +110,28 @@ def run_verify(args) -> int:
     layers = LAYERS if args.layer == "all" else [args.layer]
     for layer in layers:
         for dtype in DTYPES[args.dtype]:
-            with Progress(TextColumn(f"{layer} {dtype}"), BarColumn(), MofNCompleteColumn(), TextColumn("cases"),
-                          TimeElapsedColumn(), console=console, transient=True,
-                          disable=not console.is_terminal) as progress:
+            with Progress(
+                TextColumn(f"{layer} {dtype}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("cases"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            ) as progress:
                 task = progress.add_task("verify", total=args.examples)
-                reports.append(verify(candidate, layer=layer, max_examples=args.examples, seed=args.seed, dtype=dtype,
-                                      reference=args.reference,
-                                      on_example=lambda _result: progress.advance(task)))
+                reports.append(
+                    verify(
+                        candidate,
+                        layer=layer,
+                        max_examples=args.examples,
+                        seed=args.seed,
+                        dtype=dtype,
+                        reference=args.reference,
+                        on_example=lambda _result, task=task: progress.advance(task),
+                    )
+                )
     print_reports(console, reports, "scratch_rnn vs Keras", seeds=True)
     ok = all(r.ok for r in reports)
     console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")

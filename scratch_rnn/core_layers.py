@@ -67,8 +67,17 @@ class Dense(Layer):
         mask: accepted and ignored; the mask passes through to the next layer, as in Keras.
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", dtype="float32", name=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        dtype="float32",
+        name=None,
+        **kwargs,
+    ):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.units = _positive_int(units, "units")
         self.activation = activations.get(activation, "activation")
@@ -89,7 +98,7 @@ class Dense(Layer):
             self.initialize_weights(np.random.default_rng())
 
     def input_shape_from_weights(self, first_weight_shape):
-        return (None, first_weight_shape[0])     # kernel (input_dim, units)
+        return (None, first_weight_shape[0])  # kernel (input_dim, units)
 
     @property
     def input_dim(self) -> int:
@@ -118,16 +127,21 @@ class Dense(Layer):
                 f"Argument `x` of {self.name!r} must have last dimension {self.input_dim} (the built kernel's "
                 f"input_dim), got shape {x.shape}."
             )
-        y = x @ self.W.T                                      # (..., F) @ (F, U) -> (..., U)
+        y = x @ self.W.T  # (..., F) @ (F, U) -> (..., U)
         if self.use_bias:
             y += self.b
         return self.activation(y)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "units": self.units,
-                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
-                "kernel_initializer": initializers.name_of(self.initializers["kernel"]),
-                "bias_initializer": initializers.name_of(self.initializers["bias"])}
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "units": self.units,
+            "activation": activations.name_of(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.name_of(self.initializers["kernel"]),
+            "bias_initializer": initializers.name_of(self.initializers["bias"]),
+        }
 
 
 class Embedding(Layer):
@@ -156,8 +170,16 @@ class Embedding(Layer):
         mask: accepted and ignored (the output mask comes from ``x``).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
-                 dtype="float32", name=None, **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        mask_zero=False,
+        dtype="float32",
+        name=None,
+        **kwargs,
+    ):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.input_dim = _positive_int(input_dim, "input_dim")
         self.output_dim = _positive_int(output_dim, "output_dim")
@@ -172,7 +194,7 @@ class Embedding(Layer):
             self.initialize_weights(np.random.default_rng())
 
     def input_shape_from_weights(self, first_weight_shape):
-        return (None, None)                      # the table does not tell the ids' shape
+        return (None, None)  # the table does not tell the ids' shape
 
     def weight_spec(self):
         return [WeightSpec("embeddings", "embeddings", (self.input_dim, self.output_dim), transpose=False)]
@@ -183,7 +205,7 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask):
         if not self.mask_zero:
             return None
-        return as_numeric(inputs, "x") != 0                 # (batch, timesteps)
+        return as_numeric(inputs, "x") != 0  # (batch, timesteps)
 
     def __call__(self, x, mask=None):
         ids = as_numeric(x, "x")
@@ -200,12 +222,17 @@ class Embedding(Layer):
                 f"Argument `x` of {self.name!r} must hold ids in [-{self.input_dim}, {self.input_dim}) "
                 f"(input_dim={self.input_dim}), got {int(ids[outside][0])}."
             )
-        return self.embeddings[ids]                         # (..., output_dim)
+        return self.embeddings[ids]  # (..., output_dim)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "input_dim": self.input_dim,
-                "output_dim": self.output_dim, "mask_zero": self.mask_zero,
-                "embeddings_initializer": initializers.name_of(self.initializers["embeddings"])}
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "mask_zero": self.mask_zero,
+            "embeddings_initializer": initializers.name_of(self.initializers["embeddings"]),
+        }
 
 
 class Masking(_Weightless):
@@ -278,8 +305,13 @@ class Dropout(_Weightless):
         return self._input(x).copy()
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "rate": self.rate,
-                "noise_shape": self.noise_shape, "seed": self.seed}
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "rate": self.rate,
+            "noise_shape": self.noise_shape,
+            "seed": self.seed,
+        }
 
 
 class Activation(_Weightless):
@@ -382,7 +414,7 @@ class TimeDistributed(Layer):
         if not self.built:
             self.build((None, *x.shape[1:]))
         y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
-        return y.reshape(batch, timesteps, *y.shape[1:])           # (B, T, ...)
+        return y.reshape(batch, timesteps, *y.shape[1:])  # (B, T, ...)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name, "layer": self.layer}

@@ -66,19 +66,46 @@ class GRU(RNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False, unroll=False, reset_after=True,
-                 zero_output_for_mask=False, dtype="float32", seed=None, name=None, **kwargs):
-        super().__init__(units, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, dropout=dropout,
-                         recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype, name=name, **kwargs)
-        self.activation = activations.get(activation, "activation", activations.RECURRENT)
-        self.recurrent_activation = activations.get(
-            recurrent_activation, "recurrent_activation", activations.RECURRENT
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        reset_after=True,
+        zero_output_for_mask=False,
+        dtype="float32",
+        seed=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=dtype,
+            name=name,
+            **kwargs,
         )
+        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+        self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
         self.use_bias = bool(use_bias)
         if not isinstance(reset_after, (bool, np.bool_)):
             raise ValueError(
@@ -102,29 +129,29 @@ class GRU(RNN):
         return spec
 
     def project(self, x_tm):
-        z = x_tm @ self.Wx.T                                  # (T, B, F) @ (F, 3U) -> (T, B, 3U)
+        z = x_tm @ self.Wx.T  # (T, B, F) @ (F, 3U) -> (T, B, 3U)
         if self.use_bias:
-            z += self.b[0] if self.reset_after else self.b    # input bias bx (3U,) or b (3U,)
+            z += self.b[0] if self.reset_after else self.b  # input bias bx (3U,) or b (3U,)
         return z
 
     def step(self, z_t, states):
-        h = states[0]                                         # (B, U)
+        h = states[0]  # (B, U)
         u = self.units
-        x_z, x_r, x_h = np.split(z_t, 3, axis=-1)             # 3 x (B, U), Keras's order z, r, h
+        x_z, x_r, x_h = np.split(z_t, 3, axis=-1)  # 3 x (B, U), Keras's order z, r, h
         if self.reset_after:
-            inner = h @ self.Wh.T                             # (B, 3U): every gate in one matmul
+            inner = h @ self.Wh.T  # (B, 3U): every gate in one matmul
             if self.use_bias:
-                inner += self.b[1]                            # recurrent bias bh (3U,)
-            h_z, h_r, h_h = np.split(inner, 3, axis=-1)       # 3 x (B, U)
-            z = self.recurrent_activation(x_z + h_z)          # (B, U)
-            r = self.recurrent_activation(x_r + h_r)          # (B, U)
-            hh = self.activation(x_h + r * h_h)               # (B, U): reset after the matmul
+                inner += self.b[1]  # recurrent bias bh (3U,)
+            h_z, h_r, h_h = np.split(inner, 3, axis=-1)  # 3 x (B, U)
+            z = self.recurrent_activation(x_z + h_z)  # (B, U)
+            r = self.recurrent_activation(x_r + h_r)  # (B, U)
+            hh = self.activation(x_h + r * h_h)  # (B, U): reset after the matmul
         else:
-            inner = h @ self.Wh[:2 * u].T                     # (B, 2U): gates z, r
+            inner = h @ self.Wh[: 2 * u].T  # (B, 2U): gates z, r
             z = self.recurrent_activation(x_z + inner[:, :u])  # (B, U)
             r = self.recurrent_activation(x_r + inner[:, u:])  # (B, U)
-            hh = self.activation(x_h + (r * h) @ self.Wh[2 * u:].T)  # (B, U) @ (U, U): reset before
-        h = z * h + (1 - z) * hh                              # (B, U)
+            hh = self.activation(x_h + (r * h) @ self.Wh[2 * u :].T)  # (B, U) @ (U, U): reset before
+        h = z * h + (1 - z) * hh  # (B, U)
         return h, [h]
 
     def kernel(self, batch):
@@ -136,49 +163,49 @@ class GRU(RNN):
         """
         u, dtype = self.units, self.dtype
         divide = self.recurrent_activation is activations.sigmoid
-        apply = np.divide if divide else np.multiply          # r * x as x / d_r, or as r * x
+        apply = np.divide if divide else np.multiply  # r * x as x / d_r, or as r * x
         # the z, r rows activated: their denominators d = 1 + exp(-a) with the sigmoid, else z, r themselves
         gates_ = activations.sigmoid_denominator_ if divide else activations.in_place(self.recurrent_activation)
         activation_ = activations.in_place(self.activation)
 
         if self.reset_after:
             bias_x, bias_h = (self.b[0], self.b[1][:, None]) if self.use_bias else (None, None)
-            Wh = self.Wh                                      # (3U, U)
-            inner = np.empty((3 * u, batch), dtype)           # (3U, B): rows z | r | h
-            zr, z, r, hh = inner[:2 * u], inner[:u], inner[u:2 * u], inner[2 * u:]
+            Wh = self.Wh  # (3U, U)
+            inner = np.empty((3 * u, batch), dtype)  # (3U, B): rows z | r | h
+            zr, z, r, hh = inner[: 2 * u], inner[:u], inner[u : 2 * u], inner[2 * u :]
 
             def candidate(zT, h):
-                np.dot(Wh, h, out=inner)                      # (3U, U) @ (U, B): every gate in one matmul
+                np.dot(Wh, h, out=inner)  # (3U, U) @ (U, B): every gate in one matmul
                 if bias_h is not None:
-                    np.add(inner, bias_h, out=inner)          # recurrent bias bh
-                np.add(zr, zT[:2 * u], out=zr)
+                    np.add(inner, bias_h, out=inner)  # recurrent bias bh
+                np.add(zr, zT[: 2 * u], out=zr)
                 gates_(zr, zr)
-                apply(hh, r, out=hh)                          # reset after the matmul
-                np.add(hh, zT[2 * u:], out=hh)
+                apply(hh, r, out=hh)  # reset after the matmul
+                np.add(hh, zT[2 * u :], out=hh)
         else:
             bias_x = self.b if self.use_bias else None
-            Wh_zr, Wh_h = self.Wh[:2 * u], self.Wh[2 * u:]    # (2U, U), (U, U)
-            zr = np.empty((2 * u, batch), dtype)              # (2U, B): rows z | r
+            Wh_zr, Wh_h = self.Wh[: 2 * u], self.Wh[2 * u :]  # (2U, U), (U, U)
+            zr = np.empty((2 * u, batch), dtype)  # (2U, B): rows z | r
             z, r = zr[:u], zr[u:]
             rh, hh = np.empty((u, batch), dtype), np.empty((u, batch), dtype)
 
             def candidate(zT, h):
-                np.dot(Wh_zr, h, out=zr)                      # gates z, r
-                np.add(zr, zT[:2 * u], out=zr)
+                np.dot(Wh_zr, h, out=zr)  # gates z, r
+                np.add(zr, zT[: 2 * u], out=zr)
                 gates_(zr, zr)
-                apply(h, r, out=rh)                           # reset before the matmul
-                np.dot(Wh_h, rh, out=hh)                      # (U, U) @ (U, B)
-                np.add(hh, zT[2 * u:], out=hh)
+                apply(h, r, out=rh)  # reset before the matmul
+                np.dot(Wh_h, rh, out=hh)  # (U, U) @ (U, B)
+                np.add(hh, zT[2 * u :], out=hh)
 
         def step_into(zT, states, new_states):
-            h, h_new = states[0], new_states[0]               # (U, B) each
-            candidate(zT, h)                                  # z, r and hh before its activation
+            h, h_new = states[0], new_states[0]  # (U, B) each
+            candidate(zT, h)  # z, r and hh before its activation
             activation_(hh, hh)
-            if divide:                                        # h_new = hh + (h - hh) / d_z
+            if divide:  # h_new = hh + (h - hh) / d_z
                 np.subtract(h, hh, out=h_new)
                 np.divide(h_new, z, out=h_new)
                 np.add(h_new, hh, out=h_new)
-            else:                                             # h_new = z * h + (1 - z) * hh
+            else:  # h_new = z * h + (1 - z) * hh
                 np.multiply(z, h, out=h_new)
                 np.subtract(1, z, out=z)
                 np.multiply(z, hh, out=z)
@@ -187,6 +214,10 @@ class GRU(RNN):
         return ProjectedKernel(3 * u, input_projection(self.Wx, bias_x), step_into)
 
     def get_config(self):
-        return {**super().get_config(), "activation": activations.name_of(self.activation),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "use_bias": self.use_bias, "reset_after": self.reset_after}
+        return {
+            **super().get_config(),
+            "activation": activations.name_of(self.activation),
+            "recurrent_activation": activations.name_of(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "reset_after": self.reset_after,
+        }

@@ -9,7 +9,7 @@ Keras's exact weights, copy them (:func:`scratch_rnn.from_keras` or
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

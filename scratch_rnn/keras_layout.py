@@ -59,14 +59,14 @@ class WeightSpec:
         return seed_array.T if self.transpose else seed_array
 
 
-def get_weights(layer: "Layer") -> list[np.ndarray]:
+def get_weights(layer: Layer) -> list[np.ndarray]:
     """The layer's weights in Keras's layout and order (copies)."""
     if not layer.built:
         return []
     return [np.array(spec.to_keras(getattr(layer, spec.attr))) for spec in layer.weight_spec()]
 
 
-def build_from_weights(layer: "Layer", weights) -> None:
+def build_from_weights(layer: Layer, weights) -> None:
     """Check that ``weights`` is a list; build an unbuilt ``layer`` from its first array's shape."""
     from scratch_rnn.layer import as_numeric
 
@@ -82,7 +82,7 @@ def build_from_weights(layer: "Layer", weights) -> None:
     layer.build(layer.input_shape_from_weights(first.shape), initialize=False)
 
 
-def set_weights(layer: "Layer", weights) -> None:
+def set_weights(layer: Layer, weights) -> None:
     """Copy ``weights`` (Keras layout and order) into the layer's seed-layout attributes.
 
     An unbuilt layer is first built from the shape of the first array (Keras's
@@ -95,8 +95,7 @@ def set_weights(layer: "Layer", weights) -> None:
     if len(weights) != len(specs):
         names = [s.keras_name for s in specs]
         raise ValueError(
-            f"Argument `weights` for layer {layer.name!r} must hold {len(specs)} arrays {names}, "
-            f"got {len(weights)}."
+            f"Argument `weights` for layer {layer.name!r} must hold {len(specs)} arrays {names}, got {len(weights)}."
         )
     converted = []
     for i, (spec, value) in enumerate(zip(specs, weights)):
@@ -116,11 +115,20 @@ def set_weights(layer: "Layer", weights) -> None:
 #: Config keys that shape only training or default initialisation; weights are copied, so they are dropped.
 _NOT_INFERENCE = {
     "trainable",
-    "kernel_initializer", "recurrent_initializer", "bias_initializer",
-    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-    "kernel_constraint", "recurrent_constraint", "bias_constraint",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
     "seed",
-    "embeddings_initializer", "embeddings_regularizer", "embeddings_constraint",
+    "embeddings_initializer",
+    "embeddings_regularizer",
+    "embeddings_constraint",
 }
 
 #: Config keys whose Keras default, None, is the only value scratch_rnn supports: dropped when None.
@@ -161,8 +169,12 @@ def kwargs_from_config(cls, config: dict) -> dict:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     kwargs = {}
     for key, value in config.items():
-        if (key in _NOT_INFERENCE or key in _SHAPE_HINTS or (key in _NONE_ONLY and value is None)
-                or value in _KERAS2_ONLY.get(key, ())):
+        if (
+            key in _NOT_INFERENCE
+            or key in _SHAPE_HINTS
+            or (key in _NONE_ONLY and value is None)
+            or value in _KERAS2_ONLY.get(key, ())
+        ):
             continue
         if key not in accepted:
             raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r} is not supported by scratch_rnn.")
@@ -181,8 +193,9 @@ def from_config(class_name: str, config: dict):
 
     cls = layers_by_keras_name().get(class_name)
     if cls is None:
-        raise ValueError(f"Keras layer {class_name!r} is not supported by scratch_rnn; "
-                         f"supported: {sorted(layers_by_keras_name())}.")
+        raise ValueError(
+            f"Keras layer {class_name!r} is not supported by scratch_rnn; supported: {sorted(layers_by_keras_name())}."
+        )
     config = dict(config)
     wrapped = {}
     for key in _WRAPPED.get(class_name, {}):

@@ -33,8 +33,7 @@ def check_dtype(dtype) -> np.dtype:
         name = str(dtype)
     if name not in DTYPES:
         raise ValueError(
-            f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, "
-            f"got {dtype!r}."
+            f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, got {dtype!r}."
         )
     return np.dtype(name)
 
@@ -47,8 +46,7 @@ def as_numeric(value, argument: str, dtype: np.dtype | None = None) -> np.ndarra
         raise ValueError(f"Argument `{argument}` must be a numeric array, got {type(value).__name__}: {err}") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(
-            f"Argument `{argument}` must be a real numeric array, got dtype {array.dtype} "
-            f"(shape {array.shape})."
+            f"Argument `{argument}` must be a real numeric array, got dtype {array.dtype} (shape {array.shape})."
         )
     return array.astype(dtype, copy=False) if dtype is not None else array
 
@@ -66,8 +64,14 @@ class Layer:
 
     #: Keyword arguments that only matter for training; accepted and stored, no-ops at inference.
     TRAINING_ONLY = (
-        "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
-        "kernel_constraint", "recurrent_constraint", "bias_constraint", "embeddings_regularizer",
+        "kernel_regularizer",
+        "recurrent_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "recurrent_constraint",
+        "bias_constraint",
+        "embeddings_regularizer",
         "embeddings_constraint",
     )
 
@@ -76,7 +80,10 @@ class Layer:
         if unknown:
             hint = ""
             if {"input_shape", "batch_input_shape", "input_dim"} & set(unknown):
-                hint = " Give the input shape with `scratch_rnn.Input(shape=...)` or `Input(batch_shape=...)` (Keras 3 style)."
+                hint = (
+                    " Give the input shape with `scratch_rnn.Input(shape=...)` or `Input(batch_shape=...)`"
+                    " (Keras 3 style)."
+                )
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {unknown}.{hint}")
         self.training_only = dict(kwargs)
         self.name = name if name is not None else _auto_name(type(self).__name__)
@@ -104,10 +111,9 @@ class Layer:
 
     def initialize_weights(self, rng: np.random.Generator) -> None:
         """Draw every weight from its initialiser, in Keras's layout, and store it like ``set_weights``."""
-        self.set_weights([
-            self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng)
-            for spec in self.weight_spec()
-        ])
+        self.set_weights(
+            [self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng) for spec in self.weight_spec()]
+        )
 
     def input_shape_from_weights(self, first_weight_shape: tuple) -> tuple:
         """The input shape to build on when ``set_weights`` meets an unbuilt layer.

@@ -61,19 +61,46 @@ class LSTM(RNN):
         initial_state: ``[h0, c0]``, each ``(batch, units)``.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0,
-                 return_sequences=False, return_state=False, go_backwards=False, stateful=False,
-                 unroll=False, zero_output_for_mask=False, dtype="float32", seed=None, name=None, **kwargs):
-        super().__init__(units, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, dropout=dropout,
-                         recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype, name=name, **kwargs)
-        self.activation = activations.get(activation, "activation", activations.RECURRENT)
-        self.recurrent_activation = activations.get(
-            recurrent_activation, "recurrent_activation", activations.RECURRENT
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        dtype="float32",
+        seed=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=dtype,
+            name=name,
+            **kwargs,
         )
+        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+        self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
         self.use_bias = bool(use_bias)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.initializers = {
@@ -109,29 +136,33 @@ class LSTM(RNN):
         return spec
 
     def project(self, x_tm):
-        z = x_tm @ self.Wx.T                                  # (T, B, F) @ (F, 4U) -> (T, B, 4U)
+        z = x_tm @ self.Wx.T  # (T, B, F) @ (F, 4U) -> (T, B, 4U)
         if self.use_bias:
             z += self.b
         return z
 
     def step(self, z_t, states):
-        h, c = states                                         # (B, U), (B, U)
-        z = z_t + h @ self.Wh.T                               # (B, 4U): every gate in one matmul
-        z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)          # 4 x (B, U), Keras's order i, f, c, o
-        i = self.recurrent_activation(z_i)                    # (B, U)
-        f = self.recurrent_activation(z_f)                    # (B, U)
-        o = self.recurrent_activation(z_o)                    # (B, U)
-        c = f * c + i * self.activation(z_c)                  # (B, U)
-        h = o * self.activation(c)                            # (B, U)
+        h, c = states  # (B, U), (B, U)
+        z = z_t + h @ self.Wh.T  # (B, 4U): every gate in one matmul
+        z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)  # 4 x (B, U), Keras's order i, f, c, o
+        i = self.recurrent_activation(z_i)  # (B, U)
+        f = self.recurrent_activation(z_f)  # (B, U)
+        o = self.recurrent_activation(z_o)  # (B, U)
+        c = f * c + i * self.activation(z_c)  # (B, U)
+        h = o * self.activation(c)  # (B, U)
         return h, [h, c]
 
     def kernel(self, batch):
         return _StackedKernel(self)
 
     def get_config(self):
-        return {**super().get_config(), "activation": activations.name_of(self.activation),
-                "recurrent_activation": activations.name_of(self.recurrent_activation),
-                "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "activation": activations.name_of(self.activation),
+            "recurrent_activation": activations.name_of(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
 
 
 class _StackedKernel(Kernel):
@@ -157,17 +188,16 @@ class _StackedKernel(Kernel):
         u = self.units = layer.units
         features = layer.input_dim
 
-        def ifoc(w):                                          # Keras's gate blocks i, f, c, o -> i, f, o, c
-            return np.concatenate([w[:2 * u], w[3 * u:], w[2 * u:3 * u]])
+        def ifoc(w):  # Keras's gate blocks i, f, c, o -> i, f, o, c
+            return np.concatenate([w[: 2 * u], w[3 * u :], w[2 * u : 3 * u]])
 
-        blocks = [ifoc(layer.Wh), ifoc(layer.Wx)]             # (4U, U), (4U, F)
+        blocks = [ifoc(layer.Wh), ifoc(layer.Wx)]  # (4U, U), (4U, F)
         if layer.use_bias:
-            blocks.append(ifoc(layer.b)[:, None])             # (4U, 1)
-        self.W = np.concatenate(blocks, axis=1)               # (4U, U+F+1), a new array: start() may fold it
-        self.foldable = (layer.recurrent_activation is activations.sigmoid
-                         and layer.activation is activations.tanh)
+            blocks.append(ifoc(layer.b)[:, None])  # (4U, 1)
+        self.W = np.concatenate(blocks, axis=1)  # (4U, U+F+1), a new array: start() may fold it
+        self.foldable = layer.recurrent_activation is activations.sigmoid and layer.activation is activations.tanh
         self.width = self.W.shape[1]
-        self.inputs = slice(u, u + features)                  # the x_t rows of a stacked column
+        self.inputs = slice(u, u + features)  # the x_t rows of a stacked column
         self.use_bias = layer.use_bias
         self.gate_ = activations.in_place(layer.recurrent_activation)
         self.activation_ = activations.in_place(layer.activation)
@@ -182,21 +212,20 @@ class _StackedKernel(Kernel):
         # rows i | f | o | g | c, even / odd steps
         self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
         h0, c0 = states
-        limit = np.finfo(dtype).max / 2                       # 2h0 and 2f * c0 must stay finite (and no NaN)
-        self.tanh_gates = (self.foldable
-                           and max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit)
-        if self.tanh_gates:                                   # exact: powers of two
-            self.W[:, :u] *= 0.5                              # h is held as 2h
-            self.W[:3 * u] *= 0.5                             # sigmoid(a) = (1 + tanh(a / 2)) / 2
+        limit = np.finfo(dtype).max / 2  # 2h0 and 2f * c0 must stay finite (and no NaN)
+        self.tanh_gates = self.foldable and max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit
+        if self.tanh_gates:  # exact: powers of two
+            self.W[:, :u] *= 0.5  # h is held as 2h
+            self.W[: 3 * u] *= 0.5  # sigmoid(a) = (1 + tanh(a / 2)) / 2
             self.output_scale = 0.5
         np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
-        np.copyto(self.cells[0][4 * u:], c0)
+        np.copyto(self.cells[0][4 * u :], c0)
         self.h = [column[:u] for column in self.stacked]
-        self.c = [cells[4 * u:] for cells in self.cells]
+        self.c = [cells[4 * u :] for cells in self.cells]
         self.step = self._step_function()
 
     def load(self, x, n):
-        np.copyto(self.stacked[:n, self.inputs], x)          # (n, F, B)
+        np.copyto(self.stacked[:n, self.inputs], x)  # (n, F, B)
 
     def _step_function(self):
         """``step(j)`` for this call's buffers, a closure: the loop's hottest code reads no attributes.
@@ -205,28 +234,39 @@ class _StackedKernel(Kernel):
         product is ``np.dot`` (measured: 0.4 us a step less than ``np.matmul`` at 32 x 32).
         """
         u, W, h, c = self.units, self.W, self.h, self.c
-        column = list(self.stacked)                           # column[j]: step j's stacked input
-        views = [(cells[:4 * u], cells[:3 * u], cells[:2 * u], cells[:u], cells[u:2 * u],
-                  cells[2 * u:3 * u], cells[3 * u:4 * u], cells[3 * u:]) for cells in self.cells]
+        column = list(self.stacked)  # column[j]: step j's stacked input
+        views = [
+            (
+                cells[: 4 * u],
+                cells[: 3 * u],
+                cells[: 2 * u],
+                cells[:u],
+                cells[u : 2 * u],
+                cells[2 * u : 3 * u],
+                cells[3 * u : 4 * u],
+                cells[3 * u :],
+            )
+            for cells in self.cells
+        ]
         tanh_gates, gate_, activation_ = self.tanh_gates, self.gate_, self.activation_
         dot, tanh, add, multiply = np.dot, np.tanh, np.add, np.multiply
 
         def step(j):
-            z, ifo, i_f, i, f, o, g, g_c = views[j & 1]     # the carry c in rows 4U: is this step's input
+            z, ifo, i_f, i, f, o, g, g_c = views[j & 1]  # the carry c in rows 4U: is this step's input
             c_new = c[~j & 1]
-            dot(W, column[j], out=z)                          # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
+            dot(W, column[j], out=z)  # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
             if tanh_gates:
-                tanh(z, out=z)                                # tanh(a / 2) for i, f, o; g = tanh(a)
-                add(ifo, 1, out=ifo)                          # 2 i, 2 f, 2 o
+                tanh(z, out=z)  # tanh(a / 2) for i, f, o; g = tanh(a)
+                add(ifo, 1, out=ifo)  # 2 i, 2 f, 2 o
             else:
                 gate_(ifo, ifo)
                 activation_(g, g)
-            multiply(i_f, g_c, out=i_f)                       # [i * g; f * c] (times 2 with tanh gates)
-            add(i, f, out=c_new)                              # c_new = f * c + i * g
+            multiply(i_f, g_c, out=i_f)  # [i * g; f * c] (times 2 with tanh gates)
+            add(i, f, out=c_new)  # c_new = f * c + i * g
             if tanh_gates:
                 multiply(c_new, 0.5, out=c_new)
             activation_(c_new, g)
-            multiply(o, g, out=h[j + 1])                      # h_new = o * activation(c_new) (2h with tanh gates)
+            multiply(o, g, out=h[j + 1])  # h_new = o * activation(c_new) (2h with tanh gates)
 
         return step
 

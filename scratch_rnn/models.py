@@ -103,7 +103,7 @@ class Sequential:
         x = as_numeric(x, "x")
         if batch_size is None or len(x) <= batch_size:
             return self(x)
-        return np.concatenate([self(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
     # --- weights -----------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -115,10 +115,12 @@ class Sequential:
             raise ValueError(f"Model {self.name!r} is not built: give it an Input or call it first.")
         counts = [len(layer.weight_spec()) for layer in self.layers]
         if len(weights) != sum(counts):
-            raise ValueError(f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}.")
+            raise ValueError(
+                f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
+            )
         start = 0
         for layer, n in zip(self.layers, counts):
-            layer.set_weights(weights[start:start + n])
+            layer.set_weights(weights[start : start + n])
             start += n
 
     def count_params(self) -> int:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import pytest
 
 
-def assert_verified(candidate, layer: str = "SimpleRNN", max_examples: int = 100, dtype: str = "float32",
-                    seed=None, **kwargs):
+def assert_verified(
+    candidate, layer: str = "SimpleRNN", max_examples: int = 100, dtype: str = "float32", seed=None, **kwargs
+):
     """Run :func:`scratch_rnn.verify` and raise ``AssertionError`` with every failure if any."""
     __tracebackhide__ = True
     from scratch_rnn.testing.verify import verify

@@ -15,13 +15,12 @@ initial and stateful states, ``return_sequences`` and ``return_state``.
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from scratch_rnn import initializers
 from scratch_rnn.layer import Layer, as_numeric, check_shape
-
 
 #: The inputs are projected (or, for LSTM, stacked) one chunk of timesteps at a time, a chunk holding at most
 #: this many elements ``(steps, Kernel.width, B)`` and at most ``CHUNK_STEPS`` steps: memory does not grow with the
@@ -124,8 +123,9 @@ class ProjectedKernel(Kernel):
         batch = states[0].shape[1] if self.columns else states[0].shape[0]
         shape = (chunk, self.width, batch) if self.columns else (chunk, batch, self.width)
         self.z = workspace.empty("z", shape, states[0].dtype)
-        self.buffers = [[workspace.empty(f"state {k} {i}", s.shape, s.dtype) for i, s in enumerate(states)]
-                        for k in range(2)]                             # even / odd steps
+        self.buffers = [
+            [workspace.empty(f"state {k} {i}", s.shape, s.dtype) for i, s in enumerate(states)] for k in range(2)
+        ]  # even / odd steps
         for buffer, state in zip(self.buffers[0], states):
             np.copyto(buffer, state)
 
@@ -146,15 +146,15 @@ class ProjectedKernel(Kernel):
 def input_projection(Wx: np.ndarray, bias: np.ndarray | None, columns: bool = True):
     """``project_into`` for ``Wx`` ``(G, F)`` and ``bias`` ``(G,)``: ``Wx @ x_t + b`` for each timestep of a chunk."""
     if columns:
-        bias = None if bias is None else bias[:, None]                 # (G, 1)
+        bias = None if bias is None else bias[:, None]  # (G, 1)
 
         def product(x, out):
-            np.matmul(Wx, x, out=out)                                  # (G, F) @ (n, F, B) -> (n, G, B)
+            np.matmul(Wx, x, out=out)  # (G, F) @ (n, F, B) -> (n, G, B)
     else:
         WxT = Wx.T
 
         def product(x, out):
-            np.matmul(x, WxT, out=out)                                 # (n, B, F) @ (F, G) -> (n, B, G)
+            np.matmul(x, WxT, out=out)  # (n, B, F) @ (F, G) -> (n, B, G)
 
     def project_into(x, out):
         product(x, out)
@@ -164,11 +164,11 @@ def input_projection(Wx: np.ndarray, bias: np.ndarray | None, columns: bool = Tr
     return project_into
 
 
-def reference_kernel(layer: "RNN") -> Kernel:
+def reference_kernel(layer: RNN) -> Kernel:
     """The layer's readable ``project`` and ``step`` behind the :class:`Kernel` interface (rows; for tests)."""
 
     def project_into(x, out):
-        out[...] = layer.project(x)                                    # (n, B, F) -> (n, B, G)
+        out[...] = layer.project(x)  # (n, B, F) -> (n, B, G)
 
     def step_into(z, states, new_states):
         for new, value in zip(new_states, layer.step(z, states)[1]):
@@ -177,8 +177,19 @@ def reference_kernel(layer: "RNN") -> Kernel:
     return ProjectedKernel(layer.Wx.shape[0], project_into, step_into, columns=False)
 
 
-def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, return_sequences=False,
-               zero_output_for_mask=False, unroll=False, chunk_elements=None, workspace=None):
+def recurrence(
+    kernel: Kernel,
+    x,
+    states,
+    mask=None,
+    *,
+    go_backwards=False,
+    return_sequences=False,
+    zero_output_for_mask=False,
+    unroll=False,
+    chunk_elements=None,
+    workspace=None,
+):
     """Run ``kernel`` over time, as Keras's ``backend.rnn`` runs a cell.
 
     Args:
@@ -211,28 +222,28 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
     units = states[0].shape[1]
     columns = kernel.columns
 
-    def oriented(a):                                                   # (B, S) <-> the kernel's layout
+    def oriented(a):  # (B, S) <-> the kernel's layout
         return a.T if columns else a
 
     if go_backwards:
-        x = x[:, ::-1]                                                 # processing order (a view)
+        x = x[:, ::-1]  # processing order (a view)
     if mask is not None:
-        kept = (mask[::-1] if go_backwards else mask)                  # (T, B) in processing order
-        kept = kept[:, None, :] if columns else kept[:, :, None]       # (T, 1, B) or (T, B, 1)
+        kept = mask[::-1] if go_backwards else mask  # (T, B) in processing order
+        kept = kept[:, None, :] if columns else kept[:, :, None]  # (T, 1, B) or (T, B, 1)
         dropped = ~kept
     zero_at_step = zero_output_for_mask and not unroll
     chunk = max(1, min(T, CHUNK_STEPS, (chunk_elements or CHUNK_ELEMENTS) // max(1, kernel.width * batch)))
     workspace = Workspace() if workspace is None else workspace
     kernel.start([oriented(s) for s in states], chunk, workspace)
-    outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None   # (B, T, U)
-    if mask is not None:                                               # the previous output
+    outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None  # (B, T, U)
+    if mask is not None:  # the previous output
         last = workspace.empty("last", oriented(states[0]).shape, x.dtype)
         last.fill(0)
     else:
         last = None
     for start in range(0, T, chunk):
         n = min(chunk, T - start)
-        x_chunk = x[:, start:start + n]                                # (B, n, F), a view
+        x_chunk = x[:, start : start + n]  # (B, n, F), a view
         kernel.load(x_chunk.transpose(1, 2, 0) if columns else x_chunk.transpose(1, 0, 2), n)
         for j in range(n):
             i = start + j
@@ -241,21 +252,21 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
             out = new[0]
             if mask is not None:
                 for new_state, state in zip(new, kernel.state(j)):
-                    np.copyto(new_state, state, where=dropped[i])      # masked samples keep their states
+                    np.copyto(new_state, state, where=dropped[i])  # masked samples keep their states
                 if zero_at_step:
                     np.copyto(last, out)
                     np.copyto(last, 0, where=dropped[i])
                 else:
-                    np.copyto(last, out, where=kept[i])                # masked samples repeat their output
+                    np.copyto(last, out, where=kept[i])  # masked samples repeat their output
                 out = last
             if outputs is not None:
-                outputs[:, i] = oriented(out)                          # (B, U)
+                outputs[:, i] = oriented(out)  # (B, U)
         kernel.carry(n)
-    states = [np.array(oriented(s), order="C") for s in kernel.state(0)]   # (B, S) each, copies
+    states = [np.array(oriented(s), order="C") for s in kernel.state(0)]  # (B, S) each, copies
     last = states[0] if mask is None else np.array(oriented(last), order="C")
-    if kernel.output_scale != 1:                                       # exact: a power of two
+    if kernel.output_scale != 1:  # exact: a power of two
         states[0] *= kernel.output_scale
-        if last is not states[0]:                                      # with a mask: its own array
+        if last is not states[0]:  # with a mask: its own array
             last *= kernel.output_scale
         if outputs is not None:
             outputs *= kernel.output_scale
@@ -263,24 +274,35 @@ def recurrence(kernel: Kernel, x, states, mask=None, *, go_backwards=False, retu
         last_t = 0 if go_backwards else T - 1
         last = np.where(mask[last_t][:, None], last, 0)
         if outputs is not None:
-            outputs = np.where(mask.T[:, :, None], outputs, 0)        # (B, T, 1): mask in input order
+            outputs = np.where(mask.T[:, :, None], outputs, 0)  # (B, T, 1): mask in input order
     return last, outputs, states
 
 
 class RNN(Layer):
     """Base for recurrent layers; see :class:`scratch_rnn.SimpleRNN` for the call contract."""
 
-    def __init__(self, units, *, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        *,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(
                 f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}."
             )
         self.units = int(units)
-        for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
-                     "zero_output_for_mask"):
+        for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"):
             value = locals()[flag]
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"Received an invalid value for argument `{flag}`, expected a bool, got {value!r}.")
@@ -295,7 +317,7 @@ class RNN(Layer):
         self.recurrent_dropout = float(recurrent_dropout)
         self.seed = seed
         self.states: list[np.ndarray] | None = None  # kept between calls when stateful
-        self._threads = threading.local()             # each thread's Workspace (see _workspace)
+        self._threads = threading.local()  # each thread's Workspace (see _workspace)
 
     # --- what a concrete layer supplies --------------------------------------------------
     @property
@@ -307,7 +329,8 @@ class RNN(Layer):
         raise NotImplementedError
 
     def step(self, z_t: np.ndarray, states: list[np.ndarray]):  # pragma: no cover - abstract
-        """The readable reference step: ``z_t`` ``(B, G)`` (from :meth:`project`), states -> ``(output, new_states)``."""
+        """The readable reference step: ``z_t`` ``(B, G)`` (from :meth:`project`) and states ->
+        ``(output, new_states)``."""
         raise NotImplementedError
 
     def kernel(self, batch: int) -> Kernel:  # pragma: no cover - abstract
@@ -317,7 +340,9 @@ class RNN(Layer):
     # --- building ----------------------------------------------------------------------
     def build(self, input_shape, initialize=True):
         if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} expects inputs (batch, timesteps, features), got shape {input_shape}.")
+            raise ValueError(
+                f"{type(self).__name__} expects inputs (batch, timesteps, features), got shape {input_shape}."
+            )
         super().build(input_shape)
         if initialize:
             self.initialize_weights(np.random.default_rng(self.seed))
@@ -399,13 +424,19 @@ class RNN(Layer):
         if mask is not None:
             mask = as_numeric(mask, "mask")
             check_shape(mask, (batch, timesteps), "mask")
-            mask = mask.astype(bool).T                                  # (T, B)
+            mask = mask.astype(bool).T  # (T, B)
         states = self._initial_states(initial_state, batch)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
             last, outputs, states = recurrence(
-                self.kernel(batch), x, states, mask, go_backwards=self.go_backwards,
-                return_sequences=self.return_sequences, zero_output_for_mask=self.zero_output_for_mask,
-                unroll=self.unroll, workspace=self._workspace(),
+                self.kernel(batch),
+                x,
+                states,
+                mask,
+                go_backwards=self.go_backwards,
+                return_sequences=self.return_sequences,
+                zero_output_for_mask=self.zero_output_for_mask,
+                unroll=self.unroll,
+                workspace=self._workspace(),
             )
         if self.stateful:
             self.states = [s.copy() for s in states]
@@ -415,17 +446,29 @@ class RNN(Layer):
         return output
 
     #: The constructor argument that names each Keras weight's initialiser.
-    INITIALIZER_ARGUMENTS = {"kernel": "kernel_initializer", "recurrent_kernel": "recurrent_initializer",
-                             "bias": "bias_initializer"}
+    INITIALIZER_ARGUMENTS = {
+        "kernel": "kernel_initializer",
+        "recurrent_kernel": "recurrent_initializer",
+        "bias": "bias_initializer",
+    }
 
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this layer, unbuilt (``type(layer)(**config)``), as Keras's do."""
         return {
-            "name": self.name, "dtype": self.dtype.name, "units": self.units,
-            "return_sequences": self.return_sequences, "return_state": self.return_state,
-            "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask, "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
-            **{argument: initializers.name_of(self.initializers[weight])
-               for weight, argument in self.INITIALIZER_ARGUMENTS.items()},
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+            **{
+                argument: initializers.name_of(self.initializers[weight])
+                for weight, argument in self.INITIALIZER_ARGUMENTS.items()
+            },
         }

@@ -50,15 +50,42 @@ class SimpleRNN(RNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, dtype="float32", seed=None,
-                 name=None, **kwargs):
-        super().__init__(units, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         zero_output_for_mask=zero_output_for_mask, dropout=dropout,
-                         recurrent_dropout=recurrent_dropout, seed=seed, dtype=dtype, name=name, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        dtype="float32",
+        seed=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=dtype,
+            name=name,
+            **kwargs,
+        )
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
         self.use_bias = bool(use_bias)
         self.initializers = {
@@ -78,13 +105,13 @@ class SimpleRNN(RNN):
         return spec
 
     def project(self, x_tm):
-        z = x_tm @ self.Wx.T                                  # (T, B, F) @ (F, U) -> (T, B, U)
+        z = x_tm @ self.Wx.T  # (T, B, F) @ (F, U) -> (T, B, U)
         if self.use_bias:
             z += self.b
         return z
 
     def step(self, z_t, states):
-        h = self.activation(z_t + states[0] @ self.Wh.T)      # (B, U)
+        h = self.activation(z_t + states[0] @ self.Wh.T)  # (B, U)
         return h, [h]
 
     def kernel(self, batch):
@@ -92,11 +119,11 @@ class SimpleRNN(RNN):
 
         No gates to slice, so no need for columns: the outputs are written without a transpose.
         """
-        WhT = np.ascontiguousarray(self.Wh.T)                 # (U, U)
+        WhT = np.ascontiguousarray(self.Wh.T)  # (U, U)
         activation_ = activations.in_place(self.activation)
 
         def step_into(z_t, states, new_states):
-            h = new_states[0]                                 # (B, U)
+            h = new_states[0]  # (B, U)
             np.dot(states[0], WhT, out=h)
             np.add(h, z_t, out=h)
             activation_(h, h)
@@ -105,5 +132,4 @@ class SimpleRNN(RNN):
         return ProjectedKernel(self.units, projection, step_into, columns=False)
 
     def get_config(self):
-        return {**super().get_config(), "activation": activations.name_of(self.activation),
-                "use_bias": self.use_bias}
+        return {**super().get_config(), "activation": activations.name_of(self.activation), "use_bias": self.use_bias}

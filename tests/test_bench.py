@@ -2,10 +2,9 @@
 
 import json
 
-import numpy as np
 import pytest
-
 from optional import require
+
 from scratch_rnn import bench
 
 torch = require("torch")
@@ -29,7 +28,7 @@ def test_a_wrong_copy_is_refused_before_timing(monkeypatch):
         module = correct(torch, layer, features, units, weights, dtype)
         with torch.no_grad():  # PyTorch's r and z rows exchanged: the classic port bug
             w = module.weight_hh_l0
-            w.copy_(torch.cat([w[units:2 * units], w[:units], w[2 * units:]]))
+            w.copy_(torch.cat([w[units : 2 * units], w[:units], w[2 * units :]]))
         return module
 
     monkeypatch.setattr(bench, "torch_module", swapped_gates)
@@ -39,8 +38,24 @@ def test_a_wrong_copy_is_refused_before_timing(monkeypatch):
 
 def test_the_command_writes_every_sample_to_json(tmp_path):
     path = tmp_path / "bench.json"
-    code = bench.main(["--shapes", "2x3x4x5", "--against", "torch", "--repeats", "2", "--sample-ms", "1",
-                       "--settle-ms", "0", "--threads", "1", "--json", str(path)])
+    code = bench.main(
+        [
+            "--shapes",
+            "2x3x4x5",
+            "--against",
+            "torch",
+            "--repeats",
+            "2",
+            "--sample-ms",
+            "1",
+            "--settle-ms",
+            "0",
+            "--threads",
+            "1",
+            "--json",
+            str(path),
+        ]
+    )
     assert code == 0
     result = json.loads(path.read_text())
     assert result["threads"] == 1 and result["gemm"]["gflops"] > 0

@@ -9,7 +9,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize  # noqa: E402
+from keras_reference import (
+    DTYPES,
+    assert_golden_statefulness,
+    assert_matches_keras,
+    left_and_right_padded_mask,
+    randomize,
+)  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -20,7 +26,8 @@ RNNS = ["LSTM", "GRU", "SimpleRNN"]
 
 def bidirectional_twin(rnn, kwargs, merge_mode, input_shape, dtype, rng, backward_kwargs=None):
     """A Keras Bidirectional and its scratch twin (same weights); the wrapper and the layers share ``dtype``."""
-    def make(namespace):                                  # keras.layers or scratch_rnn: same names, same arguments
+
+    def make(namespace):  # keras.layers or scratch_rnn: same names, same arguments
         backward = None if backward_kwargs is None else getattr(namespace, rnn)(**backward_kwargs, dtype=dtype)
         layer = getattr(namespace, rnn)(**kwargs, dtype=dtype)
         return namespace.Bidirectional(layer, merge_mode=merge_mode, backward_layer=backward, dtype=dtype)
@@ -38,7 +45,7 @@ def bidirectional_twin(rnn, kwargs, merge_mode, input_shape, dtype, rng, backwar
 @pytest.mark.parametrize("rnn", ["LSTM", "GRU"])
 def test_merge_modes_match_keras(rnn, merge_mode, return_sequences, dtype):
     rng = np.random.default_rng([RNNS.index(rnn), MERGE_MODES.index(merge_mode), return_sequences])
-    features = 3 if rnn == "GRU" else 4                      # square (4 -> 4) and rectangular (3 -> 4)
+    features = 3 if rnn == "GRU" else 4  # square (4 -> 4) and rectangular (3 -> 4)
     x = rng.standard_normal((3, 5, features)).astype(dtype)
     kwargs = {"units": 4, "return_sequences": return_sequences}
     kb, ours = bidirectional_twin(rnn, kwargs, merge_mode, x.shape, dtype, rng)
@@ -52,8 +59,9 @@ def test_return_state_order_matches_keras(rnn, merge_mode, dtype):
     """Merged output (or both outputs), then the forward states, then the backward states."""
     rng = np.random.default_rng([MERGE_MODES.index(merge_mode), len(rnn)])
     x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    kb, ours = bidirectional_twin(rnn, {"units": 3, "return_state": True, "return_sequences": True},
-                                  merge_mode, x.shape, dtype, rng)
+    kb, ours = bidirectional_twin(
+        rnn, {"units": 3, "return_state": True, "return_sequences": True}, merge_mode, x.shape, dtype, rng
+    )
     out = ours(x)
     assert_matches_keras(out, kb(x), dtype, f"Bidirectional({rnn}, return_state) {merge_mode}")
     assert [o.shape for o in out] == [tuple(s) for s in kb.compute_output_shape((2, 4, 3))]
@@ -77,7 +85,7 @@ def test_mask_goes_to_both_directions(rnn, return_sequences, dtype):
 def test_initial_state_is_split_half_and_half(dtype):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    states = [rng.standard_normal((2, 5)).astype(dtype) for _ in range(4)]   # h_fw, c_fw, h_bw, c_bw
+    states = [rng.standard_normal((2, 5)).astype(dtype) for _ in range(4)]  # h_fw, c_fw, h_bw, c_bw
     kb, ours = bidirectional_twin("LSTM", {"units": 5, "return_state": True}, "sum", x.shape, dtype, rng)
     assert_matches_keras(ours(x, initial_state=states), kb(x, initial_state=states), dtype, "initial_state")
 
@@ -101,7 +109,12 @@ def test_explicit_backward_layer_matches_keras(dtype):
     x = rng.standard_normal((3, 5, 4)).astype(dtype)
     mask = left_and_right_padded_mask(3, 5)
     kb, ours = bidirectional_twin(
-        "LSTM", {"units": 3, "return_sequences": True}, "concat", x.shape, dtype, rng,
+        "LSTM",
+        {"units": 3, "return_sequences": True},
+        "concat",
+        x.shape,
+        dtype,
+        rng,
         backward_kwargs={"units": 2, "activation": "relu", "go_backwards": True, "return_sequences": True},
     )
     assert_matches_keras(ours(x, mask=mask), kb(x, mask=mask), dtype, "explicit backward_layer")
@@ -149,9 +162,11 @@ def test_from_keras_converts_both_directions():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 5, 4)).astype("float32")
     kb = keras.layers.Bidirectional(
-        keras.layers.GRU(3, return_sequences=True, reset_after=False), merge_mode="ave",
-        backward_layer=keras.layers.GRU(3, return_sequences=True, reset_after=False, go_backwards=True,
-                                        activation="relu"),
+        keras.layers.GRU(3, return_sequences=True, reset_after=False),
+        merge_mode="ave",
+        backward_layer=keras.layers.GRU(
+            3, return_sequences=True, reset_after=False, go_backwards=True, activation="relu"
+        ),
     )
     kb.build(x.shape)
     randomize(kb, rng)
@@ -163,9 +178,13 @@ def test_from_keras_converts_both_directions():
 
 # --- Keras's own golden values (keras/src/layers/rnn/bidirectional_test.py) -----------------
 
+
 def constants(kernel=0.01, recurrent=0.02, bias=0.03):
-    return {"kernel_initializer": Constant(kernel), "recurrent_initializer": Constant(recurrent),
-            "bias_initializer": Constant(bias)}
+    return {
+        "kernel_initializer": Constant(kernel),
+        "recurrent_initializer": Constant(recurrent),
+        "bias_initializer": Constant(bias),
+    }
 
 
 def test_keras_golden_correctness():
@@ -173,8 +192,11 @@ def test_keras_golden_correctness():
     forward_layer = scratch_rnn.SimpleRNN(2, **constants())
     close = dict(atol=1e-6, rtol=1e-6)
     output = scratch_rnn.Bidirectional(forward_layer)(sequence)
-    np.testing.assert_allclose(output, [[0.39687276, 0.39687276, 0.10004295, 0.10004295],
-                                        [0.7237238, 0.7237238, 0.53391594, 0.53391594]], **close)
+    np.testing.assert_allclose(
+        output,
+        [[0.39687276, 0.39687276, 0.10004295, 0.10004295], [0.7237238, 0.7237238, 0.53391594, 0.53391594]],
+        **close,
+    )
     output = scratch_rnn.Bidirectional(forward_layer, merge_mode="ave")(sequence)
     np.testing.assert_allclose(output, [[0.24845785, 0.24845785], [0.6288199, 0.6288199]], **close)
     output1, output2 = scratch_rnn.Bidirectional(forward_layer, merge_mode=None)(sequence)
@@ -185,8 +207,11 @@ def test_keras_golden_correctness():
     np.testing.assert_allclose(output, [[0.08374989, 0.08374989], [0.6740834, 0.6740834]], **close)
     forward_layer = scratch_rnn.GRU(2, return_sequences=True, **constants())
     output = scratch_rnn.Bidirectional(forward_layer, merge_mode="sum")(sequence)
-    np.testing.assert_allclose(output, [[[0.20937867] * 2, [0.34462988] * 2, [0.40290534] * 2],
-                                        [[0.59829646] * 2, [0.6734641] * 2, [0.6479671] * 2]], **close)
+    np.testing.assert_allclose(
+        output,
+        [[[0.20937867] * 2, [0.34462988] * 2, [0.40290534] * 2], [[0.59829646] * 2, [0.6734641] * 2, [0.6479671] * 2]],
+        **close,
+    )
 
 
 def test_keras_golden_statefulness():
@@ -200,18 +225,24 @@ def test_keras_golden_initial_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32") * k for k in (1, 2, 3, 4)]
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, **constants()))
-    np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
-                               [[0.20794602, 0.4577124, 0.14046375, 0.48191673],
-                                [0.6682636, 0.6711909, 0.60943645, 0.60950446]], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(sequence, initial_state=initial_state),
+        [[0.20794602, 0.4577124, 0.14046375, 0.48191673], [0.6682636, 0.6711909, 0.60943645, 0.60950446]],
+        atol=1e-6,
+        rtol=1e-6,
+    )
 
 
 def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
     layer = scratch_rnn.Bidirectional(scratch_rnn.GRU(2, **constants()))
-    np.testing.assert_allclose(layer(sequence, mask=mask),
-                               [[0.19393763, 0.19393763, 0.11669192, 0.11669192],
-                                [0.30818558, 0.30818558, 0.28380975, 0.28380975]], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(sequence, mask=mask),
+        [[0.19393763, 0.19393763, 0.11669192, 0.11669192], [0.30818558, 0.30818558, 0.28380975, 0.28380975]],
+        atol=1e-6,
+        rtol=1e-6,
+    )
 
 
 def test_keras_golden_return_state():
@@ -219,8 +250,11 @@ def test_keras_golden_return_state():
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, return_state=True, **constants()))
     output, h1, c1, h2, c2 = layer(sequence)
     close = dict(atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(output, [[0.1990008, 0.1990008, 0.12659755, 0.12659755],
-                                        [0.52335435, 0.52335435, 0.44717982, 0.44717982]], **close)
+    np.testing.assert_allclose(
+        output,
+        [[0.1990008, 0.1990008, 0.12659755, 0.12659755], [0.52335435, 0.52335435, 0.44717982, 0.44717982]],
+        **close,
+    )
     np.testing.assert_allclose(h1, [[0.1990008] * 2, [0.52335435] * 2], **close)
     np.testing.assert_allclose(c1, [[0.35567185] * 2, [1.0492687] * 2], **close)
     np.testing.assert_allclose(h2, [[0.12659755] * 2, [0.44717982] * 2], **close)
@@ -228,6 +262,7 @@ def test_keras_golden_return_state():
 
 
 # --- errors --------------------------------------------------------------------------------
+
 
 def test_bad_arguments_raise():
     lstm = scratch_rnn.LSTM(2)

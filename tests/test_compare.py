@@ -15,14 +15,14 @@ def test_identical_arrays_pass_with_zero_margin():
 def test_relative_error_is_normwise_max_error_over_max_reference():
     expected = np.array([[1.0, -2000.0], [0.0, 5.0]])
     actual = expected.copy()
-    actual[1, 0] = 0.5                                   # next to a zero: elementwise relative error is infinite
+    actual[1, 0] = 0.5  # next to a zero: elementwise relative error is infinite
     r = compare_tensor(actual, expected, 1.0)
     assert r.ok and r.max_abs_error == 0.5
     assert r.max_rel_error == 0.5 / 2000.0
-    actual[0, 1] = np.nan                                # a NaN is an infinite error, relative too
+    actual[0, 1] = np.nan  # a NaN is an infinite error, relative too
     assert compare_tensor(actual, expected, 1.0).max_rel_error == np.inf
     tiny = compare_tensor(np.array([1e-45, 0.0]), np.zeros(2), 1e-40)
-    assert tiny.ok and np.isnan(tiny.max_rel_error)     # against all zeros: undefined, not infinite
+    assert tiny.ok and np.isnan(tiny.max_rel_error)  # against all zeros: undefined, not infinite
 
 
 def test_tolerance_ratio_says_how_loose_a_check_was():
@@ -32,8 +32,8 @@ def test_tolerance_ratio_says_how_loose_a_check_was():
     tight = compare_tensor(expected.copy(), expected, np.array([1e-3, 1e-2]))
     loose = compare_tensor(expected.copy(), expected, np.array([1.0, 300.0]))
     assert tight.tol_ratio == 1e-2 / 2000 and loose.tol_ratio == 300 / 2000
-    assert compare_tensor(np.zeros(3), np.zeros(3), 0.0).tol_ratio == 0          # exact: not loose at all
-    assert compare_tensor(np.zeros(3), np.zeros(3), 1e-9).tol_ratio == 1e-9      # against zeros: the slack itself
+    assert compare_tensor(np.zeros(3), np.zeros(3), 0.0).tol_ratio == 0  # exact: not loose at all
+    assert compare_tensor(np.zeros(3), np.zeros(3), 1e-9).tol_ratio == 1e-9  # against zeros: the slack itself
     assert compare_tensor(np.zeros(3), np.zeros(3), 0.5).tol_ratio > WEAK
     assert tight.tol_ratio < WEAK < loose.tol_ratio
     assert not CaseResult(case=None, comparisons=[tight]).weak
@@ -43,8 +43,13 @@ def test_tolerance_ratio_says_how_loose_a_check_was():
 def test_report_rows_skip_undefined_relative_errors():
     from scratch_rnn.testing.check import CaseResult
 
-    result = CaseResult(case=None, comparisons=[compare_tensor(np.array([1e-45]), np.zeros(1), 1e-40),
-                                                compare_tensor(np.array([1.5]), np.array([2.0]), 1.0)])
+    result = CaseResult(
+        case=None,
+        comparisons=[
+            compare_tensor(np.array([1e-45]), np.zeros(1), 1e-40),
+            compare_tensor(np.array([1.5]), np.array([2.0]), 1.0),
+        ],
+    )
     assert result.max_rel_error == 0.25
 
 
@@ -121,5 +126,4 @@ def test_output_names_say_which_tensor():
 
     assert output_names(3, 1, 0) == ["output", "state[0]", "state[1]"]
     assert output_names(2, 2, 1) == ["call 2 output", "call 2 state[0]"]
-    assert output_names(4, 1, 0, split_directions=True) == [
-        "forward output", "backward output", "state[0]", "state[1]"]
+    assert output_names(4, 1, 0, split_directions=True) == ["forward output", "backward output", "state[0]", "state[1]"]

@@ -32,8 +32,9 @@ def test_x_must_be_3d(cls, shape):
 @pytest.mark.parametrize("cls", RECURRENT)
 def test_feature_size_must_match_the_built_kernel(cls):
     layer = built(cls, features=5)
-    with raises("must have 5 features (the built kernel's input_dim): expected shape (batch, timesteps, 5), "
-                "got (2, 4, 6)"):
+    with raises(
+        "must have 5 features (the built kernel's input_dim): expected shape (batch, timesteps, 5), got (2, 4, 6)"
+    ):
         layer(np.zeros((2, 4, 6)))
 
 

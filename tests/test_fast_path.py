@@ -48,7 +48,7 @@ def make_layer(name, kwargs, dtype, features=3, units=4, seed=0, **call_flags):
     """A built layer with random weights, random biases included."""
     layer = getattr(scratch_rnn, name)(units, dtype=dtype, seed=seed, **kwargs, **call_flags)
     layer.build((None, None, features))
-    rng = np.random.default_rng(seed)   # small enough that linear and relu layers stay finite over the steps
+    rng = np.random.default_rng(seed)  # small enough that linear and relu layers stay finite over the steps
     layer.set_weights([rng.uniform(-0.4, 0.4, w.shape).astype(dtype) for w in layer.get_weights()])
     return layer
 
@@ -62,12 +62,12 @@ def random_states(layer, batch, rng):
 def test_fast_step_equals_the_reference_step(name, kwargs, dtype, rng):
     layer = make_layer(name, kwargs, dtype)
     batch = 5
-    x = rng.uniform(-2, 2, (batch, 1, layer.input_dim)).astype(dtype)       # one timestep
+    x = rng.uniform(-2, 2, (batch, 1, layer.input_dim)).astype(dtype)  # one timestep
     states = random_states(layer, batch, rng)
 
-    _, expected = layer.step(layer.project(x.transpose(1, 0, 2))[0], states)   # readable: (B, S) rows
+    _, expected = layer.step(layer.project(x.transpose(1, 0, 2))[0], states)  # readable: (B, S) rows
 
-    _, _, actual = recurrence(layer.kernel(batch), x, states)                    # fast, one step: (B, S) rows
+    _, _, actual = recurrence(layer.kernel(batch), x, states)  # fast, one step: (B, S) rows
 
     assert len(actual) == len(expected)
     for i, (fast, reference) in enumerate(zip(actual, expected)):
@@ -84,12 +84,12 @@ def test_fast_layer_equals_the_reference_layer(name, kwargs, dtype, rng):
     x = rng.uniform(-1, 1, (batch, timesteps, layer.input_dim)).astype(dtype)
     states = random_states(layer, batch, rng)
     mask = rng.random((batch, timesteps)) < 0.7
-    mask[0, :3] = False                                                       # masked before any output
-    mask[1] = False                                                           # a fully masked sample
-    for go_backwards, zero_output, unroll, m in itertools.product([False, True], [False, True], [False, True],
-                                                                  [None, mask]):
-        flags = dict(go_backwards=go_backwards, return_sequences=True, zero_output_for_mask=zero_output,
-                     unroll=unroll)
+    mask[0, :3] = False  # masked before any output
+    mask[1] = False  # a fully masked sample
+    for go_backwards, zero_output, unroll, m in itertools.product(
+        [False, True], [False, True], [False, True], [None, mask]
+    ):
+        flags = dict(go_backwards=go_backwards, return_sequences=True, zero_output_for_mask=zero_output, unroll=unroll)
         time_major = None if m is None else m.T
         fast = recurrence(layer.kernel(batch), x, states, time_major, **flags)
         reference = recurrence(reference_kernel(layer), x, states, time_major, **flags)
@@ -113,7 +113,7 @@ def test_in_place_activations_compute_the_reference(rng):
             np.testing.assert_allclose(out, expected, **TOL[dtype], err_msg=f"{act_name} {dtype}")
             same = x.copy()
             with np.errstate(over="ignore"):
-                activations.in_place(fn)(same, same)                            # in place proper
+                activations.in_place(fn)(same, same)  # in place proper
             np.testing.assert_array_equal(same, out, err_msg=f"{act_name} {dtype} out=x")
 
 
@@ -128,7 +128,7 @@ def test_chunked_projection_equals_unchunked(name, kwargs, dtype, rng):
     for return_sequences, go_backwards in itertools.product([False, True], [False, True]):
         flags = dict(return_sequences=return_sequences, go_backwards=go_backwards)
         whole = recurrence(layer.kernel(batch), x, states, chunk_elements=10**9, **flags)
-        for steps in (1, 3, 4, 9):                     # chunks of 1, 3, 4 and 9 steps: some leave a remainder
+        for steps in (1, 3, 4, 9):  # chunks of 1, 3, 4 and 9 steps: some leave a remainder
             chunked = recurrence(layer.kernel(batch), x, states, chunk_elements=steps * g * batch, **flags)
             assert np.all(np.isfinite(chunked[0]))
             np.testing.assert_array_equal(chunked[0], whole[0], err_msg=f"{flags} chunk={steps} last")
@@ -144,8 +144,8 @@ def test_memory_does_not_grow_with_timesteps(name, rng):
     layer = make_layer(name, {}, "float32", features=8, units=16)
     peaks = {}
     for timesteps in (1_000, 10_000):
-        x = rng.standard_normal((4, timesteps, 8)).astype("float32")   # the input itself is not counted
-        layer(x[:, :10])                                                # warm up outside the measurement
+        x = rng.standard_normal((4, timesteps, 8)).astype("float32")  # the input itself is not counted
+        layer(x[:, :10])  # warm up outside the measurement
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -153,7 +153,9 @@ def test_memory_does_not_grow_with_timesteps(name, rng):
             peaks[timesteps] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    assert peaks[10_000] <= 1.5 * peaks[1_000], f"{name}: peak {peaks[10_000]} B for 10,000 steps, {peaks[1_000]} B for 1,000"
+    assert peaks[10_000] <= 1.5 * peaks[1_000], (
+        f"{name}: peak {peaks[10_000]} B for 10,000 steps, {peaks[1_000]} B for 1,000"
+    )
 
 
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
@@ -166,9 +168,9 @@ def test_calls_share_no_buffers_and_leave_their_inputs_alone(name, rng):
     snapshot = [a.copy() for a in first]
     layer(x2, initial_state=initial)
     for a, b in zip(first, snapshot):
-        np.testing.assert_array_equal(a, b)                               # a later call does not overwrite
+        np.testing.assert_array_equal(a, b)  # a later call does not overwrite
     for a, b in zip(initial, kept[0]):
-        np.testing.assert_array_equal(a, b)                               # initial states are only read
+        np.testing.assert_array_equal(a, b)  # initial states are only read
     np.testing.assert_array_equal(x1, kept[1])
     assert not np.shares_memory(first[0], first[1]), "the returned state is not a view of the outputs"
 
@@ -187,7 +189,7 @@ def test_lstm_tanh_form_of_the_sigmoid_keeps_extreme_gates(dtype, rng):
     """The fast LSTM computes sigmoid(a) as (1 + tanh(a / 2)) / 2 and holds 2h: saturated gates
     (|a| up to 60) and the exact halvings stay within the reference's tolerance."""
     layer = make_layer("LSTM", {}, dtype, return_sequences=True)
-    layer.set_weights([w * 30 for w in layer.get_weights()])         # pre-activations of tens
+    layer.set_weights([w * 30 for w in layer.get_weights()])  # pre-activations of tens
     x = rng.uniform(-2, 2, (6, 9, layer.input_dim)).astype(dtype)
     states = random_states(layer, 6, rng)
     fast = recurrence(layer.kernel(6), x, states, return_sequences=True)
@@ -198,14 +200,15 @@ def test_lstm_tanh_form_of_the_sigmoid_keeps_extreme_gates(dtype, rng):
 
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
 def test_repeated_calls_reuse_their_scratch_buffers(name, rng):
-    """A layer keeps its scratch arrays between calls (rnn.Workspace): a repeated call allocates only what it returns."""
+    """A layer keeps its scratch arrays between calls (rnn.Workspace): a repeated call allocates only
+    what it returns."""
     layer = make_layer(name, {}, "float32", return_sequences=True)
     mask = rng.random((3, 300)) < 0.8
     x = rng.standard_normal((3, 300, 3)).astype("float32")
     layer(x, mask=mask)
     kept = dict(layer._workspace().arrays)
     assert kept, "no scratch arrays were kept"
-    layer(x[:, :200], mask=mask[:, :200])                  # same batch, same chunk (128 steps)
+    layer(x[:, :200], mask=mask[:, :200])  # same batch, same chunk (128 steps)
     assert all(layer._workspace().arrays[key] is array for key, array in kept.items())
 
 
@@ -220,7 +223,9 @@ def test_returned_arrays_are_never_scratch_buffers(name, rng):
             snapshot = [a.copy() for a in first]
             layer(x2, mask=mask)
             for a, b in zip(first, snapshot):
-                np.testing.assert_array_equal(a, b, err_msg=f"return_sequences={return_sequences} mask={mask is not None}")
+                np.testing.assert_array_equal(
+                    a, b, err_msg=f"return_sequences={return_sequences} mask={mask is not None}"
+                )
             scratch = list(layer._workspace().arrays.values())
             assert not any(np.shares_memory(a, s) for a in first for s in scratch)
 

@@ -45,15 +45,15 @@ print(sum(r.examples for r in result.reports), "cases")
 
 
 def test_the_shipped_recording_passes_without_tensorflow_or_keras():
-    result = subprocess.run([sys.executable, "-c", BLOCKED, str(SHIPPED)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", BLOCKED, str(SHIPPED)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "48 cases"
 
 
 def test_the_check_command_runs_without_tensorflow_or_keras():
     code = BLOCKED.split("from scratch_rnn")[0] + (
-        "from scratch_rnn.cli import main\nsys.exit(main(['check', sys.argv[1]]))\n")
+        "from scratch_rnn.cli import main\nsys.exit(main(['check', sys.argv[1]]))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(SHIPPED)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     out = flat(result.stdout)
@@ -92,8 +92,21 @@ def test_the_engine_as_a_candidate_passes_stateful_cases_through_the_carried_sta
 
 def test_record_then_check_round_trips(keras, tmp_path, capsys):
     out = tmp_path / "rec"
-    argv = ["record", "--out", str(out), "--layer", "SimpleRNN", "--layer", "Bidirectional", "--dtype", "float32",
-            "--examples", "2", "--seed", "7"]
+    argv = [
+        "record",
+        "--out",
+        str(out),
+        "--layer",
+        "SimpleRNN",
+        "--layer",
+        "Bidirectional",
+        "--dtype",
+        "float32",
+        "--examples",
+        "2",
+        "--seed",
+        "7",
+    ]
     assert cli(argv) == 0, capsys.readouterr().out
     assert "4 cases" in flat(capsys.readouterr().out)
     manifest = json.loads((out / golden.MANIFEST).read_text())
@@ -103,8 +116,9 @@ def test_record_then_check_round_trips(keras, tmp_path, capsys):
     result = golden.check(out)
     assert result.ok and [r.examples for r in result.reports] == [2, 2]
 
-    again = golden.record(tmp_path / "again", layers=["SimpleRNN", "Bidirectional"], dtypes=["float32"],
-                          examples=2, seed=7)
+    again = golden.record(
+        tmp_path / "again", layers=["SimpleRNN", "Bidirectional"], dtypes=["float32"], examples=2, seed=7
+    )
     assert again["cases"] == manifest["cases"]  # the same seed draws the same cases, and Keras agrees with itself
     with np.load(out / golden.ARRAYS) as a, np.load(tmp_path / "again" / golden.ARRAYS) as b:
         assert all(np.array_equal(a[name], b[name]) for name in a.files)
@@ -147,7 +161,7 @@ def damaged_entry(path):
     with zipfile.ZipFile(archive) as z:
         info = z.getinfo("case0003/x.npy")
     data = bytearray(archive.read_bytes())
-    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     start = info.header_offset + 30 + name_length + extra_length  # the local file header, then the data
     for k in range(start + 8, start + 16):
         data[k] ^= 0xFF
@@ -340,15 +354,18 @@ def test_check_candidate_from_the_command_line(candidate_module, capsys):
     assert "FAIL SimpleRNN" in out and "Mismatch: see above." in out
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no_colon", "must look like 'package.module:function'"),
-    ("a:b:c", "must look like 'package.module:function'"),
-    (":f", "must look like 'package.module:function'"),
-    ("no_such_module_xyz:f", "no module named 'no_such_module_xyz'"),
-    ("json:no_such_function", "module 'json' has no attribute 'no_such_function'"),
-    ("json:JSONDecoder.no_such_method", "'json:JSONDecoder' has no attribute 'no_such_method'"),
-    ("math:pi", "must be callable"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_colon", "must look like 'package.module:function'"),
+        ("a:b:c", "must look like 'package.module:function'"),
+        (":f", "must look like 'package.module:function'"),
+        ("no_such_module_xyz:f", "no module named 'no_such_module_xyz'"),
+        ("json:no_such_function", "module 'json' has no attribute 'no_such_function'"),
+        ("json:JSONDecoder.no_such_method", "'json:JSONDecoder' has no attribute 'no_such_method'"),
+        ("math:pi", "must be callable"),
+    ],
+)
 def test_load_candidate_errors(spec, message):
     with pytest.raises(CandidateError, match=None) as info:
         load_candidate(spec)

@@ -20,8 +20,13 @@ TOL = 1e-6  # Keras's assertAllClose default; its values are printed to 7-8 digi
 
 
 def constant_rnn(units=4, **kwargs):
-    return SimpleRNN(units, kernel_initializer=Constant(0.01), recurrent_initializer=Constant(0.02),
-                     bias_initializer=Constant(0.03), **kwargs)
+    return SimpleRNN(
+        units,
+        kernel_initializer=Constant(0.01),
+        recurrent_initializer=Constant(0.02),
+        bias_initializer=Constant(0.03),
+        **kwargs,
+    )
 
 
 def rows(*values, units=4):
@@ -34,16 +39,30 @@ CASES = {
     "correctness-backwards": (dict(go_backwards=True), SEQ_234, {}, rows(0.11144729, 0.5528889)),
     "correctness-backwards-unroll": (dict(go_backwards=True, unroll=True), SEQ_234, {}, rows(0.11144729, 0.5528889)),
     "initial-state": (dict(), SEQ_243, {"initial_state": INITIAL}, rows(0.33621645, 0.6262637)),
-    "initial-state-backwards": (dict(go_backwards=True), SEQ_243, {"initial_state": INITIAL},
-                                rows(0.07344437, 0.43043602)),
+    "initial-state-backwards": (
+        dict(go_backwards=True),
+        SEQ_243,
+        {"initial_state": INITIAL},
+        rows(0.07344437, 0.43043602),
+    ),
     "masking-unroll": (dict(unroll=True), SEQ_243, {"mask": MASK}, rows(0.32951632, 0.61799484)),
-    "masking-sequences": (dict(units=2, return_sequences=True), SEQ_243, {"mask": MASK}, np.array([
-        rows(0.0599281, 0.15122814, 0.15122814, 0.32394567, units=2),
-        rows(0.3969304, 0.3969304, 0.3969304, 0.608085, units=2)])),
-    "masking-zero-output": (dict(units=2, return_sequences=True, zero_output_for_mask=True), SEQ_243,
-                            {"mask": MASK}, np.array([
-                                rows(0.0599281, 0.15122814, 0.0, 0.32394567, units=2),
-                                rows(0.3969304, 0.0, 0.0, 0.608085, units=2)])),
+    "masking-sequences": (
+        dict(units=2, return_sequences=True),
+        SEQ_243,
+        {"mask": MASK},
+        np.array(
+            [
+                rows(0.0599281, 0.15122814, 0.15122814, 0.32394567, units=2),
+                rows(0.3969304, 0.3969304, 0.3969304, 0.608085, units=2),
+            ]
+        ),
+    ),
+    "masking-zero-output": (
+        dict(units=2, return_sequences=True, zero_output_for_mask=True),
+        SEQ_243,
+        {"mask": MASK},
+        np.array([rows(0.0599281, 0.15122814, 0.0, 0.32394567, units=2), rows(0.3969304, 0.0, 0.0, 0.608085, units=2)]),
+    ),
     "masking-backwards": (dict(go_backwards=True), SEQ_243, {"mask": MASK}, rows(0.07376196, 0.43645123)),
 }
 

@@ -9,7 +9,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
+from keras_reference import (
+    DTYPES,
+    assert_golden_statefulness,
+    assert_matches_keras,
+    left_and_right_padded_mask,
+    randomize,
+    twin,
+)  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -41,12 +48,16 @@ def test_random_weights_match_keras(option, features, units, reset_after, dtype)
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
-@pytest.mark.parametrize("kwargs", [
-    {"return_sequences": True},
-    {"return_sequences": True, "zero_output_for_mask": True},
-    {"return_sequences": True, "go_backwards": True, "return_state": True},
-    {"go_backwards": True, "zero_output_for_mask": True},
-], ids=lambda k: "-".join(k))
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"return_sequences": True},
+        {"return_sequences": True, "zero_output_for_mask": True},
+        {"return_sequences": True, "go_backwards": True, "return_state": True},
+        {"go_backwards": True, "zero_output_for_mask": True},
+    ],
+    ids=lambda k: "-".join(k),
+)
 def test_masks_match_keras(kwargs, reset_after, dtype):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, 6, 3)).astype(dtype)
@@ -103,17 +114,24 @@ def test_from_keras_keeps_reset_after():
 
 # --- Keras's own golden values (keras/src/layers/rnn/gru_test.py) ---------------------------
 
-CONSTANTS = {"kernel_initializer": Constant(0.01), "recurrent_initializer": Constant(0.02),
-             "bias_initializer": Constant(0.03)}
+CONSTANTS = {
+    "kernel_initializer": Constant(0.01),
+    "recurrent_initializer": Constant(0.02),
+    "bias_initializer": Constant(0.03),
+}
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({}, [[0.5217289] * 3, [0.6371659] * 3, [0.39384964, 0.39384964, 0.3938496]]),
-    ({"go_backwards": True}, [[0.24406259] * 3, [0.611516] * 3, [0.3928808] * 3]),
-    ({"unroll": True}, [[0.5217289] * 3, [0.6371659] * 3, [0.39384964, 0.39384964, 0.3938496]]),
-    ({"reset_after": False}, [[0.51447755] * 3, [0.6426879] * 3, [0.40208298] * 3]),
-    ({"use_bias": False}, [[0.49988455] * 3, [0.64701194] * 3, [0.4103359] * 3]),
-], ids=["default", "go_backwards", "unroll", "reset_before", "no_bias"])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, [[0.5217289] * 3, [0.6371659] * 3, [0.39384964, 0.39384964, 0.3938496]]),
+        ({"go_backwards": True}, [[0.24406259] * 3, [0.611516] * 3, [0.3928808] * 3]),
+        ({"unroll": True}, [[0.5217289] * 3, [0.6371659] * 3, [0.39384964, 0.39384964, 0.3938496]]),
+        ({"reset_after": False}, [[0.51447755] * 3, [0.6426879] * 3, [0.40208298] * 3]),
+        ({"use_bias": False}, [[0.49988455] * 3, [0.64701194] * 3, [0.4103359] * 3]),
+    ],
+    ids=["default", "go_backwards", "unroll", "reset_before", "no_bias"],
+)
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     np.testing.assert_allclose(scratch_rnn.GRU(3, **CONSTANTS, **kwargs)(sequence), expected, atol=1e-6, rtol=1e-6)
@@ -129,8 +147,10 @@ def test_keras_golden_statefulness():
 def test_keras_golden_initial_and_return_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = np.arange(4).reshape((2, 2)).astype("float32")
-    for go_backwards, expected in [(False, [[0.23774096, 0.33508456], [0.83659905, 1.0227708]]),
-                                   (True, [[0.13486053, 0.23261218], [0.78257304, 0.9691353]])]:
+    for go_backwards, expected in [
+        (False, [[0.23774096, 0.33508456], [0.83659905, 1.0227708]]),
+        (True, [[0.13486053, 0.23261218], [0.78257304, 0.9691353]]),
+    ]:
         layer = scratch_rnn.GRU(2, go_backwards=go_backwards, return_state=True, **CONSTANTS)
         output, state = layer(sequence, initial_state=initial_state)
         np.testing.assert_allclose(output, expected, atol=1e-6, rtol=1e-6)
@@ -144,29 +164,37 @@ def test_keras_golden_masking():
     np.testing.assert_allclose(layer(sequence, mask=mask), [[0.19393763] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.GRU(2, return_sequences=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2],
-                               atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(output[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2],
-                               atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2], atol=1e-6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        output[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6
+    )
     layer = scratch_rnn.GRU(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2],
-                               atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(output[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2],
-                               atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2], atol=1e-6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        output[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6
+    )
     layer = scratch_rnn.GRU(2, go_backwards=True, **CONSTANTS)
     np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11669192] * 2, [0.28380975] * 2], atol=1e-6, rtol=1e-6)
 
 
 # --- errors --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"units": -1}, r"argument `units`, expected a positive integer, got -1"),
-    ({"units": 3, "reset_after": "yes"}, r"argument `reset_after`, expected a bool, got 'yes'"),
-    ({"units": 3, "activation": "elu"}, r"argument `activation`.*got 'elu'"),
-    ({"units": 3, "recurrent_activation": "softmax"}, r"argument `recurrent_activation`"),
-    ({"units": 3, "go_backwards": 1}, r"argument `go_backwards`, expected a bool"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"units": -1}, r"argument `units`, expected a positive integer, got -1"),
+        ({"units": 3, "reset_after": "yes"}, r"argument `reset_after`, expected a bool, got 'yes'"),
+        ({"units": 3, "activation": "elu"}, r"argument `activation`.*got 'elu'"),
+        ({"units": 3, "recurrent_activation": "softmax"}, r"argument `recurrent_activation`"),
+        ({"units": 3, "go_backwards": 1}, r"argument `go_backwards`, expected a bool"),
+    ],
+)
 def test_bad_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         scratch_rnn.GRU(**kwargs)

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scratch_rnn.testing import Case, check_case, verify
-from scratch_rnn.testing.strategies import LAYERS, cases
 from scratch_rnn.testing.runners import default_reference, engine_candidate
+from scratch_rnn.testing.strategies import LAYERS, cases
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -25,8 +25,7 @@ def square_case(rng, use_bias=True, dtype="float32", **config):
     u = 4
     weights = [rng.uniform(-1, 1, (u, u)), rng.uniform(-1, 1, (u, u))] + ([rng.uniform(-1, 1, u)] if use_bias else [])
     config = {"units": u, "use_bias": use_bias, "return_sequences": True, "dtype": dtype, **config}
-    return Case("SimpleRNN", config, [w.astype(dtype) for w in weights],
-                rng.uniform(-1, 1, (3, 5, u)).astype(dtype))
+    return Case("SimpleRNN", config, [w.astype(dtype) for w in weights], rng.uniform(-1, 1, (3, 5, u)).astype(dtype))
 
 
 def mutant(change):
@@ -50,15 +49,18 @@ def test_the_correct_engine_passes_the_fixed_cases(keras, rng, dtype):
     assert result.ok, result.message()
 
 
-@pytest.mark.parametrize("bug", [KERNEL_NOT_TRANSPOSED, RECURRENT_NOT_TRANSPOSED, BIAS_DROPPED],
-                         ids=["kernel-not-transposed", "recurrent-not-transposed", "bias-dropped"])
+@pytest.mark.parametrize(
+    "bug",
+    [KERNEL_NOT_TRANSPOSED, RECURRENT_NOT_TRANSPOSED, BIAS_DROPPED],
+    ids=["kernel-not-transposed", "recurrent-not-transposed", "bias-dropped"],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_planted_bugs_fail_the_comparison(keras, rng, bug, dtype):
     result = check_case(square_case(rng, dtype=dtype), keras, bug)
     assert not result.ok
     message = result.message()
     assert "Mismatch for SimpleRNN(" in message and "'units': 4" in message  # names the config
-    assert "output:" in message and "worst at index" in message            # the tensor, the worst element
+    assert "output:" in message and "worst at index" in message  # the tensor, the worst element
 
 
 def test_a_candidate_that_raises_is_a_reported_failure(keras, rng):
@@ -95,13 +97,19 @@ def test_a_seed_gives_the_same_cases_whatever_local_modules_are_imported(tmp_pat
     # without verify's guard, importing this module changes the cases seed 8 generates.
     def drawn():
         seen = []
-        verify(None, layer="SimpleRNN", max_examples=12, seed=8,
-               on_example=lambda result: seen.append(result.case.describe() + result.case.x.tobytes().hex()))
+        verify(
+            None,
+            layer="SimpleRNN",
+            max_examples=12,
+            seed=8,
+            on_example=lambda result: seen.append(result.case.describe() + result.case.x.tobytes().hex()),
+        )
         return seen
 
     before = drawn()
     (tmp_path / "scratch_rnn_literals.py").write_text(
-        "LITERALS = " + repr([round(0.0137 * k - 1.5, 4) for k in range(200)] + list(range(1, 9))) + "\n")
+        "LITERALS = " + repr([round(0.0137 * k - 1.5, 4) for k in range(200)] + list(range(1, 9))) + "\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     __import__("scratch_rnn_literals")
     assert drawn() == before
@@ -125,7 +133,7 @@ def test_a_case_that_overflows_on_the_way_to_a_finite_result_is_skipped(keras):
     weights = [np.array([[1.0]]), np.array([[1000.0]]), np.array([[1e-45]]), np.array([[1e-3]])]
     case = Case("Bidirectional", config, [w.astype("float32") for w in weights], np.ones((1, 15, 1), "float32"))
     _, expected, _ = keras_reference(case, keras)
-    assert not np.isfinite(expected[0]).all()                         # Keras overflowed on the way
+    assert not np.isfinite(expected[0]).all()  # Keras overflowed on the way
     result = check_case(case, keras)
     assert result.skipped.startswith("overflows in float32 on the way") and not result.comparisons
 
@@ -135,7 +143,10 @@ def test_a_reference_that_alone_is_not_finite_is_compared_and_fails(rng):
     from scratch_rnn.testing.check import check_against
 
     case = square_case(rng)
-    nan_reference = lambda: (["output"], [np.full((3, 5, 4), np.nan, "float32")], case.config)
+
+    def nan_reference():
+        return ["output"], [np.full((3, 5, 4), np.nan, "float32")], case.config
+
     result = check_against(case, nan_reference)
     assert not result.ok and not result.skipped
     assert "output" in result.message()

@@ -23,7 +23,9 @@ def test_import_and_run_without_tensorflow_keras_or_hypothesis():
 
 
 def test_importing_the_engine_loads_no_framework():
-    code = ("import sys, scratch_rnn; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'hypothesis', 'rich') if m in sys.modules))")
+    code = (
+        "import sys, scratch_rnn; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'hypothesis', 'rich') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -1,9 +1,8 @@
 """Models written and built with Keras 2 (tf_keras) convert with from_keras and predict what Keras 2 predicts."""
 
-import numpy as np
+from optional import require
 
 import scratch_rnn
-from optional import require
 from scratch_rnn.testing import assert_close
 
 K = require("tf_keras")
@@ -29,13 +28,15 @@ def test_the_seed_notebooks_keras2_model(rng, capsys):
 
 
 def test_embedding_bidirectional_lstm_gru_dense(rng):
-    model = K.Sequential([
-        K.layers.Embedding(20, 6, mask_zero=True, input_length=7),
-        K.layers.Bidirectional(K.layers.LSTM(5, return_sequences=True)),
-        K.layers.GRU(4),  # Keras 2's default is reset_after=True, with a (2, 3u) bias, as Keras 3's
-        K.layers.Dropout(0.3),
-        K.layers.Dense(3, activation="softmax"),
-    ])
+    model = K.Sequential(
+        [
+            K.layers.Embedding(20, 6, mask_zero=True, input_length=7),
+            K.layers.Bidirectional(K.layers.LSTM(5, return_sequences=True)),
+            K.layers.GRU(4),  # Keras 2's default is reset_after=True, with a (2, 3u) bias, as Keras 3's
+            K.layers.Dropout(0.3),
+            K.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.build((None, 7))
     randomise(model, rng)
     x = rng.integers(1, 20, (4, 7))

@@ -9,7 +9,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from keras_reference import DTYPES, as_list, assert_golden_statefulness, assert_matches_keras, left_and_right_padded_mask, randomize, twin  # noqa: E402
+from keras_reference import (
+    DTYPES,
+    as_list,
+    assert_golden_statefulness,
+    assert_matches_keras,
+    left_and_right_padded_mask,
+    randomize,
+    twin,
+)  # noqa: E402
 
 import scratch_rnn  # noqa: E402
 from scratch_rnn.initializers import Constant  # noqa: E402
@@ -41,14 +49,18 @@ def test_random_weights_match_keras(option, features, units, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kwargs", [
-    {"return_sequences": True},
-    {"return_sequences": True, "zero_output_for_mask": True},
-    {"return_sequences": True, "go_backwards": True},
-    {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True, "return_state": True},
-    {"return_state": True},
-    {"unroll": True, "return_sequences": True, "zero_output_for_mask": True},
-], ids=lambda k: "-".join(k))
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"return_sequences": True},
+        {"return_sequences": True, "zero_output_for_mask": True},
+        {"return_sequences": True, "go_backwards": True},
+        {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True, "return_state": True},
+        {"return_state": True},
+        {"unroll": True, "return_sequences": True, "zero_output_for_mask": True},
+    ],
+    ids=lambda k: "-".join(k),
+)
 def test_masks_match_keras(kwargs, dtype):
     """Masked first steps, padding, holes, a full row and an all-masked row, in one batch."""
     rng = np.random.default_rng(1)
@@ -82,7 +94,7 @@ def test_initial_state_near_the_largest_float_matches_keras(huge, dtype):
         c0 *= 0.75 * np.finfo(dtype).max
     kl, ours = twin("LSTM", {"units": 4, "return_sequences": True, "return_state": True}, x.shape, dtype, rng)
     kernel, recurrent_kernel, bias = kl.get_weights()
-    bias[4:8] = 5                                             # forget gates near 1: 2f * c0 > max
+    bias[4:8] = 5  # forget gates near 1: 2f * c0 > max
     kl.set_weights([kernel, recurrent_kernel * 1e-3, bias])
     ours.set_weights(kl.get_weights())
     mask = left_and_right_padded_mask(5, 6)
@@ -136,17 +148,24 @@ def test_unit_forget_bias_initialises_forget_block_to_ones():
 
 # --- Keras's own golden values (keras/src/layers/rnn/lstm_test.py) --------------------------
 
-CONSTANTS = {"kernel_initializer": Constant(0.01), "recurrent_initializer": Constant(0.02),
-             "bias_initializer": Constant(0.03)}
+CONSTANTS = {
+    "kernel_initializer": Constant(0.01),
+    "recurrent_initializer": Constant(0.02),
+    "bias_initializer": Constant(0.03),
+}
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({}, [[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3]),
-    ({"go_backwards": True}, [[0.35622165] * 3, [0.74789524] * 3, [0.8872726] * 3]),
-    ({"unroll": True}, [[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3]),
-    ({"unit_forget_bias": False}, [[0.57019705] * 3, [0.8661914] * 3, [0.9459622] * 3]),
-    ({"use_bias": False}, [[0.54986924] * 3, [0.86226785] * 3, [0.9443936] * 3]),
-], ids=["default", "go_backwards", "unroll", "no_unit_forget_bias", "no_bias"])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, [[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3]),
+        ({"go_backwards": True}, [[0.35622165] * 3, [0.74789524] * 3, [0.8872726] * 3]),
+        ({"unroll": True}, [[0.6288687] * 3, [0.86899155] * 3, [0.9460773] * 3]),
+        ({"unit_forget_bias": False}, [[0.57019705] * 3, [0.8661914] * 3, [0.9459622] * 3]),
+        ({"use_bias": False}, [[0.54986924] * 3, [0.86226785] * 3, [0.9443936] * 3]),
+    ],
+    ids=["default", "go_backwards", "unroll", "no_unit_forget_bias", "no_bias"],
+)
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
     layer = scratch_rnn.LSTM(3, **CONSTANTS, **kwargs)
@@ -164,11 +183,19 @@ def test_keras_golden_initial_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32")] * 2
     layer = scratch_rnn.LSTM(2, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
-                               [[0.20574439, 0.3558822], [0.64930826, 0.66276]], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(sequence, initial_state=initial_state),
+        [[0.20574439, 0.3558822], [0.64930826, 0.66276]],
+        atol=1e-6,
+        rtol=1e-6,
+    )
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, initial_state=initial_state),
-                               [[0.13281618, 0.2790356], [0.5839337, 0.5992567]], atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(sequence, initial_state=initial_state),
+        [[0.13281618, 0.2790356], [0.5839337, 0.5992567]],
+        atol=1e-6,
+        rtol=1e-6,
+    )
 
 
 def test_keras_golden_masking():
@@ -178,35 +205,44 @@ def test_keras_golden_masking():
     np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11755939] * 2, [0.28556206] * 2], atol=1e-6, rtol=1e-6)
     layer = scratch_rnn.LSTM(2, return_sequences=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.11755939] * 2],
-                               atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.28556206] * 2, [0.28556206] * 2],
-                               atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.11755939] * 2], atol=1e-6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.28556206] * 2, [0.28556206] * 2], atol=1e-6, rtol=1e-6
+    )
     layer = scratch_rnn.LSTM(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
     output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.0] * 2],
-                               atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.0] * 2, [0.0] * 2],
-                               atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.0] * 2], atol=1e-6, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.0] * 2, [0.0] * 2], atol=1e-6, rtol=1e-6
+    )
     backwards_mask = np.array([[False, True, True, True], [False, False, True, True]])
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=backwards_mask), [[0.15341201] * 2, [0.3844719] * 2],
-                               atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(sequence, mask=backwards_mask), [[0.15341201] * 2, [0.3844719] * 2], atol=1e-6, rtol=1e-6
+    )
 
 
 # --- errors --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"units": 0}, r"argument `units`, expected a positive integer, got 0"),
-    ({"units": 2.5}, r"argument `units`"),
-    ({"units": 3, "activation": "softmax"}, r"argument `activation`.*got 'softmax'"),
-    ({"units": 3, "recurrent_activation": "bogus"}, r"argument `recurrent_activation`.*got 'bogus'"),
-    ({"units": 3, "return_state": "yes"}, r"argument `return_state`, expected a bool"),
-    ({"units": 3, "dropout": 1.5}, r"argument `dropout`"),
-    ({"units": 3, "dtype": "float16"}, r"argument `dtype`"),
-    ({"units": 3, "kernel_initializer": "he_normal"}, r"argument `kernel_initializer`"),
-    ({"units": 3, "use_cudnn": False}, r"Unrecognized keyword arguments passed to LSTM: \['use_cudnn'\]"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"units": 0}, r"argument `units`, expected a positive integer, got 0"),
+        ({"units": 2.5}, r"argument `units`"),
+        ({"units": 3, "activation": "softmax"}, r"argument `activation`.*got 'softmax'"),
+        ({"units": 3, "recurrent_activation": "bogus"}, r"argument `recurrent_activation`.*got 'bogus'"),
+        ({"units": 3, "return_state": "yes"}, r"argument `return_state`, expected a bool"),
+        ({"units": 3, "dropout": 1.5}, r"argument `dropout`"),
+        ({"units": 3, "dtype": "float16"}, r"argument `dtype`"),
+        ({"units": 3, "kernel_initializer": "he_normal"}, r"argument `kernel_initializer`"),
+        ({"units": 3, "use_cudnn": False}, r"Unrecognized keyword arguments passed to LSTM: \['use_cudnn'\]"),
+    ],
+)
 def test_bad_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         scratch_rnn.LSTM(**kwargs)

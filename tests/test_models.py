@@ -19,14 +19,16 @@ T, V, E, U, CLASSES = 7, 20, 6, 5, 4
 
 def keras_text_model(dtype):
     """The brief's model: ids -> Embedding(mask_zero) -> Bidirectional(LSTM) -> GRU -> Dropout -> softmax."""
-    return keras.Sequential([
-        keras.Input((T,)),
-        K.Embedding(V, E, mask_zero=True, dtype=dtype),
-        K.Bidirectional(K.LSTM(U, return_sequences=True, dtype=dtype), dtype=dtype),
-        K.GRU(U, dtype=dtype),
-        K.Dropout(0.3, dtype=dtype),
-        K.Dense(CLASSES, activation="softmax", dtype=dtype),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((T,)),
+            K.Embedding(V, E, mask_zero=True, dtype=dtype),
+            K.Bidirectional(K.LSTM(U, return_sequences=True, dtype=dtype), dtype=dtype),
+            K.GRU(U, dtype=dtype),
+            K.Dropout(0.3, dtype=dtype),
+            K.Dense(CLASSES, activation="softmax", dtype=dtype),
+        ]
+    )
 
 
 def padded_ids(rng, lengths):
@@ -42,7 +44,7 @@ def text_models(request):
     dtype = request.param
     rng = np.random.default_rng(0)
     keras_model = keras_text_model(dtype)
-    randomize(keras_model, rng)              # every weight random, embeddings and biases included
+    randomize(keras_model, rng)  # every weight random, embeddings and biases included
     return dtype, keras_model, scratch_rnn.from_keras(keras_model)
 
 
@@ -61,7 +63,7 @@ def test_padding_is_ignored(text_models):
     x = padded_ids(np.random.default_rng(2), [3, 6])
     batch = ours(x)
     for row, n in enumerate([3, 6]):
-        alone = scratch_rnn.Sequential(ours.layers)(x[row:row + 1, :n])
+        alone = scratch_rnn.Sequential(ours.layers)(x[row : row + 1, :n])
         np.testing.assert_allclose(batch[row], alone[0], atol=1e-6 if dtype == "float32" else 1e-13)
 
 
@@ -70,8 +72,10 @@ def test_structure_parameter_counts_and_summary_equal_keras(text_models):
     assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in keras_model.layers]
     assert [layer.name for layer in ours.layers] == [layer.name for layer in keras_model.layers]
     assert ours.input.batch_shape == (None, T)
-    assert ours.count_params() == keras_model.count_params() == (
-        V * E + 2 * 4 * U * (E + U + 1) + 3 * U * (2 * U + U + 2) + CLASSES * (U + 1)
+    assert (
+        ours.count_params()
+        == keras_model.count_params()
+        == (V * E + 2 * 4 * U * (E + U + 1) + 3 * U * (2 * U + U + 2) + CLASSES * (U + 1))
     )
     lines = []
     ours.summary(print_fn=lines.append)
@@ -93,24 +97,27 @@ def test_weights_round_trip_in_keras_order(text_models):
 
 # --- other Keras models --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_masking_timedistributed_dense_activation_model(dtype):
     """Masking's mask passes through TimeDistributed(Dense), Dense on 3-D input and Activation into the LSTM."""
     rng = np.random.default_rng(3)
-    keras_model = keras.Sequential([
-        keras.Input((6, 3), dtype=dtype),
-        K.Masking(0.0, dtype=dtype),
-        K.TimeDistributed(K.Dense(4, activation="tanh", dtype=dtype), dtype=dtype),
-        K.Dense(4, dtype=dtype),
-        K.Activation("relu", dtype=dtype),
-        K.LSTM(3, return_sequences=True, dtype=dtype),
-        K.TimeDistributed(K.Dense(2, dtype=dtype), dtype=dtype),
-    ])
+    keras_model = keras.Sequential(
+        [
+            keras.Input((6, 3), dtype=dtype),
+            K.Masking(0.0, dtype=dtype),
+            K.TimeDistributed(K.Dense(4, activation="tanh", dtype=dtype), dtype=dtype),
+            K.Dense(4, dtype=dtype),
+            K.Activation("relu", dtype=dtype),
+            K.LSTM(3, return_sequences=True, dtype=dtype),
+            K.TimeDistributed(K.Dense(2, dtype=dtype), dtype=dtype),
+        ]
+    )
     randomize(keras_model, rng)
     x = rng.standard_normal((4, 6, 3)).astype(dtype)
-    x[0, :2] = 0.0           # masked first steps
-    x[1, 4:] = 0.0           # padding
-    x[2, 3] = 0.0            # a hole
+    x[0, :2] = 0.0  # masked first steps
+    x[1, 4:] = 0.0  # padding
+    x[2, 3] = 0.0  # a hole
     ours = scratch_rnn.from_keras(keras_model)
     assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in keras_model.layers]
     assert_matches_keras(ours(x), keras_model(x), dtype, "masking model")
@@ -120,13 +127,15 @@ def test_masking_timedistributed_dense_activation_model(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stacked_recurrent_model_with_simple_rnn(dtype):
     rng = np.random.default_rng(4)
-    keras_model = keras.Sequential([
-        keras.Input((5,)),
-        K.Embedding(9, 4, mask_zero=True, dtype=dtype),
-        K.SimpleRNN(4, return_sequences=True, dtype=dtype),
-        K.Bidirectional(K.GRU(3, reset_after=False, dtype=dtype), merge_mode="sum", dtype=dtype),
-        K.Dense(2, activation="sigmoid", dtype=dtype),
-    ])
+    keras_model = keras.Sequential(
+        [
+            keras.Input((5,)),
+            K.Embedding(9, 4, mask_zero=True, dtype=dtype),
+            K.SimpleRNN(4, return_sequences=True, dtype=dtype),
+            K.Bidirectional(K.GRU(3, reset_after=False, dtype=dtype), merge_mode="sum", dtype=dtype),
+            K.Dense(2, activation="sigmoid", dtype=dtype),
+        ]
+    )
     randomize(keras_model, rng)
     x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8], [8, 0, 0, 0, 0]])
     ours = scratch_rnn.from_keras(keras_model)
@@ -135,13 +144,14 @@ def test_stacked_recurrent_model_with_simple_rnn(dtype):
 
 # --- the non-recurrent layers one by one -----------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ["softmax", "relu", "tanh", "sigmoid", "hard_sigmoid", "linear", None])
 @pytest.mark.parametrize("input_shape", [(3, 5), (2, 4, 5), (2, 3, 2, 5)], ids=["2d", "3d", "4d"])
 def test_dense_matches_keras(input_shape, activation, dtype):
     rng = np.random.default_rng(len(input_shape))
     x = rng.standard_normal(input_shape).astype(dtype)
-    kd = K.Dense(5, activation=activation, dtype=dtype)       # square kernel (5 -> 5)
+    kd = K.Dense(5, activation=activation, dtype=dtype)  # square kernel (5 -> 5)
     kd.build(input_shape)
     ours = scratch_rnn.Dense(5, activation=activation, dtype=dtype)
     ours.set_weights(randomize(kd, rng))
@@ -152,9 +162,9 @@ def test_dense_matches_keras(input_shape, activation, dtype):
 
 def test_dense_kernel_is_a_transpose_declared_once():
     ours = scratch_rnn.Dense(3, use_bias=False)
-    kernel = np.arange(6.0).reshape(2, 3)                     # Keras layout (input_dim, units)
+    kernel = np.arange(6.0).reshape(2, 3)  # Keras layout (input_dim, units)
     ours.set_weights([kernel])
-    np.testing.assert_array_equal(ours.W, kernel.T)           # seed layout (units, input_dim)
+    np.testing.assert_array_equal(ours.W, kernel.T)  # seed layout (units, input_dim)
     np.testing.assert_array_equal(ours.get_weights()[0], kernel)
     assert ours.input_shape == (None, 2) and ours.count_params() == 6
 
@@ -190,8 +200,12 @@ def test_dropout_activation_and_timedistributed_match_keras(dtype):
     x = rng.standard_normal((2, 3, 4)).astype(dtype)
     assert_matches_keras(scratch_rnn.Dropout(0.5, dtype=dtype)(x), K.Dropout(0.5, dtype=dtype)(x), dtype, "Dropout")
     for name in ["softmax", "relu", "hard_sigmoid"]:
-        assert_matches_keras(scratch_rnn.Activation(name, dtype=dtype)(x), K.Activation(name, dtype=dtype)(x),
-                             dtype, f"Activation {name}")
+        assert_matches_keras(
+            scratch_rnn.Activation(name, dtype=dtype)(x),
+            K.Activation(name, dtype=dtype)(x),
+            dtype,
+            f"Activation {name}",
+        )
     kt = K.TimeDistributed(K.Dense(4, dtype=dtype), dtype=dtype)
     kt.build(x.shape)
     ours = scratch_rnn.TimeDistributed(scratch_rnn.Dense(4, dtype=dtype), dtype=dtype)
@@ -217,6 +231,7 @@ def test_from_keras_timedistributed_and_masks_pass_through():
 
 # --- errors --------------------------------------------------------------------------------
 
+
 def test_unsupported_keras_layers_and_options_are_refused_by_name():
     conv = keras.Sequential([keras.Input((5, 3)), K.Conv1D(2, 2), K.LSTM(2)])
     with pytest.raises(ValueError, match=r"Keras layer 'Conv1D' \(conv1d.*\) is not supported"):
@@ -238,17 +253,20 @@ def test_sequential_refuses_a_layer_after_an_unmerged_bidirectional():
         scratch_rnn.Sequential([scratch_rnn.Input((3, 4)), unmerged, scratch_rnn.Dense(2)])
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: scratch_rnn.Dense(0), r"argument `units`, expected a positive integer, got 0"),
-    (lambda: scratch_rnn.Dense(2, activation="swish"), r"argument `activation`"),
-    (lambda: scratch_rnn.Embedding(0, 3), r"argument `input_dim`"),
-    (lambda: scratch_rnn.Embedding(3, 2, mask_zero=1), r"argument `mask_zero`, expected a bool"),
-    (lambda: scratch_rnn.Dropout(1.5), r"argument `rate`, expected a float in \[0, 1\], got 1.5"),
-    (lambda: scratch_rnn.Masking("zero"), r"argument `mask_value`, expected a real number"),
-    (lambda: scratch_rnn.Activation("bogus"), r"argument `activation`.*got 'bogus'"),
-    (lambda: scratch_rnn.TimeDistributed(scratch_rnn.LSTM(2)), r"expected a non-recurrent scratch_rnn layer"),
-    (lambda: scratch_rnn.Dense(2, dtype="int32"), r"argument `dtype`"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: scratch_rnn.Dense(0), r"argument `units`, expected a positive integer, got 0"),
+        (lambda: scratch_rnn.Dense(2, activation="swish"), r"argument `activation`"),
+        (lambda: scratch_rnn.Embedding(0, 3), r"argument `input_dim`"),
+        (lambda: scratch_rnn.Embedding(3, 2, mask_zero=1), r"argument `mask_zero`, expected a bool"),
+        (lambda: scratch_rnn.Dropout(1.5), r"argument `rate`, expected a float in \[0, 1\], got 1.5"),
+        (lambda: scratch_rnn.Masking("zero"), r"argument `mask_value`, expected a real number"),
+        (lambda: scratch_rnn.Activation("bogus"), r"argument `activation`.*got 'bogus'"),
+        (lambda: scratch_rnn.TimeDistributed(scratch_rnn.LSTM(2)), r"expected a non-recurrent scratch_rnn layer"),
+        (lambda: scratch_rnn.Dense(2, dtype="int32"), r"argument `dtype`"),
+    ],
+)
 def test_bad_constructor_arguments_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()

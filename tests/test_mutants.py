@@ -14,8 +14,7 @@ import pytest
 from rich.console import Console
 
 from scratch_rnn.testing import Case, check_case, verify
-from scratch_rnn.testing.mutants import (DEFAULT_SEED, add_mutants_option, kill, mutants, readable_engine,
-                                         run_mutants)
+from scratch_rnn.testing.mutants import DEFAULT_SEED, add_mutants_option, kill, mutants, readable_engine, run_mutants
 from scratch_rnn.testing.runners import engine_candidate, import_keras, keras_layer, run_candidate
 from scratch_rnn.testing.strategies import LAYERS
 
@@ -30,11 +29,21 @@ def keras3():
 
 #: The bugs issue #4 asks for, each by the mutant that plants it.
 REQUIRED = [
-    "SimpleRNN:kernel-not-transposed", "SimpleRNN:recurrent-kernel-not-transposed", "SimpleRNN:bias-dropped",
-    "GRU:recurrent-bias-row-dropped", "LSTM:gates-i-f-swapped", "LSTM:gates-c-o-swapped", "GRU:gates-z-r-swapped",
-    "GRU:reset-after-flipped", "GRU:update-inverted", "SimpleRNN:go-backwards-ignored",
-    "Bidirectional:backward-sequence-not-reversed", "SimpleRNN:mask-ignored",
-    "SimpleRNN:masked-output-repeats-initial-state", "LSTM:first-step-returned", "SimpleRNN:keras2-hard-sigmoid",
+    "SimpleRNN:kernel-not-transposed",
+    "SimpleRNN:recurrent-kernel-not-transposed",
+    "SimpleRNN:bias-dropped",
+    "GRU:recurrent-bias-row-dropped",
+    "LSTM:gates-i-f-swapped",
+    "LSTM:gates-c-o-swapped",
+    "GRU:gates-z-r-swapped",
+    "GRU:reset-after-flipped",
+    "GRU:update-inverted",
+    "SimpleRNN:go-backwards-ignored",
+    "Bidirectional:backward-sequence-not-reversed",
+    "SimpleRNN:mask-ignored",
+    "SimpleRNN:masked-output-repeats-initial-state",
+    "LSTM:first-step-returned",
+    "SimpleRNN:keras2-hard-sigmoid",
 ]
 
 
@@ -47,6 +56,7 @@ def test_the_gallery_covers_the_issue():
 
 # --- (a) every mutant is killed within the default budget ----------------------------------------
 
+
 @pytest.mark.parametrize("m", GALLERY, ids=IDS)
 def test_every_mutant_is_killed(m):
     row = kill(m, max_examples=100, seed=DEFAULT_SEED, dtype="float32")
@@ -55,8 +65,14 @@ def test_every_mutant_is_killed(m):
     assert row.cases is not None and 1 <= row.cases <= 100
 
 
-FLOAT64 = ["SimpleRNN:kernel-not-transposed", "SimpleRNN:keras2-hard-sigmoid", "LSTM:gates-c-o-swapped",
-           "GRU:update-inverted", "GRU:recurrent-bias-row-dropped", "Bidirectional:backward-sequence-not-reversed"]
+FLOAT64 = [
+    "SimpleRNN:kernel-not-transposed",
+    "SimpleRNN:keras2-hard-sigmoid",
+    "LSTM:gates-c-o-swapped",
+    "GRU:update-inverted",
+    "GRU:recurrent-bias-row-dropped",
+    "Bidirectional:backward-sequence-not-reversed",
+]
 
 
 @pytest.mark.parametrize("m", [m for m in GALLERY if m.id in FLOAT64], ids=FLOAT64)
@@ -67,12 +83,14 @@ def test_mutants_are_killed_in_float64(m):
 
 # --- (b) no false failures -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("layer", LAYERS)
 def test_the_engine_passes_on_every_seed(layer, seed):
     # The engine through the same candidate interface as the mutants: the same cases, the same path.
-    report = verify(engine_candidate(layer), layer=layer, max_examples=30, seed=seed, reference="keras",
-                    shrink_seconds=0)
+    report = verify(
+        engine_candidate(layer), layer=layer, max_examples=30, seed=seed, reference="keras", shrink_seconds=0
+    )
     assert report.ok, "\n".join(map(str, report.failures))
     assert report.max_margin <= 1.0
 
@@ -85,9 +103,20 @@ def test_gru_update_gate_cancellation_is_within_tolerance(keras3):
     outputs were perturbed in the tolerance model the tolerance was 2.2e-9 (margin 26); random
     sweeps met this with units=1 in 2 of 750 float32 GRU cases.
     """
-    config = {"units": 1, "activation": "hard_sigmoid", "recurrent_activation": "tanh", "use_bias": False,
-              "reset_after": False, "return_sequences": False, "return_state": False, "go_backwards": False,
-              "stateful": False, "unroll": False, "zero_output_for_mask": False, "dtype": "float32"}
+    config = {
+        "units": 1,
+        "activation": "hard_sigmoid",
+        "recurrent_activation": "tanh",
+        "use_bias": False,
+        "reset_after": False,
+        "return_sequences": False,
+        "return_state": False,
+        "go_backwards": False,
+        "stateful": False,
+        "unroll": False,
+        "zero_output_for_mask": False,
+        "dtype": "float32",
+    }
     weights = [np.array([[3.965, 0.25, -0.125]], np.float32), np.array([[0.5, -0.5, 0.75]], np.float32)]
     result = check_case(Case("GRU", config, weights, np.ones((1, 1, 1), np.float32)), keras3)
     assert result.ok, result.message()
@@ -95,14 +124,24 @@ def test_gru_update_gate_cancellation_is_within_tolerance(keras3):
 
 # --- (c) each mutant computes something else: a fixed case where its bug shows -------------------
 
+
 def fixed_case(layer, features=4, units=4, dtype="float32", seed=4, **options):
     """A hand-made case exercising every call argument: a mask whose row 0 starts masked, a masked
     middle step in row 1, a random initial state, distinct weights; ``features == units`` by default."""
     rng = np.random.default_rng(seed)
     inner_layer = options.pop("inner", "LSTM") if layer == "Bidirectional" else layer
-    config = {"units": units, "activation": "tanh", "use_bias": True, "return_sequences": True,
-              "return_state": True, "go_backwards": False, "stateful": False, "unroll": False,
-              "zero_output_for_mask": False, "dtype": dtype}
+    config = {
+        "units": units,
+        "activation": "tanh",
+        "use_bias": True,
+        "return_sequences": True,
+        "return_state": True,
+        "go_backwards": False,
+        "stateful": False,
+        "unroll": False,
+        "zero_output_for_mask": False,
+        "dtype": dtype,
+    }
     if inner_layer in ("LSTM", "GRU"):
         config["recurrent_activation"] = "sigmoid"
     if inner_layer == "GRU":
@@ -120,7 +159,7 @@ def fixed_case(layer, features=4, units=4, dtype="float32", seed=4, **options):
     batch, timesteps = 3, 6
     x = rng.uniform(-2, 2, (batch, timesteps, features)).astype(dtype)
     mask = np.ones((batch, timesteps), bool)
-    mask[0, :2] = mask[0, -2:] = False   # masked before any output, in either direction
+    mask[0, :2] = mask[0, -2:] = False  # masked before any output, in either direction
     mask[1, 3] = False
     initial_state = [rng.uniform(-1, 1, (batch, units)).astype(dtype) for _ in range(n_states)]
     return Case(layer, config, weights, x, mask, initial_state)
@@ -147,14 +186,16 @@ def test_each_mutant_differs_on_a_fixed_case(keras3, m):
     assert check_case(case, keras3).ok, "the fixed case itself must pass on the engine"
     config = keras_layer(case, keras3).get_config()
     engine, planted = outputs(engine_candidate(m.layer), config, case), outputs(m.candidate, config, case)
-    assert [a.shape for a in planted] == [a.shape for a in engine]          # same structure: not a crash
+    assert [a.shape for a in planted] == [a.shape for a in engine]  # same structure: not a crash
     assert max(np.abs(p - e).max() for p, e in zip(planted, engine)) > 1e-2  # visibly different values
     result = check_case(case, keras3, m.candidate)
     assert not result.ok and not result.error, result.message()
 
 
-@pytest.mark.parametrize("layer, features, units", [("SimpleRNN", 4, 4), ("SimpleRNN", 3, 5), ("LSTM", 5, 5),
-                                                    ("LSTM", 2, 3), ("GRU", 3, 3), ("GRU", 6, 2)])
+@pytest.mark.parametrize(
+    "layer, features, units",
+    [("SimpleRNN", 4, 4), ("SimpleRNN", 3, 5), ("LSTM", 5, 5), ("LSTM", 2, 3), ("GRU", 3, 3), ("GRU", 6, 2)],
+)
 def test_layout_mutants_run_and_differ_on_square_and_rectangular_kernels(layer, features, units):
     """A kernel read with reshape instead of transpose always fits: it is caught by its values, square or not."""
     case = fixed_case(layer, features=features, units=units)
@@ -182,10 +223,16 @@ def test_the_readable_engine_behind_instance_patches_equals_the_engine(layer, re
 
 # --- the command line hook -----------------------------------------------------------------------
 
+
 def run(argv):
     parser = argparse.ArgumentParser()
-    for flag, kind, default in (("--examples", int, 100), ("--seed", int, None), ("--dtype", str, "float32"),
-                                ("--layer", str, "all"), ("--reference", str, None)):
+    for flag, kind, default in (
+        ("--examples", int, 100),
+        ("--seed", int, None),
+        ("--dtype", str, "float32"),
+        ("--layer", str, "all"),
+        ("--reference", str, None),
+    ):
         parser.add_argument(flag, type=kind, default=default)
     add_mutants_option(parser)
     args = parser.parse_args(argv)
@@ -198,8 +245,14 @@ def run(argv):
 def test_run_mutants_prints_the_kill_table():
     code, out = run(["--mutants", "--layer", "Bidirectional"])
     assert code == 0, out
-    for word in ("mutant", "cases to kill", "first mismatch", "backward-sequence-not-reversed", "All 2 mutants killed",
-                 f"seed {DEFAULT_SEED}"):
+    for word in (
+        "mutant",
+        "cases to kill",
+        "first mismatch",
+        "backward-sequence-not-reversed",
+        "All 2 mutants killed",
+        f"seed {DEFAULT_SEED}",
+    ):
         assert word in out
 
 

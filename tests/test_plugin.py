@@ -24,7 +24,8 @@ def test_fixture_fails_a_wrong_candidate(scratch_rnn_verify):
 
 
 def test_plugin_is_registered_by_entry_point_in_a_porters_project(pytester):
-    pytester.makepyfile(test_port="""
+    pytester.makepyfile(
+        test_port="""
         from scratch_rnn.testing.runners import engine_candidate
 
         def my_port(config, weights, x, mask=None, initial_state=None):
@@ -35,6 +36,7 @@ def test_plugin_is_registered_by_entry_point_in_a_porters_project(pytester):
 
         def test_keras_reference(keras_reference):
             assert keras_reference.backend.backend() == "tensorflow"
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)

@@ -8,9 +8,9 @@ starts failing, the difference is gone and the omission should go too.
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from optional import require
 
 import scratch_rnn
-from optional import require
 from scratch_rnn.testing import assert_close, check_case
 from scratch_rnn.testing.runners import import_keras
 from scratch_rnn.testing.strategies import KNOWN_DIFFERENCES, activation_names, cases
@@ -44,8 +44,9 @@ def test_keras2_unrolled_zero_output_without_sequences_raises_where_keras3_runs(
     k3(x, mask=mask)  # runs
     with pytest.raises(ValueError):
         tf_keras.layers.SimpleRNN(2, **options)(x, mask=mask)
-    repaired = KNOWN_DIFFERENCES["tf_keras"]["config"]({"unroll": True, "return_sequences": False,
-                                                        "zero_output_for_mask": True})
+    repaired = KNOWN_DIFFERENCES["tf_keras"]["config"](
+        {"unroll": True, "return_sequences": False, "zero_output_for_mask": True}
+    )
     assert repaired["zero_output_for_mask"] is False
 
 

@@ -11,20 +11,22 @@ from scratch_rnn.teaching import notebook_rnn
 from scratch_rnn.testing import assert_close
 
 # The inputs the seed notebook printed (timesteps=10, input_dim=4).
-NOTEBOOK_INPUTS = np.array([
-    [4.98705738e-01, 3.43579551e-01, 7.29424948e-01, 8.83242390e-01],
-    [6.57167566e-01, 2.75695171e-01, 4.18105849e-01, 2.87613807e-01],
-    [5.04763833e-01, 8.07398860e-01, 2.44745919e-01, 7.93149621e-01],
-    [5.17434268e-01, 5.93458272e-01, 5.39100197e-01, 6.17021694e-01],
-    [8.98304903e-04, 3.89044120e-01, 8.07803813e-01, 7.09065966e-01],
-    [9.63687096e-01, 7.73384134e-01, 9.84945676e-01, 3.96307645e-01],
-    [4.44714669e-01, 6.57832453e-01, 1.38266969e-01, 4.39878920e-01],
-    [7.79074827e-01, 8.72103339e-03, 7.89651492e-01, 1.76798585e-01],
-    [2.88806605e-01, 3.78584281e-01, 2.04598350e-01, 8.16329346e-01],
-    [7.73349873e-01, 4.73593833e-01, 7.84976774e-01, 1.81558486e-02],
-])
+NOTEBOOK_INPUTS = np.array(
+    [
+        [4.98705738e-01, 3.43579551e-01, 7.29424948e-01, 8.83242390e-01],
+        [6.57167566e-01, 2.75695171e-01, 4.18105849e-01, 2.87613807e-01],
+        [5.04763833e-01, 8.07398860e-01, 2.44745919e-01, 7.93149621e-01],
+        [5.17434268e-01, 5.93458272e-01, 5.39100197e-01, 6.17021694e-01],
+        [8.98304903e-04, 3.89044120e-01, 8.07803813e-01, 7.09065966e-01],
+        [9.63687096e-01, 7.73384134e-01, 9.84945676e-01, 3.96307645e-01],
+        [4.44714669e-01, 6.57832453e-01, 1.38266969e-01, 4.39878920e-01],
+        [7.79074827e-01, 8.72103339e-03, 7.89651492e-01, 1.76798585e-01],
+        [2.88806605e-01, 3.78584281e-01, 2.04598350e-01, 8.16329346e-01],
+        [7.73349873e-01, 4.73593833e-01, 7.84976774e-01, 1.81558486e-02],
+    ]
+)
 F64 = 1e-13  # float64 agreement on these small cases (measured ~1e-16; see README "Tolerances")
-F32 = 2e-6   # float32 agreement on these small cases (measured ~3e-7)
+F32 = 2e-6  # float32 agreement on these small cases (measured ~3e-7)
 
 
 def random_weights(rng, features, units, use_bias=True, dtype="float64", scale=0.6):
@@ -56,9 +58,11 @@ def assert_same(actual, expected, tol):
 
 # --- the notebook ------------------------------------------------------------------------
 
+
 def test_notebook_model_summary_and_params(capsys):
-    model = scratch_rnn.Sequential([scratch_rnn.Input(batch_shape=(8, 2, 10)),
-                                    SimpleRNN(units=3, return_sequences=True)])
+    model = scratch_rnn.Sequential(
+        [scratch_rnn.Input(batch_shape=(8, 2, 10)), SimpleRNN(units=3, return_sequences=True)]
+    )
     model.summary()
     text = capsys.readouterr().out
     assert "(SimpleRNN)" in text and "(8, 2, 3)" in text
@@ -111,6 +115,7 @@ def test_default_initialisation_follows_keras_distributions():
 
 # --- every option against Keras ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid", "linear", "hard_sigmoid", None])
 @pytest.mark.parametrize("dtype,tol", [("float64", F64), ("float32", F32)])
 def test_activations(keras, rng, activation, dtype, tol):
@@ -123,13 +128,17 @@ def test_activations(keras, rng, activation, dtype, tol):
 @pytest.mark.parametrize("flags", list(itertools.product([False, True], repeat=4)))
 def test_flags_with_and_without_mask(keras, rng, units, features, flags):
     go_backwards, return_sequences, return_state, zero_output_for_mask = flags
-    kwargs = dict(go_backwards=go_backwards, return_sequences=return_sequences, return_state=return_state,
-                  zero_output_for_mask=zero_output_for_mask)
+    kwargs = dict(
+        go_backwards=go_backwards,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        zero_output_for_mask=zero_output_for_mask,
+    )
     k, s = keras_and_scratch(keras, rng, units=units, features=features, **kwargs)
     x = rng.uniform(-1, 1, (3, 6, features))
     mask = rng.random((3, 6)) > 0.35
-    mask[0, :2] = False   # masked first steps: the output is zeros until one is seen
-    mask[1, -1] = False   # masked last step
+    mask[0, :2] = False  # masked first steps: the output is zeros until one is seen
+    mask[1, -1] = False  # masked last step
     mask[2] = True
     assert_same(s(x), k(x), F64)
     assert_same(s(x, mask=mask), k(x, mask=mask), F64)
@@ -151,8 +160,9 @@ def test_unrolled_backwards_zero_output_quirk(keras, rng):
     weights = random_weights(rng, 3, 5)
     outputs = []
     for unroll in (False, True):
-        k = keras.layers.SimpleRNN(5, dtype="float64", unroll=unroll, go_backwards=True,
-                                   zero_output_for_mask=True, return_sequences=True)
+        k = keras.layers.SimpleRNN(
+            5, dtype="float64", unroll=unroll, go_backwards=True, zero_output_for_mask=True, return_sequences=True
+        )
         k.build((None, None, 3))
         k.set_weights(weights)
         s = scratch_rnn.from_keras(k)

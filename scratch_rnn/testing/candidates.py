@@ -32,13 +32,17 @@ def load_candidate(spec: str):
         obj = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name == module_name or module_name.startswith(f"{err.name}."):  # not a module it imports
-            raise CandidateError(f"Cannot import module {module_name!r} for candidate {spec!r}: no module named "
-                                 f"{err.name!r} (searched the current directory and sys.path).") from None
-        raise CandidateError(f"Importing module {module_name!r} for candidate {spec!r} failed: "
-                             f"{_one_line(err)}") from None
+            raise CandidateError(
+                f"Cannot import module {module_name!r} for candidate {spec!r}: no module named "
+                f"{err.name!r} (searched the current directory and sys.path)."
+            ) from None
+        raise CandidateError(
+            f"Importing module {module_name!r} for candidate {spec!r} failed: {_one_line(err)}"
+        ) from None
     except Exception as err:  # a syntax error or a failing import inside the candidate's own module
-        raise CandidateError(f"Importing module {module_name!r} for candidate {spec!r} failed: "
-                             f"{_one_line(err)}") from None
+        raise CandidateError(
+            f"Importing module {module_name!r} for candidate {spec!r} failed: {_one_line(err)}"
+        ) from None
     parts = attribute.split(".")
     for i, part in enumerate(parts):
         if not hasattr(obj, part):
@@ -46,8 +50,10 @@ def load_candidate(spec: str):
             raise CandidateError(f"Candidate {spec!r} not found: {where} has no attribute {part!r}.")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise CandidateError(f"Candidate {spec!r} must be callable as candidate(config, weights, x, mask, "
-                             f"initial_state), got a {type(obj).__name__}: {obj!r:.80}.")
+        raise CandidateError(
+            f"Candidate {spec!r} must be callable as candidate(config, weights, x, mask, "
+            f"initial_state), got a {type(obj).__name__}: {obj!r:.80}."
+        )
     return obj
 
 

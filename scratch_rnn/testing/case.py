@@ -20,12 +20,12 @@ class Case:
     """One layer call (or two consecutive calls, for a stateful layer) to run everywhere."""
 
     layer: str
-    config: dict                      # Keras constructor kwargs, dtype included
-    weights: list                     # Keras layout and order, in the config's dtype
-    x: np.ndarray                     # (batch, timesteps, features)
-    mask: np.ndarray | None = None    # (batch, timesteps) bool
+    config: dict  # Keras constructor kwargs, dtype included
+    weights: list  # Keras layout and order, in the config's dtype
+    x: np.ndarray  # (batch, timesteps, features)
+    mask: np.ndarray | None = None  # (batch, timesteps) bool
     initial_state: list | None = None  # one (batch, size) array per state
-    split: int | None = None          # stateful: call on x[:, :split], then x[:, split:]
+    split: int | None = None  # stateful: call on x[:, :split], then x[:, split:]
     notes: dict = field(default_factory=dict)
 
     @property

@@ -16,7 +16,6 @@ from scratch_rnn.testing.case import Case
 from scratch_rnn.testing.compare import TensorComparison, compare_outputs
 from scratch_rnn.testing.runners import engine_layer, keras_layer, run_candidate, run_layer
 
-
 #: A compared case is counted as weakly checked when some output's tolerance exceeds this
 #: fraction of the output's scale (``max tol / max |Keras|``): ill-conditioned cases (linear or
 #: relu recurrences amplifying float32 rounding) where the derived tolerance is rightly loose,
@@ -28,7 +27,7 @@ WEAK = 0.1
 class CaseResult:
     case: Case
     comparisons: list[TensorComparison] = field(default_factory=list)
-    error: str = ""    # the candidate raised
+    error: str = ""  # the candidate raised
     skipped: str = ""  # outside the finite range the sweep checks (see check_case)
 
     @property
@@ -114,9 +113,18 @@ def print_reports(console, reports: list[Report], title: str, seeds: bool = Fals
     for column in columns + ["seed"] * seeds:
         table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
     for r in reports:
-        table.add_row(r.layer, r.dtype, str(r.examples), str(r.skipped), str(r.weak), f"{r.max_abs_error:.3g}",
-                      f"{r.max_rel_error:.3g}", f"{r.max_margin:.3g}",
-                      f"[red]{len(r.failures)}[/red]" if r.failures else "0", *[str(r.seed)] * seeds)
+        table.add_row(
+            r.layer,
+            r.dtype,
+            str(r.examples),
+            str(r.skipped),
+            str(r.weak),
+            f"{r.max_abs_error:.3g}",
+            f"{r.max_rel_error:.3g}",
+            f"{r.max_margin:.3g}",
+            f"[red]{len(r.failures)}[/red]" if r.failures else "0",
+            *[str(r.seed)] * seeds,
+        )
     console.print(table)
     for r in reports:
         for failure in r.failures:
@@ -170,12 +178,15 @@ def check_against(case: Case, reference, candidate=None) -> CaseResult:
         with np.errstate(invalid="ignore", over="ignore"):
             oracle, tols = tolerance.derive(case, run_oracle)
     except Exception as err:  # the engine itself failed on the case: report it, do not crash the sweep
-        result.error = "the float64 oracle (the scratch engine) raised " + "".join(
-            traceback.format_exception_only(err)).strip()
+        result.error = (
+            "the float64 oracle (the scratch engine) raised " + "".join(traceback.format_exception_only(err)).strip()
+        )
         return result
     limit = np.sqrt(np.finfo(case.dtype).max)
-    if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
-               for o, t in zip(oracle, tols)):
+    if not all(
+        np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
+        for o, t in zip(oracle, tols)
+    ):
         result.skipped = f"exact result not finite or beyond {limit:.3g}"
         return result
     names, expected, config = reference()

@@ -36,8 +36,11 @@ class TensorComparison:
     tol_ratio: float = 0.0
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.problem}" if not self.ok else (
-            f"{self.name}: ok, max |error| {self.max_abs_error:.3g}, margin {self.margin:.3g}")
+        return (
+            f"{self.name}: {self.problem}"
+            if not self.ok
+            else (f"{self.name}: ok, max |error| {self.max_abs_error:.3g}, margin {self.margin:.3g}")
+        )
 
 
 def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool = False) -> TensorComparison:
@@ -87,8 +90,11 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
 def compare_outputs(actual, expected, tols, names) -> list[TensorComparison]:
     """Compare a list of named tensors (a layer's outputs and states) with their references."""
     if len(actual) != len(expected):
-        return [TensorComparison("outputs", False, np.inf, np.inf,
-                                 f"{len(actual)} tensors, but should be {len(expected)} ({names})")]
+        return [
+            TensorComparison(
+                "outputs", False, np.inf, np.inf, f"{len(actual)} tensors, but should be {len(expected)} ({names})"
+            )
+        ]
     return [compare_tensor(a, e, t, n) for a, e, t, n in zip(actual, expected, tols, names)]
 
 

@@ -196,17 +196,28 @@ def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES,
                 if on_case is not None:
                     on_case(golden, result)
     for entry in entries:
-        entry["arrays"] = {name: {"shape": list(arrays[name].shape), "dtype": arrays[name].dtype.name}
-                           for name in _array_names(entry)}
+        entry["arrays"] = {
+            name: {"shape": list(arrays[name].shape), "dtype": arrays[name].dtype.name} for name in _array_names(entry)
+        }
     digest = _write_atomic(path / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "recorded_with": {"keras": keras.__version__, "tensorflow": sys.modules["tensorflow"].__version__,
-                          "numpy": np.__version__, "hypothesis": hypothesis_version,
-                          "scratch_rnn": scratch_rnn.__version__, "python": platform.python_version()},
-        "recording": {"seed": seed, "examples": examples, "layers": list(layers), "dtypes": list(dtypes),
-                      "command": _command(path, layers, dtypes, examples, seed)},
+        "recorded_with": {
+            "keras": keras.__version__,
+            "tensorflow": sys.modules["tensorflow"].__version__,
+            "numpy": np.__version__,
+            "hypothesis": hypothesis_version,
+            "scratch_rnn": scratch_rnn.__version__,
+            "python": platform.python_version(),
+        },
+        "recording": {
+            "seed": seed,
+            "examples": examples,
+            "layers": list(layers),
+            "dtypes": list(dtypes),
+            "command": _command(path, layers, dtypes, examples, seed),
+        },
         "arrays": {"file": ARRAYS, "sha256": digest},
         "cases": entries,
     }
@@ -237,9 +248,17 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
         """Raised once ``examples`` cases are kept: drawing a case costs tens of milliseconds."""
 
     @hypothesis_seed(zlib.crc32(f"{seed}/{layer}/{dtype}".encode()))
-    @settings(max_examples=draws, derandomize=False, database=None, phases=[Phase.generate],
-              deadline=None, print_blob=False, report_multiple_bugs=False, verbosity=Verbosity.quiet,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=draws,
+        derandomize=False,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        print_blob=False,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=cases(layer, dtype))
     def collect(case):
         nonlocal dropped
@@ -264,8 +283,10 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
     except Enough:
         pass
     if len(kept) < examples:
-        raise RuntimeError(f"Only {len(kept)} of {examples} {layer} {dtype} cases could be recorded from {draws} "
-                           f"draws ({dropped} of them had a non-finite or too large exact result).")
+        raise RuntimeError(
+            f"Only {len(kept)} of {examples} {layer} {dtype} cases could be recorded from {draws} "
+            f"draws ({dropped} of them had a non-finite or too large exact result)."
+        )
     return kept
 
 
@@ -293,7 +314,9 @@ def _case_entry(golden: GoldenCase) -> dict:
         return None if items is None else [f"{i}/{role}/{k}" for k in range(len(items))]
 
     return {
-        "id": i, "layer": c.layer, "dtype": c.dtype.name,
+        "id": i,
+        "layer": c.layer,
+        "dtype": c.dtype.name,
         "config": _jsonable(c.config, f"{i} config"),
         "keras_config": _jsonable(golden.keras_config, f"{i} keras_config"),
         "split": c.split,
@@ -312,8 +335,12 @@ def _case_arrays(golden: GoldenCase) -> dict:
     arrays = {f"{i}/x": c.x}
     if c.mask is not None:
         arrays[f"{i}/mask"] = np.asarray(c.mask, dtype=np.bool_)
-    for role, items in (("weights", c.weights), ("initial_state", c.initial_state),
-                        ("outputs", golden.outputs), ("carried_state", golden.carried_state)):
+    for role, items in (
+        ("weights", c.weights),
+        ("initial_state", c.initial_state),
+        ("outputs", golden.outputs),
+        ("carried_state", golden.carried_state),
+    ):
         for k, a in enumerate(items or []):
             arrays[f"{i}/{role}/{k}"] = a
     return {name: np.ascontiguousarray(a, dtype=np.asarray(a).dtype.newbyteorder("<")) for name, a in arrays.items()}
@@ -400,8 +427,9 @@ def load(path) -> Recording:
     try:
         npz = np.load(arrays_path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise GoldenFileError(f"{arrays_path}: not a readable .npz archive ({_one_line(err)}); "
-                              "the file may be truncated or corrupt.") from None
+        raise GoldenFileError(
+            f"{arrays_path}: not a readable .npz archive ({_one_line(err)}); the file may be truncated or corrupt."
+        ) from None
     with npz:
         available = set(npz.files)
         cases, used = [], set()
@@ -410,13 +438,17 @@ def load(path) -> Recording:
             used.update(entry["arrays"])
     extra = sorted(available - used)
     if extra:
-        raise GoldenFileError(f"{arrays_path}: holds {len(extra)} arrays that {manifest_path.name} does not list "
-                              f"(first: {extra[0]!r}); the two files come from different recordings.")
+        raise GoldenFileError(
+            f"{arrays_path}: holds {len(extra)} arrays that {manifest_path.name} does not list "
+            f"(first: {extra[0]!r}); the two files come from different recordings."
+        )
     digest = _sha256(arrays_path)
     if digest != manifest["arrays"]["sha256"]:
-        raise GoldenFileError(f"{arrays_path}: sha256 {digest[:12]}... does not match the "
-                              f"{manifest['arrays']['sha256'][:12]}... recorded in {manifest_path.name}: its values "
-                              "changed since recording, or the two files come from different recordings.")
+        raise GoldenFileError(
+            f"{arrays_path}: sha256 {digest[:12]}... does not match the "
+            f"{manifest['arrays']['sha256'][:12]}... recorded in {manifest_path.name}: its values "
+            "changed since recording, or the two files come from different recordings."
+        )
     return Recording(manifest_path.parent, manifest, cases)
 
 
@@ -424,8 +456,9 @@ def _manifest_path(path: Path) -> Path:
     manifest = path / MANIFEST if path.is_dir() else path
     if not manifest.is_file():
         where = f"{path} has no {MANIFEST}" if path.is_dir() else f"{path}: not found"
-        raise GoldenFileError(f"{where}; expected a recording made by `scratch-rnn record` "
-                              f"(a directory holding {MANIFEST} and {ARRAYS}).")
+        raise GoldenFileError(
+            f"{where}; expected a recording made by `scratch-rnn record` (a directory holding {MANIFEST} and {ARRAYS})."
+        )
     return manifest
 
 
@@ -438,33 +471,53 @@ def _read_manifest(path: Path) -> dict:
         raise GoldenFileError(f"{path}: cannot be read ({_one_line(err)}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise GoldenFileError(f"{path}: not a {FORMAT} manifest (its \"format\" is {got!r}, expected {FORMAT!r}).")
+        raise GoldenFileError(f'{path}: not a {FORMAT} manifest (its "format" is {got!r}, expected {FORMAT!r}).')
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise GoldenFileError(f"{path}: format version {version!r} is not supported; this scratch_rnn reads "
-                              f"version {FORMAT_VERSION}. Re-record with `scratch-rnn record`.")
+        raise GoldenFileError(
+            f"{path}: format version {version!r} is not supported; this scratch_rnn reads "
+            f"version {FORMAT_VERSION}. Re-record with `scratch-rnn record`."
+        )
     arrays = manifest.get("arrays")
-    if not (isinstance(arrays, dict) and isinstance(arrays.get("file"), str) and isinstance(arrays.get("sha256"), str)
-            and arrays["file"] and Path(arrays["file"]).name == arrays["file"]):
-        raise GoldenFileError(f"{path}: \"arrays\" must be {{\"file\": <a file name beside the manifest>, "
-                              f"\"sha256\": <hex digest>}}, got {arrays!r:.200}.")
+    if not (
+        isinstance(arrays, dict)
+        and isinstance(arrays.get("file"), str)
+        and isinstance(arrays.get("sha256"), str)
+        and arrays["file"]
+        and Path(arrays["file"]).name == arrays["file"]
+    ):
+        raise GoldenFileError(
+            f'{path}: "arrays" must be {{"file": <a file name beside the manifest>, '
+            f'"sha256": <hex digest>}}, got {arrays!r:.200}.'
+        )
     cases = manifest.get("cases")
     if not isinstance(cases, list) or not cases:
-        raise GoldenFileError(f"{path}: \"cases\" must be a non-empty list, got {cases!r:.80}.")
+        raise GoldenFileError(f'{path}: "cases" must be a non-empty list, got {cases!r:.80}.')
     ids = [c.get("id") if isinstance(c, dict) else None for c in cases]
     duplicates = sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
     if duplicates:
-        raise GoldenFileError(f"{path}: case ids must be unique; {duplicates[0]!r} appears {ids.count(duplicates[0])} "
-                              "times.")
+        raise GoldenFileError(
+            f"{path}: case ids must be unique; {duplicates[0]!r} appears {ids.count(duplicates[0])} times."
+        )
     return manifest
 
 
 #: Each case entry's fields and the JSON types they may hold.
 _FIELDS = {
-    "id": (str,), "layer": (str,), "dtype": (str,), "config": (dict,), "keras_config": (dict,),
-    "split": (int, type(None)), "weights": (list,), "x": (str,), "mask": (str, type(None)),
-    "initial_state": (list, type(None)), "outputs": (list,), "output_names": (list,),
-    "carried_state": (list, type(None)), "arrays": (dict,),
+    "id": (str,),
+    "layer": (str,),
+    "dtype": (str,),
+    "config": (dict,),
+    "keras_config": (dict,),
+    "split": (int, type(None)),
+    "weights": (list,),
+    "x": (str,),
+    "mask": (str, type(None)),
+    "initial_state": (list, type(None)),
+    "outputs": (list,),
+    "output_names": (list,),
+    "carried_state": (list, type(None)),
+    "arrays": (dict,),
 }
 
 
@@ -484,47 +537,64 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
     where = f"{manifest_path}: case {entry['id']!r}"
     for role in ("weights", "initial_state", "outputs", "output_names", "carried_state"):
         if not all(isinstance(n, str) for n in entry[role] or []):
-            fail(f"\"{role}\" must be a list of strings, got {entry[role]!r:.80}.")
+            fail(f'"{role}" must be a list of strings, got {entry[role]!r:.80}.')
     if entry["layer"] not in LAYERS:
-        fail(f"\"layer\" must be one of {list(LAYERS)}, got {entry['layer']!r}.")
+        fail(f'"layer" must be one of {list(LAYERS)}, got {entry["layer"]!r}.')
     if entry["dtype"] not in DTYPES:
-        fail(f"\"dtype\" must be one of {list(DTYPES)}, got {entry['dtype']!r}.")
+        fail(f'"dtype" must be one of {list(DTYPES)}, got {entry["dtype"]!r}.')
     if len(entry["outputs"]) != len(entry["output_names"]) or not entry["outputs"]:
-        fail(f"\"outputs\" ({len(entry['outputs'])}) and \"output_names\" ({len(entry['output_names'])}) "
-             "must be non-empty lists of the same length.")
+        fail(
+            f'"outputs" ({len(entry["outputs"])}) and "output_names" ({len(entry["output_names"])}) '
+            "must be non-empty lists of the same length."
+        )
     names = _array_names(entry)
     if sorted(names) != sorted(entry["arrays"]):
-        fail(f"\"arrays\" must describe exactly the arrays the case names; it lists {sorted(entry['arrays'])}, "
-             f"the case names {sorted(names)}.")
+        fail(
+            f'"arrays" must describe exactly the arrays the case names; it lists {sorted(entry["arrays"])}, '
+            f"the case names {sorted(names)}."
+        )
     missing = [n for n in names if n not in available]
     if missing and len(missing) == len(names):
-        fail(f"listed in {manifest_path.name}, but {arrays_path.name} holds none of its arrays "
-             f"(first missing: {missing[0]!r}); the two files come from different recordings.")
+        fail(
+            f"listed in {manifest_path.name}, but {arrays_path.name} holds none of its arrays "
+            f"(first missing: {missing[0]!r}); the two files come from different recordings."
+        )
     if missing:
         fail(f"the array {missing[0]!r} is missing from {arrays_path}.")
     arrays = {}
     for name in names:
         spec = entry["arrays"][name]
         if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list) and isinstance(spec.get("dtype"), str)):
-            fail(f"arrays[{name!r}] must be {{\"shape\": [...], \"dtype\": \"...\"}}, got {spec!r:.80}.")
+            fail(f'arrays[{name!r}] must be {{"shape": [...], "dtype": "..."}}, got {spec!r:.80}.')
         try:
             array = npz[name]
         except Exception as err:  # a damaged entry: bad CRC, a truncated .npy, an object array
-            raise GoldenFileError(f"{arrays_path}: the array {name!r} cannot be read ({_one_line(err)}); "
-                                  "the file is corrupt.") from None
+            raise GoldenFileError(
+                f"{arrays_path}: the array {name!r} cannot be read ({_one_line(err)}); the file is corrupt."
+            ) from None
         if list(array.shape) != spec["shape"] or array.dtype.name != spec["dtype"]:
-            fail(f"the array {name!r} in {arrays_path.name} has shape {list(array.shape)} and dtype "
-                 f"{array.dtype.name}, but the manifest records shape {spec['shape']} and dtype {spec['dtype']}.")
+            fail(
+                f"the array {name!r} in {arrays_path.name} has shape {list(array.shape)} and dtype "
+                f"{array.dtype.name}, but the manifest records shape {spec['shape']} and dtype {spec['dtype']}."
+            )
         arrays[name] = array.astype(array.dtype.newbyteorder("="), copy=False)
     _check_roles(entry, arrays, fail)
 
     def get(role):
         return None if entry[role] is None else [arrays[n] for n in entry[role]]
 
-    case = Case(entry["layer"], entry["config"], get("weights"), arrays[entry["x"]],
-                None if entry["mask"] is None else arrays[entry["mask"]], get("initial_state"), entry["split"])
-    return GoldenCase(entry["id"], case, entry["keras_config"], list(entry["output_names"]), get("outputs"),
-                      get("carried_state"))
+    case = Case(
+        entry["layer"],
+        entry["config"],
+        get("weights"),
+        arrays[entry["x"]],
+        None if entry["mask"] is None else arrays[entry["mask"]],
+        get("initial_state"),
+        entry["split"],
+    )
+    return GoldenCase(
+        entry["id"], case, entry["keras_config"], list(entry["output_names"]), get("outputs"), get("carried_state")
+    )
 
 
 def _check_roles(entry, arrays, fail) -> None:
@@ -532,38 +602,47 @@ def _check_roles(entry, arrays, fail) -> None:
     dtype = entry["dtype"]
     x = arrays[entry["x"]]
     if x.ndim != 3:
-        fail(f"\"x\" must be (batch, timesteps, features), got shape {list(x.shape)}.")
-    float_names = [entry["x"], *entry["weights"], *(entry["initial_state"] or []), *entry["outputs"],
-                   *(entry["carried_state"] or [])]
+        fail(f'"x" must be (batch, timesteps, features), got shape {list(x.shape)}.')
+    float_names = [
+        entry["x"],
+        *entry["weights"],
+        *(entry["initial_state"] or []),
+        *entry["outputs"],
+        *(entry["carried_state"] or []),
+    ]
     for name in float_names:
         if arrays[name].dtype.name != dtype:
             fail(f"the array {name!r} has dtype {arrays[name].dtype.name}, but the case's dtype is {dtype}.")
     if entry["mask"] is not None:
         mask = arrays[entry["mask"]]
         if mask.dtype != np.bool_ or mask.shape != x.shape[:2]:
-            fail(f"\"mask\" must be bool of shape {list(x.shape[:2])} (batch, timesteps), "
-                 f"got {mask.dtype.name} {list(mask.shape)}.")
+            fail(
+                f'"mask" must be bool of shape {list(x.shape[:2])} (batch, timesteps), '
+                f"got {mask.dtype.name} {list(mask.shape)}."
+            )
     from scratch_rnn.testing.case import keras_weight_shapes, state_sizes
 
     try:
         weight_shapes = keras_weight_shapes(entry["layer"], entry["config"], x.shape[-1])
         sizes = state_sizes(entry["layer"], entry["config"])
     except Exception as err:  # the engine cannot build the config: unknown options, missing keys
-        fail(f"\"config\" is not a {entry['layer']} config scratch_rnn can build ({_one_line(err)}).")
+        fail(f'"config" is not a {entry["layer"]} config scratch_rnn can build ({_one_line(err)}).')
     shapes = [list(arrays[n].shape) for n in entry["weights"]]
     if shapes != [list(s) for s in weight_shapes]:
-        fail(f"\"weights\" have shapes {shapes}, but the config on {x.shape[-1]} features needs "
-             f"{[list(s) for s in weight_shapes]}.")
+        fail(
+            f'"weights" have shapes {shapes}, but the config on {x.shape[-1]} features needs '
+            f"{[list(s) for s in weight_shapes]}."
+        )
     for role in ("initial_state", "carried_state"):
         if entry[role] is not None:
             shapes = [list(arrays[n].shape) for n in entry[role]]
             if shapes != [[x.shape[0], size] for size in sizes]:
-                fail(f"\"{role}\" has shapes {shapes}, but the layer takes {[[x.shape[0], s] for s in sizes]}.")
+                fail(f'"{role}" has shapes {shapes}, but the layer takes {[[x.shape[0], s] for s in sizes]}.')
     split = entry["split"]
     if split is not None and not 1 <= split < x.shape[1]:
-        fail(f"\"split\" must be between 1 and timesteps - 1 = {x.shape[1] - 1}, got {split}.")
+        fail(f'"split" must be between 1 and timesteps - 1 = {x.shape[1] - 1}, got {split}.')
     if (split is None) != (entry["carried_state"] is None):
-        fail("\"carried_state\" must be given exactly when \"split\" is (a stateful case).")
+        fail('"carried_state" must be given exactly when "split" is (a stateful case).')
 
 
 def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCheck:
@@ -578,8 +657,9 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCh
     they select none); ``on_case(golden_case, result)`` is called after each.
     """
     recording = load(path)
-    selected = [g for g in recording.cases
-                if (layers is None or g.case.layer in layers) and (ids is None or g.id in ids)]
+    selected = [
+        g for g in recording.cases if (layers is None or g.case.layer in layers) and (ids is None or g.id in ids)
+    ]
     if ids is not None:
         unknown = sorted(set(ids) - {g.id for g in recording.cases})
         if unknown:
@@ -592,15 +672,23 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCh
     for golden in selected:
         key = (golden.case.layer, golden.case.dtype.name)
         if key not in reports:
-            reports[key] = Report(layer=key[0], dtype=key[1], candidate=name,
-                                  seed=recording.manifest.get("recording", {}).get("seed", -1),
-                                  reference=f"recorded keras {recording.recorded_with.get('keras', '?')}")
+            reports[key] = Report(
+                layer=key[0],
+                dtype=key[1],
+                candidate=name,
+                seed=recording.manifest.get("recording", {}).get("seed", -1),
+                reference=f"recorded keras {recording.recorded_with.get('keras', '?')}",
+            )
         outcome = _check_one(golden, candidate)
         reports[key].record(outcome)
         if not outcome.ok and not outcome.skipped:
-            reports[key].failures.append(Failure(
-                f"{golden.id}: {outcome.message()}",
-                f"recorded case {golden.id} in {recording.path / MANIFEST}; to rerun it alone, add --case {golden.id}"))
+            reports[key].failures.append(
+                Failure(
+                    f"{golden.id}: {outcome.message()}",
+                    f"recorded case {golden.id} in {recording.path / MANIFEST}; "
+                    f"to rerun it alone, add --case {golden.id}",
+                )
+            )
         if on_case is not None:
             on_case(golden, outcome)
     result.reports = list(reports.values())
@@ -636,31 +724,52 @@ def _one_line(err: BaseException) -> str:
 
 
 def add_record_parser(subparsers):
-    parser = subparsers.add_parser("record", help="record golden vectors: cases and real Keras's outputs",
-                                   description="Record cases and real Keras's outputs as golden vectors "
-                                               f"(a directory holding {MANIFEST} and {ARRAYS}).")
+    parser = subparsers.add_parser(
+        "record",
+        help="record golden vectors: cases and real Keras's outputs",
+        description="Record cases and real Keras's outputs as golden vectors "
+        f"(a directory holding {MANIFEST} and {ARRAYS}).",
+    )
     parser.add_argument("--out", required=True, metavar="PATH", help="directory to write (created if needed)")
-    parser.add_argument("--layer", action="append", choices=[*LAYERS, "all"], metavar="LAYER",
-                        help=f"layer to record, repeatable: {', '.join(LAYERS)} or all (default all)")
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both",
-                        help="float32, float64 or both (default)")
-    parser.add_argument("--examples", type=_positive_int, default=6, metavar="N",
-                        help="cases per layer and dtype (default 6)")
+    parser.add_argument(
+        "--layer",
+        action="append",
+        choices=[*LAYERS, "all"],
+        metavar="LAYER",
+        help=f"layer to record, repeatable: {', '.join(LAYERS)} or all (default all)",
+    )
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64", "both"], default="both", help="float32, float64 or both (default)"
+    )
+    parser.add_argument(
+        "--examples", type=_positive_int, default=6, metavar="N", help="cases per layer and dtype (default 6)"
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="Hypothesis seed (default 0)")
     return parser
 
 
 def add_check_parser(subparsers):
-    parser = subparsers.add_parser("check", help="check the engine or a candidate against golden vectors, "
-                                                 "without TensorFlow or Keras",
-                                   description="Check the engine, or a candidate, against recorded golden vectors. "
-                                               "TensorFlow and Keras are not needed.")
+    parser = subparsers.add_parser(
+        "check",
+        help="check the engine or a candidate against golden vectors, without TensorFlow or Keras",
+        description="Check the engine, or a candidate, against recorded golden vectors. "
+        "TensorFlow and Keras are not needed.",
+    )
     parser.add_argument("path", metavar="PATH", help=f"a recording: a directory holding {MANIFEST} and {ARRAYS}")
-    parser.add_argument("--candidate", metavar="MODULE:FUNCTION", default=None,
-                        help="check candidate(config, weights, x, mask, initial_state) instead of the engine; "
-                             "a candidate implements one layer, so pair it with --layer")
-    parser.add_argument("--layer", action="append", choices=[*LAYERS, "all"], metavar="LAYER",
-                        help=f"only this layer's cases, repeatable: {', '.join(LAYERS)} or all (default all)")
+    parser.add_argument(
+        "--candidate",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="check candidate(config, weights, x, mask, initial_state) instead of the engine; "
+        "a candidate implements one layer, so pair it with --layer",
+    )
+    parser.add_argument(
+        "--layer",
+        action="append",
+        choices=[*LAYERS, "all"],
+        metavar="LAYER",
+        help=f"only this layer's cases, repeatable: {', '.join(LAYERS)} or all (default all)",
+    )
     parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
     return parser
 
@@ -676,8 +785,7 @@ def run_record(args) -> int:
 
         keras = import_keras("keras")
     except ImportError as err:
-        print(f"scratch-rnn record needs the harness extra: pip install 'scratch-rnn[verify]' ({err})",
-              file=sys.stderr)
+        print(f"scratch-rnn record needs the harness extra: pip install 'scratch-rnn[verify]' ({err})", file=sys.stderr)
         return 2
     console = _console(Console)
     console.print(f"Recording Keras {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}")
@@ -693,8 +801,9 @@ def run_record(args) -> int:
 
     try:
         with console.status("recording...", spinner="dots") if console.is_terminal else _nullcontext():
-            manifest = record(args.out, layers=layers, examples=args.examples, seed=args.seed, dtypes=dtypes,
-                              on_case=on_case)
+            manifest = record(
+                args.out, layers=layers, examples=args.examples, seed=args.seed, dtypes=dtypes, on_case=on_case
+            )
     except (OSError, ValueError, RuntimeError) as err:
         console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         return 2
@@ -728,11 +837,15 @@ def run_check(args) -> int:
         console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
         return 2
     w = result.recorded_with
-    console.print(f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
-                  f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}", highlight=False)
+    console.print(
+        f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
+        f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}",
+        highlight=False,
+    )
     print_reports(console, result.reports, f"{result.candidate} vs recorded Keras ({result.path})")
-    console.print("[green]All cases agree with the recording.[/green]" if result.ok
-                  else "[red]Mismatch: see above.[/red]")
+    console.print(
+        "[green]All cases agree with the recording.[/green]" if result.ok else "[red]Mismatch: see above.[/red]"
+    )
     return 0 if result.ok else 1
 
 

@@ -24,8 +24,8 @@ import random
 import re
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from scratch_rnn.testing.runners import engine_candidate
 
 #: The seed of :func:`kill_table` unless one is given: the table is the same on every run.
 DEFAULT_SEED = 20260
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -86,6 +87,7 @@ def mutants(layer: str | None = None, reference: str = "keras") -> list[Mutant]:
 
 # --- helpers: how a buggy port sees the weights, the outputs, the steps ------------------------
 
+
 def row_major(keras_kernel: np.ndarray) -> np.ndarray:
     """What the engine must be given so that its seed-layout kernel is ``keras_kernel`` *reshaped*, not transposed.
 
@@ -93,8 +95,8 @@ def row_major(keras_kernel: np.ndarray) -> np.ndarray:
     with ``reshape`` reads the buffer in row-major order: the shapes always fit, and when
     ``input_dim == G*units`` the result is the untransposed kernel (the classic bug).
     """
-    rows, cols = keras_kernel.shape                                   # (F, G*U) or (U, G*U)
-    return keras_kernel.reshape(cols, rows).T                         # engine transposes -> reshape(cols, rows)
+    rows, cols = keras_kernel.shape  # (F, G*U) or (U, G*U)
+    return keras_kernel.reshape(cols, rows).T  # engine transposes -> reshape(cols, rows)
 
 
 def permute_gates(weights: list, gates: int, order) -> list:
@@ -116,7 +118,7 @@ def readable_engine(layer: str, config: dict, weights: list, patch):
     scratch = from_config(layer, config)
     scratch.set_weights(weights)
     patch(scratch)
-    scratch.kernel = lambda batch: reference_kernel(scratch)          # this instance only
+    scratch.kernel = lambda batch: reference_kernel(scratch)  # this instance only
     return scratch
 
 
@@ -127,14 +129,21 @@ def keras2_hard_sigmoid(x: np.ndarray) -> np.ndarray:
 
 # --- SimpleRNN -----------------------------------------------------------------------------------
 
-@mutant("SimpleRNN", "kernel-not-transposed",
-        "loads Keras's kernel (input_dim, units) into Wx (units, input_dim) with reshape, not transpose")
+
+@mutant(
+    "SimpleRNN",
+    "kernel-not-transposed",
+    "loads Keras's kernel (input_dim, units) into Wx (units, input_dim) with reshape, not transpose",
+)
 def _simple_rnn_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
     return engine(config, [row_major(weights[0]), *weights[1:]], x, mask, initial_state)
 
 
-@mutant("SimpleRNN", "recurrent-kernel-not-transposed",
-        "copies Keras's recurrent_kernel (units, units) into Wh as is: Wh = recurrent_kernel, not its transpose")
+@mutant(
+    "SimpleRNN",
+    "recurrent-kernel-not-transposed",
+    "copies Keras's recurrent_kernel (units, units) into Wh as is: Wh = recurrent_kernel, not its transpose",
+)
 def _simple_rnn_recurrent_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
     return engine(config, [weights[0], row_major(weights[1]), *weights[2:]], x, mask, initial_state)
 
@@ -149,14 +158,17 @@ def _simple_rnn_go_backwards_ignored(engine, config, weights, x, mask, initial_s
     return engine({**config, "go_backwards": False}, weights, x, mask, initial_state)
 
 
-@mutant("SimpleRNN", "backwards-sequence-in-input-order",
-        "with go_backwards, flips the returned sequence back to input order (Keras returns processing order)")
+@mutant(
+    "SimpleRNN",
+    "backwards-sequence-in-input-order",
+    "with go_backwards, flips the returned sequence back to input order (Keras returns processing order)",
+)
 def _simple_rnn_backwards_sequence_in_input_order(engine, config, weights, x, mask, initial_state):
     out = engine(config, weights, x, mask, initial_state)
     if not (config["go_backwards"] and config["return_sequences"]):
         return out
     y, states = _split_outputs(out, config["return_state"])
-    return _join_outputs(np.flip(y, axis=1).copy(), states)          # (B, T, U), t = 0 first
+    return _join_outputs(np.flip(y, axis=1).copy(), states)  # (B, T, U), t = 0 first
 
 
 @mutant("SimpleRNN", "mask-ignored", "accepts a mask but runs every step")
@@ -164,29 +176,35 @@ def _simple_rnn_mask_ignored(engine, config, weights, x, mask, initial_state):
     return engine(config, weights, x, None, initial_state)
 
 
-@mutant("SimpleRNN", "masked-output-repeats-initial-state",
-        "starts the 'previous output' at the initial state: masked steps before the first "
-        "unmasked one output h0 instead of zeros")
+@mutant(
+    "SimpleRNN",
+    "masked-output-repeats-initial-state",
+    "starts the 'previous output' at the initial state: masked steps before the first "
+    "unmasked one output h0 instead of zeros",
+)
 def _simple_rnn_masked_output_repeats_initial_state(engine, config, weights, x, mask, initial_state):
     out = engine(config, weights, x, mask, initial_state)
     if mask is None or initial_state is None or config["zero_output_for_mask"]:
-        return out                                                    # h0 = 0, or masked outputs zeroed anyway
+        return out  # h0 = 0, or masked outputs zeroed anyway
     y, states = _split_outputs(out, config["return_state"])
-    kept = np.asarray(mask, bool)                                     # (B, T)
+    kept = np.asarray(mask, bool)  # (B, T)
     if config["go_backwards"]:
-        kept = kept[:, ::-1]                                          # processing order
-    before_first = np.cumsum(kept, axis=1) == 0                       # (B, T): no unmasked step yet
-    h0 = np.asarray(initial_state[0], y.dtype)                        # (B, U)
+        kept = kept[:, ::-1]  # processing order
+    before_first = np.cumsum(kept, axis=1) == 0  # (B, T): no unmasked step yet
+    h0 = np.asarray(initial_state[0], y.dtype)  # (B, U)
     if config["return_sequences"]:
-        y = np.where(before_first[:, :, None], h0[:, None, :], y)     # (B, T, U)
+        y = np.where(before_first[:, :, None], h0[:, None, :], y)  # (B, T, U)
     else:
-        y = np.where(before_first[:, -1:], h0, y)                     # (B, U): rows masked at every step
+        y = np.where(before_first[:, -1:], h0, y)  # (B, U): rows masked at every step
     return _join_outputs(y, states)
 
 
-@mutant("SimpleRNN", "keras2-hard-sigmoid",
-        "implements hard_sigmoid as Keras 2's clip(0.2 x + 0.5, 0, 1) instead of Keras 3's relu6(x + 3) / 6",
-        references=("keras",))
+@mutant(
+    "SimpleRNN",
+    "keras2-hard-sigmoid",
+    "implements hard_sigmoid as Keras 2's clip(0.2 x + 0.5, 0, 1) instead of Keras 3's relu6(x + 3) / 6",
+    references=("keras",),
+)
 def _simple_rnn_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_state):
     # clip(0.2 a + 0.5) = relu6(1.2 a + 3) / 6, and a = x @ kernel + h @ recurrent_kernel + bias is linear
     # in the weights: Keras 3's hard_sigmoid on weights scaled by 1.2 is exactly Keras 2's on the originals.
@@ -197,8 +215,12 @@ def _simple_rnn_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_st
 
 # --- LSTM ----------------------------------------------------------------------------------------
 
-@mutant("LSTM", "kernel-not-transposed",
-        "loads Keras's kernel (input_dim, 4*units) into Wx (4*units, input_dim) with reshape, not transpose")
+
+@mutant(
+    "LSTM",
+    "kernel-not-transposed",
+    "loads Keras's kernel (input_dim, 4*units) into Wx (4*units, input_dim) with reshape, not transpose",
+)
 def _lstm_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
     return engine(config, [row_major(weights[0]), *weights[1:]], x, mask, initial_state)
 
@@ -213,28 +235,37 @@ def _lstm_gates_c_o_swapped(engine, config, weights, x, mask, initial_state):
     return engine(config, permute_gates(weights, 4, [0, 1, 3, 2]), x, mask, initial_state)
 
 
-@mutant("LSTM", "states-c-h-order",
-        "keeps its states as (c, h), TF1's LSTMStateTuple order: initial_state and returned states "
-        "in the wrong order (Keras's is [h, c])")
+@mutant(
+    "LSTM",
+    "states-c-h-order",
+    "keeps its states as (c, h), TF1's LSTMStateTuple order: initial_state and returned states "
+    "in the wrong order (Keras's is [h, c])",
+)
 def _lstm_states_c_h_order(engine, config, weights, x, mask, initial_state):
     out = engine(config, weights, x, mask, None if initial_state is None else initial_state[::-1])
     y, states = _split_outputs(out, config["return_state"])
     return _join_outputs(y, states[::-1])
 
 
-@mutant("LSTM", "first-step-returned",
-        "without return_sequences, returns outputs[:, 0] (the first step processed) instead of the last")
+@mutant(
+    "LSTM",
+    "first-step-returned",
+    "without return_sequences, returns outputs[:, 0] (the first step processed) instead of the last",
+)
 def _lstm_first_step_returned(engine, config, weights, x, mask, initial_state):
     if config["return_sequences"]:
         return engine(config, weights, x, mask, initial_state)
     out = engine({**config, "return_sequences": True}, weights, x, mask, initial_state)
     y, states = _split_outputs(out, config["return_state"])
-    return _join_outputs(y[:, 0].copy(), states)                       # (B, U)
+    return _join_outputs(y[:, 0].copy(), states)  # (B, U)
 
 
-@mutant("LSTM", "keras2-hard-sigmoid",
-        "implements hard_sigmoid as Keras 2's clip(0.2 x + 0.5, 0, 1) instead of Keras 3's relu6(x + 3) / 6",
-        references=("keras",))
+@mutant(
+    "LSTM",
+    "keras2-hard-sigmoid",
+    "implements hard_sigmoid as Keras 2's clip(0.2 x + 0.5, 0, 1) instead of Keras 3's relu6(x + 3) / 6",
+    references=("keras",),
+)
 def _lstm_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_state):
     def patch(lstm):  # h = o * activation(c) is not linear in the weights: swap the function itself
         for attribute in ("activation", "recurrent_activation"):
@@ -246,18 +277,25 @@ def _lstm_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_state):
 
 # --- GRU -----------------------------------------------------------------------------------------
 
-@mutant("GRU", "recurrent-kernel-not-transposed",
-        "loads Keras's recurrent_kernel (units, 3*units) into Wh (3*units, units) with reshape, not transpose")
+
+@mutant(
+    "GRU",
+    "recurrent-kernel-not-transposed",
+    "loads Keras's recurrent_kernel (units, 3*units) into Wh (3*units, units) with reshape, not transpose",
+)
 def _gru_recurrent_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
     return engine(config, [weights[0], row_major(weights[1]), *weights[2:]], x, mask, initial_state)
 
 
-@mutant("GRU", "recurrent-bias-row-dropped",
-        "with reset_after, uses only row 0 of Keras's bias (2, 3*units): the recurrent bias bh is lost")
+@mutant(
+    "GRU",
+    "recurrent-bias-row-dropped",
+    "with reset_after, uses only row 0 of Keras's bias (2, 3*units): the recurrent bias bh is lost",
+)
 def _gru_recurrent_bias_row_dropped(engine, config, weights, x, mask, initial_state):
     if config["use_bias"] and config["reset_after"]:
         bias = weights[2].copy()
-        bias[1] = 0                                                   # (2, 3U): input row kept, recurrent row gone
+        bias[1] = 0  # (2, 3U): input row kept, recurrent row gone
         weights = [weights[0], weights[1], bias]
     return engine(config, weights, x, mask, initial_state)
 
@@ -267,27 +305,31 @@ def _gru_gates_z_r_swapped(engine, config, weights, x, mask, initial_state):
     return engine(config, permute_gates(weights, 3, [1, 0, 2]), x, mask, initial_state)
 
 
-@mutant("GRU", "reset-after-flipped",
-        "applies the reset gate on the other side of the matmul than reset_after says (the bias "
-        "rows summed or padded to fit)")
+@mutant(
+    "GRU",
+    "reset-after-flipped",
+    "applies the reset gate on the other side of the matmul than reset_after says (the bias "
+    "rows summed or padded to fit)",
+)
 def _gru_reset_after_flipped(engine, config, weights, x, mask, initial_state):
     if config["use_bias"]:
         bias = weights[2]
         if config["reset_after"]:
-            bias = bias[0] + bias[1]                                  # (2, 3U) -> (3U,): exact for z and r
+            bias = bias[0] + bias[1]  # (2, 3U) -> (3U,): exact for z and r
         else:
-            bias = np.stack([bias, np.zeros_like(bias)])              # (3U,) -> (2, 3U): exact for z and r
+            bias = np.stack([bias, np.zeros_like(bias)])  # (3U,) -> (2, 3U): exact for z and r
         weights = [weights[0], weights[1], bias]
     return engine({**config, "reset_after": not config["reset_after"]}, weights, x, mask, initial_state)
 
 
 def _gru_step_update_inverted(self, z_t, states):
-    """GRU's step, written with ``h_t = (1 - z_t) * h_{t-1} + z_t * hh_t`` (Keras: ``z_t * h_{t-1} + (1 - z_t) * hh_t``)."""
-    h = states[0]                                                     # (B, U)
+    """GRU's step, written with ``h_t = (1 - z_t) * h_{t-1} + z_t * hh_t``
+    (Keras: ``z_t * h_{t-1} + (1 - z_t) * hh_t``)."""
+    h = states[0]  # (B, U)
     u = self.units
-    x_z, x_r, x_h = np.split(z_t, 3, axis=-1)                         # 3 x (B, U)
+    x_z, x_r, x_h = np.split(z_t, 3, axis=-1)  # 3 x (B, U)
     if self.reset_after:
-        inner = h @ self.Wh.T                                         # (B, 3U)
+        inner = h @ self.Wh.T  # (B, 3U)
         if self.use_bias:
             inner = inner + self.b[1]
         h_z, h_r, h_h = np.split(inner, 3, axis=-1)
@@ -295,11 +337,11 @@ def _gru_step_update_inverted(self, z_t, states):
         r = self.recurrent_activation(x_r + h_r)
         hh = self.activation(x_h + r * h_h)
     else:
-        inner = h @ self.Wh[:2 * u].T                                 # (B, 2U)
+        inner = h @ self.Wh[: 2 * u].T  # (B, 2U)
         z = self.recurrent_activation(x_z + inner[:, :u])
         r = self.recurrent_activation(x_r + inner[:, u:])
-        hh = self.activation(x_h + (r * h) @ self.Wh[2 * u:].T)
-    h = (1 - z) * h + z * hh                                          # the bug
+        hh = self.activation(x_h + (r * h) @ self.Wh[2 * u :].T)
+    h = (1 - z) * h + z * hh  # the bug
     return h, [h]
 
 
@@ -311,16 +353,21 @@ def _gru_update_inverted(engine, config, weights, x, mask, initial_state):
     return readable_engine("GRU", config, weights, patch)(x, mask=mask, initial_state=initial_state)
 
 
-@mutant("GRU", "zero-output-for-mask-ignored",
-        "ignores zero_output_for_mask: masked steps always repeat the previous output")
+@mutant(
+    "GRU",
+    "zero-output-for-mask-ignored",
+    "ignores zero_output_for_mask: masked steps always repeat the previous output",
+)
 def _gru_zero_output_for_mask_ignored(engine, config, weights, x, mask, initial_state):
     return engine({**config, "zero_output_for_mask": False}, weights, x, mask, initial_state)
 
 
 # --- Bidirectional -------------------------------------------------------------------------------
 
+
 def _directions(engine, config, weights, x, mask, initial_state):
-    """``(y_fw, y_bw, forward_states, backward_states)``: the engine's two directions, unmerged, ``y_bw`` in time order."""
+    """``(y_fw, y_bw, forward_states, backward_states)``: the engine's two directions, unmerged,
+    ``y_bw`` in time order."""
     y_fw, y_bw, *states = engine({**config, "merge_mode": None}, weights, x, mask, initial_state)
     half = len(states) // 2
     return y_fw, y_bw, states[:half], states[half:]
@@ -329,7 +376,7 @@ def _directions(engine, config, weights, x, mask, initial_state):
 def _merge(merge_mode, y_fw, y_bw, states: list):
     """Keras's Bidirectional merge of the two directions, then the states."""
     if merge_mode == "concat":
-        outputs = [np.concatenate([y_fw, y_bw], axis=-1)]             # (..., 2U)
+        outputs = [np.concatenate([y_fw, y_bw], axis=-1)]  # (..., 2U)
     elif merge_mode == "sum":
         outputs = [y_fw + y_bw]
     elif merge_mode == "ave":
@@ -346,30 +393,37 @@ def _returns_sequences(config) -> bool:
     return config["layer"]["config"]["return_sequences"]
 
 
-@mutant("Bidirectional", "backward-sequence-not-reversed",
-        "merges the backward layer's sequence as it comes, in processing order, without flipping it back")
+@mutant(
+    "Bidirectional",
+    "backward-sequence-not-reversed",
+    "merges the backward layer's sequence as it comes, in processing order, without flipping it back",
+)
 def _bidirectional_backward_sequence_not_reversed(engine, config, weights, x, mask, initial_state):
     y_fw, y_bw, fw_states, bw_states = _directions(engine, config, weights, x, mask, initial_state)
     if _returns_sequences(config):
-        y_bw = np.flip(y_bw, axis=1).copy()                          # (B, T, U) back in processing order
+        y_bw = np.flip(y_bw, axis=1).copy()  # (B, T, U) back in processing order
     return _merge(config["merge_mode"], y_fw, y_bw, fw_states + bw_states)
 
 
-@mutant("Bidirectional", "backward-layer-runs-forwards",
-        "copies the wrapped layer for the backward direction without setting go_backwards: "
-        "both directions run forwards (the backward output is still flipped)")
+@mutant(
+    "Bidirectional",
+    "backward-layer-runs-forwards",
+    "copies the wrapped layer for the backward direction without setting go_backwards: "
+    "both directions run forwards (the backward output is still flipped)",
+)
 def _bidirectional_backward_layer_runs_forwards(engine, config, weights, x, mask, initial_state):
     y_fw, _, fw_states, _ = _directions(engine, config, weights, x, mask, initial_state)
     n = len(weights) // 2
-    bw_initial = None if initial_state is None else list(initial_state[len(initial_state) // 2:]) * 2
+    bw_initial = None if initial_state is None else list(initial_state[len(initial_state) // 2 :]) * 2
     # The backward weights in the forward slot: that direction's output is the buggy backward layer's.
     y_bw, _, bw_states, _ = _directions(engine, config, weights[n:] * 2, x, mask, bw_initial)
     if _returns_sequences(config):
-        y_bw = np.flip(y_bw, axis=1).copy()                          # flipped as if it had run backwards
+        y_bw = np.flip(y_bw, axis=1).copy()  # flipped as if it had run backwards
     return _merge(config["merge_mode"], y_fw, y_bw, fw_states + bw_states)
 
 
 # --- the kill table ------------------------------------------------------------------------------
+
 
 @dataclass
 class Kill:
@@ -379,16 +433,17 @@ class Kill:
     dtype: str
     seed: int
     killed: bool
-    cases: int | None   # cases compared until the first failing one, that one included (None: survived)
-    examples: int       # cases compared in all
+    cases: int | None  # cases compared until the first failing one, that one included (None: survived)
+    examples: int  # cases compared in all
     seconds: float
-    detail: str = ""    # the failure's first line: the tensor that differed, or what the candidate raised
+    detail: str = ""  # the failure's first line: the tensor that differed, or what the candidate raised
     raised: bool = False  # killed by an exception rather than by a value mismatch
-    failure: str = ""   # the whole failure, with its reproducer
+    failure: str = ""  # the whole failure, with its reproducer
 
 
-def kill(m: Mutant, max_examples: int = 100, seed: int = DEFAULT_SEED, dtype: str = "float32",
-         reference: str = "keras") -> Kill:
+def kill(
+    m: Mutant, max_examples: int = 100, seed: int = DEFAULT_SEED, dtype: str = "float32", reference: str = "keras"
+) -> Kill:
     """Run one mutant through :func:`verify` against ``reference`` (no shrinking: the first failing case is the kill).
 
     The reference is Keras 3 unless asked otherwise, whatever ``$SCRATCH_RNN_REFERENCE`` says:
@@ -406,11 +461,26 @@ def kill(m: Mutant, max_examples: int = 100, seed: int = DEFAULT_SEED, dtype: st
             seen["first"] = seen["compared"]
 
     start = time.perf_counter()
-    report = verify(m.candidate, layer=m.layer, max_examples=max_examples, seed=seed, dtype=dtype,
-                    reference=reference, on_example=on_example, shrink_seconds=0)
+    report = verify(
+        m.candidate,
+        layer=m.layer,
+        max_examples=max_examples,
+        seed=seed,
+        dtype=dtype,
+        reference=reference,
+        on_example=on_example,
+        shrink_seconds=0,
+    )
     seconds = time.perf_counter() - start
-    row = Kill(m, report.dtype, report.seed, killed=bool(report.failures), cases=seen["first"], examples=seen["compared"],
-               seconds=seconds)
+    row = Kill(
+        m,
+        report.dtype,
+        report.seed,
+        killed=bool(report.failures),
+        cases=seen["first"],
+        examples=seen["compared"],
+        seconds=seconds,
+    )
     if report.failures:
         failure = report.failures[0]
         lines = failure.message.splitlines()
@@ -420,8 +490,14 @@ def kill(m: Mutant, max_examples: int = 100, seed: int = DEFAULT_SEED, dtype: st
     return row
 
 
-def kill_table(max_examples: int = 100, seed: int | None = DEFAULT_SEED, dtype: str = "float32",
-               layer: str | None = None, on_row=None, reference: str = "keras") -> list[Kill]:
+def kill_table(
+    max_examples: int = 100,
+    seed: int | None = DEFAULT_SEED,
+    dtype: str = "float32",
+    layer: str | None = None,
+    on_row=None,
+    reference: str = "keras",
+) -> list[Kill]:
     """Every mutant (of ``layer``, default all) run through :func:`verify`; one :class:`Kill` each.
 
     ``seed=None`` draws one seed for the whole table (each row records it). The default is a
@@ -440,13 +516,16 @@ def kill_table(max_examples: int = 100, seed: int | None = DEFAULT_SEED, dtype: 
 
 # --- the command line: ``scratch-rnn verify --mutants`` ---------------------------------------------
 
+
 def add_mutants_option(verify_parser) -> None:
     """Add ``--mutants`` to the ``verify`` sub-command's parser."""
     verify_parser.add_argument(
-        "--mutants", action="store_true",
+        "--mutants",
+        action="store_true",
         help="run the gallery of planted porting bugs instead of the engine: each must fail within "
-             f"--examples cases (prints the kill table; exit 1 if a mutant survives); seed {DEFAULT_SEED} "
-             "unless --seed is given")
+        f"--examples cases (prints the kill table; exit 1 if a mutant survives); seed {DEFAULT_SEED} "
+        "unless --seed is given",
+    )
 
 
 def run_mutants(args, console) -> int:
@@ -464,38 +543,54 @@ def run_mutants(args, console) -> int:
     gallery = mutants(args.layer, reference)
     rows: list[Kill] = []
     start = time.perf_counter()
-    with Progress(TextColumn("mutants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not console.is_terminal) as progress:
+    with Progress(
+        TextColumn("mutants"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
         task = progress.add_task("mutants", total=len(gallery) * len(dtypes))
         for dtype in dtypes:
-            rows += kill_table(args.examples, seed, dtype, args.layer, on_row=lambda _row: progress.advance(task),
-                               reference=reference)
+            rows += kill_table(
+                args.examples, seed, dtype, args.layer, on_row=lambda _row: progress.advance(task), reference=reference
+            )
     seconds = time.perf_counter() - start
     table = Table(title=f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each)")
     for column in ("mutant", "layer", "dtype", "killed", "cases to kill", "first mismatch"):
-        table.add_column(column, justify="right" if column == "cases to kill" else "left",
-                         no_wrap=column != "first mismatch")
+        table.add_column(
+            column, justify="right" if column == "cases to kill" else "left", no_wrap=column != "first mismatch"
+        )
     for r in rows:
-        table.add_row(r.mutant.name, r.mutant.layer, r.dtype,
-                      ("yes (raised)" if r.raised else "yes") if r.killed else "[red]SURVIVED[/red]",
-                      str(r.cases) if r.killed else f"> {r.examples}",
-                      escape(_summary(r.detail)) if r.killed else "")
+        table.add_row(
+            r.mutant.name,
+            r.mutant.layer,
+            r.dtype,
+            ("yes (raised)" if r.raised else "yes") if r.killed else "[red]SURVIVED[/red]",
+            str(r.cases) if r.killed else f"> {r.examples}",
+            escape(_summary(r.detail)) if r.killed else "",
+        )
     console.print(table)
     survivors = [r for r in rows if not r.killed]
     if survivors:
         for r in survivors:
             console.print(f"[red]SURVIVED[/red] {r.mutant.id} ({r.dtype}): {escape(r.mutant.description)}")
-        console.print(f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); "
-                      f"reproduce with --seed {seed}.")
+        console.print(
+            f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); "
+            f"reproduce with --seed {seed}."
+        )
         return 1
     console.print(f"[green]All {len(rows)} mutants killed[/green] in {seconds:.0f} s.")
     return 0
 
 
 def _summary(detail: str, limit: int = 80) -> str:
-    """A comparison's first line in short: ``output: 3/12 off, |error| 0.4 > tol 2e-07``; other lines cut to ``limit``."""
+    """A comparison's first line in short: ``output: 3/12 off, |error| 0.4 > tol 2e-07``;
+    other lines cut to ``limit``."""
     counts = re.match(r"(.+?): (\d+) of (\d+) elements differ beyond tolerance", detail)
     worst = re.search(r"\|error\| (\S+) > tol (\S+?)[ ,(]", detail)
     if counts and worst:
         return f"{counts[1]}: {counts[2]}/{counts[3]} off, |error| {worst[1]} > tol {worst[2]}"
-    return detail if len(detail) <= limit else detail[:limit - 1] + "…"
+    return detail if len(detail) <= limit else detail[: limit - 1] + "…"

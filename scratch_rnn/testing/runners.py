@@ -87,8 +87,13 @@ def run_candidate(candidate, keras_config: dict, case):
     chunks = case.chunks()
     for i, (x, mask, initial_state) in enumerate(chunks):
         weights = [w.copy() for w in case.weights]
-        out = candidate(dict(keras_config), weights, x.copy(), None if mask is None else mask.copy(),
-                        None if initial_state is None else [s.copy() for s in initial_state])
+        out = candidate(
+            dict(keras_config),
+            weights,
+            x.copy(),
+            None if mask is None else mask.copy(),
+            None if initial_state is None else [s.copy() for s in initial_state],
+        )
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         names += output_names(len(outs), len(chunks), i, returns_both_directions(keras_config))
         arrays += [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
@@ -96,14 +101,16 @@ def run_candidate(candidate, keras_config: dict, case):
 
 
 def _to_numpy(value):
-    """Arrays from other frameworks (torch, jax, tf) via ``__array__``; anything else is left for the comparison to refuse."""
+    """Arrays from other frameworks (torch, jax, tf) via ``__array__``; anything else is left for the
+    comparison to refuse."""
     if hasattr(value, "detach"):  # torch
         value = value.detach().cpu()
     return np.asarray(value) if hasattr(value, "__array__") else value
 
 
 def engine_candidate(layer: str = "SimpleRNN"):
-    """The scratch engine behind the candidate interface: each call builds a fresh layer from Keras's ``get_config()``."""
+    """The scratch engine behind the candidate interface: each call builds a fresh layer from Keras's
+    ``get_config()``."""
 
     def candidate(config, weights, x, mask=None, initial_state=None):
         scratch = from_config(layer, config)

@@ -20,7 +20,12 @@ from hypothesis.extra import numpy as hnp
 
 from scratch_rnn import activations
 from scratch_rnn.testing.case import (  # noqa: F401  (re-exported: the strategies' vocabulary)
-    LAYERS, RECURRENT, Case, keras_weight_shapes, recurrent_config, state_sizes,
+    LAYERS,
+    RECURRENT,
+    Case,
+    keras_weight_shapes,
+    recurrent_config,
+    state_sizes,
 )
 
 MAX_UNITS = 8
@@ -90,20 +95,23 @@ def bidirectional_configs(dtype="float32", allow_stateful=True, reference="keras
     """A Bidirectional wrapper (config in Keras's serialised form) around any recurrent layer."""
     inner = st.sampled_from(RECURRENT).flatmap(
         lambda name: recurrent_configs(name, dtype, allow_stateful, reference).map(
-            lambda config: {"class_name": name, "config": _bidirectional_inner(config)}))
-    return st.fixed_dictionaries({
-        "layer": inner,
-        "merge_mode": st.sampled_from(["concat", "sum", "mul", "ave", None]),
-        "dtype": st.just(np.dtype(dtype).name),
-    })
+            lambda config: {"class_name": name, "config": _bidirectional_inner(config)}
+        )
+    )
+    return st.fixed_dictionaries(
+        {
+            "layer": inner,
+            "merge_mode": st.sampled_from(["concat", "sum", "mul", "ave", None]),
+            "dtype": st.just(np.dtype(dtype).name),
+        }
+    )
 
 
 def _bidirectional_inner(config: dict) -> dict:
     """What Keras's Bidirectional can run: the wrapped layer goes forwards (Keras refuses
     ``go_backwards=True`` there) and, when stateful, does not return states (Keras 3's
     ``Bidirectional.compute_mask`` raises TypeError for ``stateful`` with ``return_state``)."""
-    return {**config, "go_backwards": False,
-            "return_state": config["return_state"] and not config["stateful"]}
+    return {**config, "go_backwards": False, "return_state": config["return_state"] and not config["stateful"]}
 
 
 def configs(layer: str, dtype="float32", allow_stateful=True, reference="keras"):
@@ -122,13 +130,22 @@ def masks(batch: int, timesteps: int, kind: str = "random", go_backwards: bool =
     if kind == "random":
         return hnp.arrays(np.bool_, (batch, timesteps))
     leading = st.lists(st.integers(0, timesteps), min_size=batch, max_size=batch).map(
-        lambda ks: np.arange(timesteps)[None, :] >= np.array(ks)[:, None])
+        lambda ks: np.arange(timesteps)[None, :] >= np.array(ks)[:, None]
+    )
     return leading.map(lambda m: m[:, ::-1].copy()) if go_backwards else leading
 
 
 @st.composite
-def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, fixed=None,
-          with_mask=True, with_initial_state=True, reference="keras"):
+def cases(
+    draw,
+    layer: str = "SimpleRNN",
+    dtype="float32",
+    allow_stateful=True,
+    fixed=None,
+    with_mask=True,
+    with_initial_state=True,
+    reference="keras",
+):
     """A full :class:`Case` for ``layer`` in ``dtype``.
 
     ``fixed`` pins config options (e.g. ``{"reset_after": True}`` for a port that
@@ -141,8 +158,10 @@ def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, 
     if fixed:
         unknown = set(fixed) - set(config)
         if unknown:
-            raise ValueError(f"Argument `fixed` names options {sorted(unknown)} that {layer} configs do not have; "
-                             f"expected some of {sorted(config)}.")
+            raise ValueError(
+                f"Argument `fixed` names options {sorted(unknown)} that {layer} configs do not have; "
+                f"expected some of {sorted(config)}."
+            )
         config.update(fixed)
     inner = recurrent_config(layer, config)
     u = inner["units"]
@@ -158,13 +177,19 @@ def cases(draw, layer: str = "SimpleRNN", dtype="float32", allow_stateful=True, 
     # the outputs before the first unmasked step are zeros, not h0, and only that pair can tell.
     either = st.sampled_from([True, True, False]) if mask_kind == "leading" else st.booleans()
     has_initial_state = draw(either, label="initial state?") if with_initial_state else False
-    weights = [draw(float_arrays(dtype, shape), label="weight") for shape in keras_weight_shapes(layer, config, features)]
+    weights = [
+        draw(float_arrays(dtype, shape), label="weight") for shape in keras_weight_shapes(layer, config, features)
+    ]
     x = draw(float_arrays(dtype, (batch, timesteps, features), bound=2.0), label="x")
     go_backwards = inner["go_backwards"]
     mask = None if mask_kind == "none" else draw(masks(batch, timesteps, mask_kind, go_backwards), label="mask")
-    initial_state = draw(
-        st.tuples(*[float_arrays(dtype, (batch, s), unique=False) for s in state_sizes(layer, config)]).map(list),
-        label="initial_state",
-    ) if has_initial_state else None
+    initial_state = (
+        draw(
+            st.tuples(*[float_arrays(dtype, (batch, s), unique=False) for s in state_sizes(layer, config)]).map(list),
+            label="initial_state",
+        )
+        if has_initial_state
+        else None
+    )
     split = draw(st.integers(1, timesteps - 1), label="split") if inner["stateful"] else None
     return Case(layer, config, weights, x, mask, initial_state, split)

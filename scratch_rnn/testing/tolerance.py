@@ -29,9 +29,9 @@ where ``row_scale`` is the largest ``|output|`` along the last axis at that
 position: a floor for elements whose sampled sensitivity happens to be
 near zero; and ``tiny`` is the smallest normal number of the dtype
 (1.2e-38 in float32): TensorFlow flushes subnormal results to zero on the
-CPU and NumPy does not, so differences at that scale are not errors. Outputs that must be exact (zeros at masked steps) get a zero
-tolerance. ``SAFETY`` covers the sampling of only a few perturbations;
-its value is checked against measured margins (README, "Tolerances").
+CPU and NumPy does not, so differences at that scale are not errors. Outputs
+that must be exact (zeros at masked steps) get a zero tolerance. ``SAFETY``
+covers the sampling of only a few perturbations; its value is checked against measured margins (README, "Tolerances").
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def derive(case, run_oracle, seed: int = 0):
     n = dot_length(case)
     rng = np.random.default_rng(seed)
     weights = [w.astype(np.float64) for w in case.weights]
-    chunks = [(x.astype(np.float64), m, None if s is None else [a.astype(np.float64) for a in s])
-              for x, m, s in case.chunks()]
+    chunks = [
+        (x.astype(np.float64), m, None if s is None else [a.astype(np.float64) for a in s]) for x, m, s in case.chunks()
+    ]
     oracle = run_oracle(weights, chunks)
 
     def jitter(a, rel):

@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
-    CaseResult, Failure, Report, check_against, check_case, float64_config, keras_reference,
+    CaseResult,
+    Failure,
+    Report,
+    check_against,
+    check_case,
+    float64_config,
+    keras_reference,
 )
 from scratch_rnn.testing.hypothesis_internals import seed_only, shrink_time_limit
 from scratch_rnn.testing.runners import default_reference, import_keras
@@ -26,10 +32,19 @@ class CaseMismatch(AssertionError):
     pass
 
 
-def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, seed: int | None = None,
-           dtype: str = "float32", reference: str | None = None, on_example=None,
-           shrink_seconds: float = 60.0, fixed: dict | None = None, with_mask: bool = True,
-           with_initial_state: bool = True) -> Report:
+def verify(
+    candidate=None,
+    layer: str = "SimpleRNN",
+    max_examples: int = 100,
+    seed: int | None = None,
+    dtype: str = "float32",
+    reference: str | None = None,
+    on_example=None,
+    shrink_seconds: float = 60.0,
+    fixed: dict | None = None,
+    with_mask: bool = True,
+    with_initial_state: bool = True,
+) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
     Returns a :class:`Report`; a mismatch is shrunk by Hypothesis to a minimal
@@ -57,10 +72,25 @@ def verify(candidate=None, layer: str = "SimpleRNN", max_examples: int = 100, se
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
     @hypothesis_seed(seed)
-    @settings(max_examples=max_examples, deadline=None, database=None, print_blob=True, phases=phases,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
-    @given(case=cases(layer, dtype, allow_stateful=candidate is None, fixed=fixed, with_mask=with_mask,
-                      with_initial_state=with_initial_state, reference=reference))
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        phases=phases,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(
+        case=cases(
+            layer,
+            dtype,
+            allow_stateful=candidate is None,
+            fixed=fixed,
+            with_mask=with_mask,
+            with_initial_state=with_initial_state,
+            reference=reference,
+        )
+    )
     def sweep(case):
         result = check_case(case, keras, candidate)
         report.record(result)
