@@ -1,7 +1,7 @@
 """The non-recurrent layers that surround recurrent ones in Keras models.
 
-``Embedding`` and ``Masking`` make masks, ``Dense``, ``TimeDistributed``, ``Dropout``
-and ``Activation`` pass them on unchanged (Keras's ``supports_masking``), and
+``Embedding`` and ``Masking`` make masks, ``Dense``, ``Dropout`` and ``Activation``
+pass them on unchanged (Keras's ``supports_masking``), and
 :class:`scratch_rnn.Sequential` hands each layer's mask to the next. Every layer
 here computes in its ``dtype`` (float inputs are cast to it, as Keras autocasts).
 Default weights of ``Dense`` and ``Embedding`` come from an unseeded NumPy generator;
@@ -13,18 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from scratch_rnn import activations, initializers
-from scratch_rnn.bidirectional import Bidirectional
+from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.layer import Layer, as_numeric
-from scratch_rnn.rnn import RNN
-
-
-def _positive_int(value, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(
-            f"Received an invalid value for argument `{argument}`, expected a positive integer, got {value!r}."
-        )
-    return int(value)
+from scratch_rnn.layer import Layer
 
 
 class _Weightless(Layer):
@@ -79,7 +70,7 @@ class Dense(Layer):
         **kwargs,
     ):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.units = _positive_int(units, "units")
+        self.units = positive_int(units, "units")
         self.activation = activations.get(activation, "activation")
         self.use_bias = bool(use_bias)
         self.initializers = {
@@ -181,11 +172,9 @@ class Embedding(Layer):
         **kwargs,
     ):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.input_dim = _positive_int(input_dim, "input_dim")
-        self.output_dim = _positive_int(output_dim, "output_dim")
-        if not isinstance(mask_zero, (bool, np.bool_)):
-            raise ValueError(f"Received an invalid value for argument `mask_zero`, expected a bool, got {mask_zero!r}.")
-        self.mask_zero = bool(mask_zero)
+        self.input_dim = positive_int(input_dim, "input_dim")
+        self.output_dim = positive_int(output_dim, "output_dim")
+        self.mask_zero = boolean(mask_zero, "mask_zero")
         self.initializers = {"embeddings": initializers.get(embeddings_initializer, "embeddings_initializer")}
 
     def build(self, input_shape=None, initialize=True):
@@ -331,93 +320,3 @@ class Activation(_Weightless):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name, "activation": activations.name_of(self.activation)}
-
-
-class TimeDistributed(Layer):
-    """Keras's ``TimeDistributed``: the same layer applied to every timestep.
-
-    Equations::
-
-        y[:, t] = layer(x[:, t])          # x (batch, timesteps, ...) -> y (batch, timesteps, ...)
-
-    computed as one call of ``layer`` on the ``(batch * timesteps, ...)`` reshaped input.
-
-    Args:
-        layer: a non-recurrent scratch layer (``Dense``, ``Activation``, ``Dropout``, ...).
-        dtype: the wrapper's dtype (default ``"float32"``, as in Keras): float inputs are cast
-            to it before ``layer`` (which casts to its own); the output has ``layer``'s dtype.
-
-    Call arguments:
-        x: ``(batch, timesteps, ...)``.
-        mask: optional ``(batch, timesteps)``; checked, then passed through to the next layer.
-    """
-
-    def __init__(self, layer, dtype="float32", name=None, **kwargs):
-        if not isinstance(layer, Layer) or isinstance(layer, (RNN, Bidirectional, TimeDistributed)):
-            raise ValueError(
-                "Received an invalid value for argument `layer`, expected a non-recurrent scratch_rnn layer "
-                f"(Dense, Activation, Dropout, ...), got {layer!r}."
-            )
-        super().__init__(name=name, dtype=dtype, **kwargs)
-        self.layer = layer
-
-    @staticmethod
-    def _child_shape(input_shape):
-        if len(input_shape) < 3:
-            raise ValueError(
-                "TimeDistributed expects inputs with at least 3 dimensions (batch, timesteps, ...), "
-                f"got shape {input_shape}."
-            )
-        return (input_shape[0], *input_shape[2:])
-
-    def build(self, input_shape, initialize=True):
-        child_shape = self._child_shape(input_shape)
-        if not self.layer.built:
-            self.layer.build(child_shape, initialize)
-        super().build(input_shape)
-
-    def input_shape_from_weights(self, first_weight_shape):
-        child = self.layer.input_shape_from_weights(first_weight_shape)
-        return (child[0], None, *child[1:])
-
-    def weight_spec(self):
-        return self.layer.weight_spec()
-
-    def get_weights(self):
-        return self.layer.get_weights()
-
-    def set_weights(self, weights):
-        self.layer.set_weights(weights)
-        if not self.built:
-            super().build((None, None, *self.layer.input_shape[1:]))
-
-    def count_params(self) -> int:
-        return self.layer.count_params()
-
-    def compute_output_shape(self, input_shape):
-        child_out = self.layer.compute_output_shape(self._child_shape(input_shape))
-        return (child_out[0], input_shape[1], *child_out[1:])
-
-    def __call__(self, x, mask=None):
-        x = as_numeric(x, "x")
-        if x.dtype.kind == "f":
-            x = x.astype(self.dtype, copy=False)
-        self._child_shape(x.shape)
-        batch, timesteps = x.shape[:2]
-        if mask is not None:
-            mask = as_numeric(mask, "mask")
-            if mask.ndim < 2 or mask.shape[:2] != (batch, timesteps):
-                raise ValueError(
-                    f"Argument `mask` of {self.name!r} must start with the input's (batch, timesteps) = "
-                    f"{(batch, timesteps)}, got shape {mask.shape}."
-                )
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
-        return y.reshape(batch, timesteps, *y.shape[1:])  # (B, T, ...)
-
-    def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "layer": self.layer}
-
-    def __repr__(self):
-        return f"<TimeDistributed name={self.name!r}, layer={type(self.layer).__name__}, built={self.built}>"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, initializers
+from scratch_rnn import activations, initializers, kernels
+from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, ProjectedKernel, input_projection
+from scratch_rnn.rnn import RNN
 
 
 class GRU(RNN):
@@ -107,11 +108,7 @@ class GRU(RNN):
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
         self.use_bias = bool(use_bias)
-        if not isinstance(reset_after, (bool, np.bool_)):
-            raise ValueError(
-                f"Received an invalid value for argument `reset_after`, expected a bool, got {reset_after!r}."
-            )
-        self.reset_after = bool(reset_after)
+        self.reset_after = boolean(reset_after, "reset_after")
         self.initializers = {
             "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
             "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
@@ -155,63 +152,7 @@ class GRU(RNN):
         return h, [h]
 
     def kernel(self, batch):
-        """:meth:`step` in place, one column per sample, in Keras's gate order z, r, h (z, r adjacent).
-
-        With the default sigmoid, a gate is kept as its denominator ``d = 1 + exp(-a)`` and
-        applied by division: ``r * x = x / d_r`` and ``z * h + (1 - z) * hh = hh + (h - hh) / d_z``,
-        which saves computing reciprocals (and stays finite when ``exp(-a)`` overflows).
-        """
-        u, dtype = self.units, self.dtype
-        divide = self.recurrent_activation is activations.sigmoid
-        apply = np.divide if divide else np.multiply  # r * x as x / d_r, or as r * x
-        # the z, r rows activated: their denominators d = 1 + exp(-a) with the sigmoid, else z, r themselves
-        gates_ = activations.sigmoid_denominator_ if divide else activations.in_place(self.recurrent_activation)
-        activation_ = activations.in_place(self.activation)
-
-        if self.reset_after:
-            bias_x, bias_h = (self.b[0], self.b[1][:, None]) if self.use_bias else (None, None)
-            Wh = self.Wh  # (3U, U)
-            inner = np.empty((3 * u, batch), dtype)  # (3U, B): rows z | r | h
-            zr, z, r, hh = inner[: 2 * u], inner[:u], inner[u : 2 * u], inner[2 * u :]
-
-            def candidate(zT, h):
-                np.dot(Wh, h, out=inner)  # (3U, U) @ (U, B): every gate in one matmul
-                if bias_h is not None:
-                    np.add(inner, bias_h, out=inner)  # recurrent bias bh
-                np.add(zr, zT[: 2 * u], out=zr)
-                gates_(zr, zr)
-                apply(hh, r, out=hh)  # reset after the matmul
-                np.add(hh, zT[2 * u :], out=hh)
-        else:
-            bias_x = self.b if self.use_bias else None
-            Wh_zr, Wh_h = self.Wh[: 2 * u], self.Wh[2 * u :]  # (2U, U), (U, U)
-            zr = np.empty((2 * u, batch), dtype)  # (2U, B): rows z | r
-            z, r = zr[:u], zr[u:]
-            rh, hh = np.empty((u, batch), dtype), np.empty((u, batch), dtype)
-
-            def candidate(zT, h):
-                np.dot(Wh_zr, h, out=zr)  # gates z, r
-                np.add(zr, zT[: 2 * u], out=zr)
-                gates_(zr, zr)
-                apply(h, r, out=rh)  # reset before the matmul
-                np.dot(Wh_h, rh, out=hh)  # (U, U) @ (U, B)
-                np.add(hh, zT[2 * u :], out=hh)
-
-        def step_into(zT, states, new_states):
-            h, h_new = states[0], new_states[0]  # (U, B) each
-            candidate(zT, h)  # z, r and hh before its activation
-            activation_(hh, hh)
-            if divide:  # h_new = hh + (h - hh) / d_z
-                np.subtract(h, hh, out=h_new)
-                np.divide(h_new, z, out=h_new)
-                np.add(h_new, hh, out=h_new)
-            else:  # h_new = z * h + (1 - z) * hh
-                np.multiply(z, h, out=h_new)
-                np.subtract(1, z, out=z)
-                np.multiply(z, hh, out=z)
-                np.add(h_new, z, out=h_new)
-
-        return ProjectedKernel(3 * u, input_projection(self.Wx, bias_x), step_into)
+        return kernels.gru_kernel(self, batch)
 
     def get_config(self):
         return {

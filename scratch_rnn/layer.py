@@ -1,4 +1,4 @@
-"""The small base every scratch layer shares: naming, dtype, weights, checks.
+"""The small base every scratch layer shares: naming, dtype, weights.
 
 A layer keeps its weights as attributes in the *seed* layout (see
 :mod:`scratch_rnn.keras_layout`); ``get_weights``/``set_weights`` speak Keras's
@@ -14,49 +14,16 @@ from collections import defaultdict
 import numpy as np
 
 from scratch_rnn import keras_layout
+from scratch_rnn.checks import check_dtype
 
-DTYPES = ("float32", "float64")
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
 
-def _auto_name(cls_name: str) -> str:
+def auto_name(cls_name: str) -> str:
     """Keras-style unique names: ``simple_rnn``, ``simple_rnn_1``, ..."""
     base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls_name).lower()
     n = next(_name_counters[base])
     return base if n == 0 else f"{base}_{n}"
-
-
-def check_dtype(dtype) -> np.dtype:
-    try:
-        name = np.dtype(dtype).name if dtype is not None else "float32"
-    except TypeError:  # a name NumPy does not know, e.g. Keras's "mixed_float16" policy
-        name = str(dtype)
-    if name not in DTYPES:
-        raise ValueError(
-            f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, got {dtype!r}."
-        )
-    return np.dtype(name)
-
-
-def as_numeric(value, argument: str, dtype: np.dtype | None = None) -> np.ndarray:
-    """``value`` as an array of real numbers (cast to ``dtype`` if given), else a ValueError."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as err:  # ragged nested lists, objects numpy refuses
-        raise ValueError(f"Argument `{argument}` must be a numeric array, got {type(value).__name__}: {err}") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(
-            f"Argument `{argument}` must be a real numeric array, got dtype {array.dtype} (shape {array.shape})."
-        )
-    return array.astype(dtype, copy=False) if dtype is not None else array
-
-
-def check_shape(array: np.ndarray, expected: tuple, argument: str) -> None:
-    """Exact shape equality; ``None`` in ``expected`` matches any size. No broadcasting."""
-    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
-    if not ok:
-        shown = tuple("?" if e is None else e for e in expected)
-        raise ValueError(f"Argument `{argument}` must have shape {shown}, got {array.shape}.")
 
 
 class Layer:
@@ -86,7 +53,7 @@ class Layer:
                 )
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {unknown}.{hint}")
         self.training_only = dict(kwargs)
-        self.name = name if name is not None else _auto_name(type(self).__name__)
+        self.name = name if name is not None else auto_name(type(self).__name__)
         self.dtype = check_dtype(dtype)
         self.trainable = bool(trainable)
         self.built = False

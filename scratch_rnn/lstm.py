@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, initializers
+from scratch_rnn import activations, initializers, kernels
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, Kernel
+from scratch_rnn.rnn import RNN
 
 
 class LSTM(RNN):
@@ -153,7 +153,7 @@ class LSTM(RNN):
         return h, [h, c]
 
     def kernel(self, batch):
-        return _StackedKernel(self)
+        return kernels.LSTMKernel(self)
 
     def get_config(self):
         return {
@@ -163,117 +163,3 @@ class LSTM(RNN):
             "use_bias": self.use_bias,
             "unit_forget_bias": self.unit_forget_bias,
         }
-
-
-class _StackedKernel(Kernel):
-    """:meth:`LSTM.step` in place, one column per sample: one matrix product per step, inputs included.
-
-    Each step multiplies ``W = [Wh | Wx | b]`` ``(4U, U+F+1)`` by the stacked column
-    ``[h_{t-1}; x_t; 1]`` ``(U+F+1, B)``: the input projection and the bias ride in the
-    recurrent matmul, so a step has no separate projection to add and the step's ``h``
-    is written straight into the next stacked column. Gate rows are reordered
-    i, f, o, c (i, f, o adjacent), and the carry state sits in the rows after the
-    candidate, ``[i f o g c]`` ``(5U, B)``, so ``[i; f] * [g; c]`` is one multiplication.
-
-    With the default activations (sigmoid gates, tanh) every gate goes through one
-    ``tanh``: ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the ``/ 2`` inside folded into the
-    i, f, o rows of ``W`` (exact: a power of two), the ``/ 2`` outside into the state,
-    which holds ``2h`` (``output_scale``; ``Wh`` is halved to match). A step is then one
-    matmul and seven in-place operations. The folding is done in :meth:`start`, once the
-    initial states are known: one above half the largest float (where ``2h`` or ``2f * c``
-    would overflow) keeps the plain form. A kernel serves one call.
-    """
-
-    def __init__(self, layer):
-        u = self.units = layer.units
-        features = layer.input_dim
-
-        def ifoc(w):  # Keras's gate blocks i, f, c, o -> i, f, o, c
-            return np.concatenate([w[: 2 * u], w[3 * u :], w[2 * u : 3 * u]])
-
-        blocks = [ifoc(layer.Wh), ifoc(layer.Wx)]  # (4U, U), (4U, F)
-        if layer.use_bias:
-            blocks.append(ifoc(layer.b)[:, None])  # (4U, 1)
-        self.W = np.concatenate(blocks, axis=1)  # (4U, U+F+1), a new array: start() may fold it
-        self.foldable = layer.recurrent_activation is activations.sigmoid and layer.activation is activations.tanh
-        self.width = self.W.shape[1]
-        self.inputs = slice(u, u + features)  # the x_t rows of a stacked column
-        self.use_bias = layer.use_bias
-        self.gate_ = activations.in_place(layer.recurrent_activation)
-        self.activation_ = activations.in_place(layer.activation)
-
-    def start(self, states, chunk, workspace):
-        u, (_, batch) = self.units, states[0].shape
-        dtype = states[0].dtype
-        # column j: [h before step j; x_j; 1]
-        self.stacked = workspace.empty("stacked", (chunk + 1, self.width, batch), dtype)
-        if self.use_bias:
-            self.stacked[:, -1] = 1
-        # rows i | f | o | g | c, even / odd steps
-        self.cells = [workspace.empty(f"cells {k}", (5 * u, batch), dtype) for k in range(2)]
-        h0, c0 = states
-        limit = np.finfo(dtype).max / 2  # 2h0 and 2f * c0 must stay finite (and no NaN)
-        self.tanh_gates = self.foldable and max(np.max(np.abs(h0), initial=0), np.max(np.abs(c0), initial=0)) <= limit
-        if self.tanh_gates:  # exact: powers of two
-            self.W[:, :u] *= 0.5  # h is held as 2h
-            self.W[: 3 * u] *= 0.5  # sigmoid(a) = (1 + tanh(a / 2)) / 2
-            self.output_scale = 0.5
-        np.multiply(h0, 1 / self.output_scale, out=self.stacked[0, :u])
-        np.copyto(self.cells[0][4 * u :], c0)
-        self.h = [column[:u] for column in self.stacked]
-        self.c = [cells[4 * u :] for cells in self.cells]
-        self.step = self._step_function()
-
-    def load(self, x, n):
-        np.copyto(self.stacked[:n, self.inputs], x)  # (n, F, B)
-
-    def _step_function(self):
-        """``step(j)`` for this call's buffers, a closure: the loop's hottest code reads no attributes.
-
-        Its views are made once here (slicing costs as much as a small operation), and the
-        product is ``np.dot`` (measured: 0.4 us a step less than ``np.matmul`` at 32 x 32).
-        """
-        u, W, h, c = self.units, self.W, self.h, self.c
-        column = list(self.stacked)  # column[j]: step j's stacked input
-        views = [
-            (
-                cells[: 4 * u],
-                cells[: 3 * u],
-                cells[: 2 * u],
-                cells[:u],
-                cells[u : 2 * u],
-                cells[2 * u : 3 * u],
-                cells[3 * u : 4 * u],
-                cells[3 * u :],
-            )
-            for cells in self.cells
-        ]
-        tanh_gates, gate_, activation_ = self.tanh_gates, self.gate_, self.activation_
-        dot, tanh, add, multiply = np.dot, np.tanh, np.add, np.multiply
-
-        def step(j):
-            z, ifo, i_f, i, f, o, g, g_c = views[j & 1]  # the carry c in rows 4U: is this step's input
-            c_new = c[~j & 1]
-            dot(W, column[j], out=z)  # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
-            if tanh_gates:
-                tanh(z, out=z)  # tanh(a / 2) for i, f, o; g = tanh(a)
-                add(ifo, 1, out=ifo)  # 2 i, 2 f, 2 o
-            else:
-                gate_(ifo, ifo)
-                activation_(g, g)
-            multiply(i_f, g_c, out=i_f)  # [i * g; f * c] (times 2 with tanh gates)
-            add(i, f, out=c_new)  # c_new = f * c + i * g
-            if tanh_gates:
-                multiply(c_new, 0.5, out=c_new)
-            activation_(c_new, g)
-            multiply(o, g, out=h[j + 1])  # h_new = o * activation(c_new) (2h with tanh gates)
-
-        return step
-
-    def state(self, j):
-        return [self.h[j], self.c[j & 1]]
-
-    def carry(self, n):
-        np.copyto(self.h[0], self.h[n])
-        if n & 1:
-            np.copyto(self.c[0], self.c[1])

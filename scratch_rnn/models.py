@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn.layer import Layer, _auto_name, as_numeric
+from scratch_rnn.checks import as_numeric
+from scratch_rnn.layer import Layer, auto_name
 
 
 class Input:
@@ -24,7 +25,7 @@ class Input:
             self.batch_shape = (batch_size, *tuple(shape))
         if not all(d is None or (isinstance(d, (int, np.integer)) and d >= 0) for d in self.batch_shape):
             raise ValueError(f"Input dimensions must be non-negative ints or None, got {self.batch_shape}.")
-        self.name = name if name is not None else _auto_name("InputLayer")
+        self.name = name if name is not None else auto_name("InputLayer")
 
     @property
     def shape(self):
@@ -42,7 +43,7 @@ class Sequential:
     """
 
     def __init__(self, layers=(), name=None):
-        self.name = name if name is not None else _auto_name("Sequential")
+        self.name = name if name is not None else auto_name("Sequential")
         self.input: Input | None = None
         self.layers: list[Layer] = []
         for layer in layers:

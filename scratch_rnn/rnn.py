@@ -4,9 +4,11 @@ A concrete layer (``SimpleRNN``, ...) supplies only its weights
 (:meth:`RNN.weight_spec`), the input projection of every timestep at once
 (:meth:`RNN.project`) and its step (:meth:`RNN.step`), both in a readable
 reference form, and the same two in a fast form (:meth:`RNN.kernel`, a
-:class:`Kernel`: derived weights, preallocated buffers, in-place operations)
-that the layer runs. SimpleRNN and GRU build theirs from a projection and a
-step (:class:`ProjectedKernel`); LSTM folds the projection into its step.
+:class:`Kernel`: derived weights, preallocated buffers, in-place operations;
+the kernels live in :mod:`scratch_rnn.kernels`). A call runs the fast form
+unless ``layer.fast`` is False. SimpleRNN and GRU build theirs from a
+projection and a step (:class:`ProjectedKernel`); LSTM folds the projection
+into its step.
 Everything Keras's ``RNN`` layer and ``backend.rnn`` do around the step lives
 here, once, in :func:`recurrence`: go_backwards, masks, ``zero_output_for_mask``,
 initial and stateful states, ``return_sequences`` and ``return_state``.
@@ -20,7 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from scratch_rnn import initializers
-from scratch_rnn.layer import Layer, as_numeric, check_shape
+from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int
+from scratch_rnn.layer import Layer
 
 #: The inputs are projected (or, for LSTM, stacked) one chunk of timesteps at a time, a chunk holding at most
 #: this many elements ``(steps, Kernel.width, B)`` and at most ``CHUNK_STEPS`` steps: memory does not grow with the
@@ -143,29 +146,9 @@ class ProjectedKernel(Kernel):
             self.buffers.reverse()
 
 
-def input_projection(Wx: np.ndarray, bias: np.ndarray | None, columns: bool = True):
-    """``project_into`` for ``Wx`` ``(G, F)`` and ``bias`` ``(G,)``: ``Wx @ x_t + b`` for each timestep of a chunk."""
-    if columns:
-        bias = None if bias is None else bias[:, None]  # (G, 1)
-
-        def product(x, out):
-            np.matmul(Wx, x, out=out)  # (G, F) @ (n, F, B) -> (n, G, B)
-    else:
-        WxT = Wx.T
-
-        def product(x, out):
-            np.matmul(x, WxT, out=out)  # (n, B, F) @ (F, G) -> (n, B, G)
-
-    def project_into(x, out):
-        product(x, out)
-        if bias is not None:
-            np.add(out, bias, out=out)
-
-    return project_into
-
-
 def reference_kernel(layer: RNN) -> Kernel:
-    """The layer's readable ``project`` and ``step`` behind the :class:`Kernel` interface (rows; for tests)."""
+    """The layer's readable ``project`` and ``step`` behind the :class:`Kernel` interface (rows):
+    what a call runs when ``layer.fast`` is False."""
 
     def project_into(x, out):
         out[...] = layer.project(x)  # (n, B, F) -> (n, B, G)
@@ -279,7 +262,16 @@ def recurrence(
 
 
 class RNN(Layer):
-    """Base for recurrent layers; see :class:`scratch_rnn.SimpleRNN` for the call contract."""
+    """Base for recurrent layers; see :class:`scratch_rnn.SimpleRNN` for the call contract.
+
+    ``fast`` (an attribute, not a constructor argument, so that configs stay Keras's) chooses
+    what a call runs: the layer's fast :meth:`kernel` (True, the default) or its readable
+    :meth:`project` and :meth:`step` (False), through the same loop, masks and states. Set
+    ``layer.fast = False`` to step through the equations in a debugger.
+    """
+
+    #: Run the fast kernel (True) or the readable ``project``/``step`` (False).
+    fast: bool = True
 
     def __init__(
         self,
@@ -297,16 +289,13 @@ class RNN(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(
-                f"Received an invalid value for argument `units`, expected a positive integer, got {units!r}."
-            )
-        self.units = int(units)
-        for flag in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"):
-            value = locals()[flag]
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"Received an invalid value for argument `{flag}`, expected a bool, got {value!r}.")
-            setattr(self, flag, bool(value))
+        self.units = positive_int(units, "units")
+        self.return_sequences = boolean(return_sequences, "return_sequences")
+        self.return_state = boolean(return_state, "return_state")
+        self.go_backwards = boolean(go_backwards, "go_backwards")
+        self.stateful = boolean(stateful, "stateful")
+        self.unroll = boolean(unroll, "unroll")
+        self.zero_output_for_mask = boolean(zero_output_for_mask, "zero_output_for_mask")
         for rate_name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
                 raise ValueError(
@@ -334,7 +323,8 @@ class RNN(Layer):
         raise NotImplementedError
 
     def kernel(self, batch: int) -> Kernel:  # pragma: no cover - abstract
-        """The fast form of :meth:`project` and :meth:`step` for a batch of ``batch`` rows (see :class:`Kernel`)."""
+        """The fast form of :meth:`project` and :meth:`step` for a batch of ``batch`` rows (see :class:`Kernel`);
+        each layer's lives in :mod:`scratch_rnn.kernels`."""
         raise NotImplementedError
 
     # --- building ----------------------------------------------------------------------
@@ -428,7 +418,7 @@ class RNN(Layer):
         states = self._initial_states(initial_state, batch)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
             last, outputs, states = recurrence(
-                self.kernel(batch),
+                self.kernel(batch) if self.fast else reference_kernel(self),
                 x,
                 states,
                 mask,

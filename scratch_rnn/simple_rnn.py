@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from scratch_rnn import activations, initializers
+from scratch_rnn import activations, initializers, kernels
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN, ProjectedKernel, input_projection
+from scratch_rnn.rnn import RNN
 
 
 class SimpleRNN(RNN):
@@ -115,21 +113,7 @@ class SimpleRNN(RNN):
         return h, [h]
 
     def kernel(self, batch):
-        """:meth:`step` in place: ``H_new = activation(H @ Wh.T + Z_t)``, the batch in rows.
-
-        No gates to slice, so no need for columns: the outputs are written without a transpose.
-        """
-        WhT = np.ascontiguousarray(self.Wh.T)  # (U, U)
-        activation_ = activations.in_place(self.activation)
-
-        def step_into(z_t, states, new_states):
-            h = new_states[0]  # (B, U)
-            np.dot(states[0], WhT, out=h)
-            np.add(h, z_t, out=h)
-            activation_(h, h)
-
-        projection = input_projection(self.Wx, self.b if self.use_bias else None, columns=False)
-        return ProjectedKernel(self.units, projection, step_into, columns=False)
+        return kernels.simple_rnn_kernel(self)
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.name_of(self.activation), "use_bias": self.use_bias}

@@ -71,7 +71,7 @@ def test_the_shipped_recording_is_small_and_covers_every_layer_and_dtype():
 
 
 def test_keras_configs_and_dtype_policies_survive_json():
-    from scratch_rnn.keras_layout import from_config
+    from scratch_rnn.keras_convert import from_config
 
     for g in golden.load(SHIPPED).cases:
         policy = g.keras_config["dtype"]

@@ -59,7 +59,7 @@ def recurrent_config(layer: str, config: dict) -> dict:
 def unweighted_layer(layer: str, config: dict, features: int):
     """The scratch layer for ``config``, built for ``features`` inputs without drawing weights
     (:func:`scratch_rnn.testing.runners.engine_layer` makes one with a case's weights)."""
-    from scratch_rnn.keras_layout import from_config
+    from scratch_rnn.keras_convert import from_config
 
     scratch = from_config(layer, config)
     scratch.build((None, None, features), initialize=False)

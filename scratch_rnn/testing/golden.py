@@ -177,8 +177,8 @@ def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES,
     """
     from hypothesis import __version__ as hypothesis_version
 
-    import scratch_rnn
     from scratch_rnn.testing.runners import import_keras
+    from scratch_rnn.version import __version__ as scratch_rnn_version
 
     layers, dtypes = _choices(layers, LAYERS, "layers"), _choices(dtypes, DTYPES, "dtypes")
     if not isinstance(examples, int) or examples < 1:
@@ -208,7 +208,7 @@ def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES,
             "tensorflow": sys.modules["tensorflow"].__version__,
             "numpy": np.__version__,
             "hypothesis": hypothesis_version,
-            "scratch_rnn": scratch_rnn.__version__,
+            "scratch_rnn": scratch_rnn_version,
             "python": platform.python_version(),
         },
         "recording": {

@@ -11,7 +11,7 @@ planted *around* it, never in it:
   order), the config (an option ignored), the call's arguments (a mask or a state
   ignored) or the outputs (a sequence in the wrong order, the wrong step returned);
 * otherwise on one fresh engine instance running its readable ``project``/``step``
-  (:func:`scratch_rnn.rnn.reference_kernel`) with one attribute replaced: a
+  (``layer.fast = False``) with one attribute replaced: a
   different ``step`` or activation. Nothing global is patched.
 
 :func:`kill_table` runs every mutant through ``verify`` and records whether it was
@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scratch_rnn import activations
-from scratch_rnn.keras_layout import from_config
-from scratch_rnn.rnn import reference_kernel
+from scratch_rnn.keras_convert import from_config
 from scratch_rnn.testing.runners import engine_candidate
 
 #: The seed of :func:`kill_table` unless one is given: the table is the same on every run.
@@ -118,7 +117,7 @@ def readable_engine(layer: str, config: dict, weights: list, patch):
     scratch = from_config(layer, config)
     scratch.set_weights(weights)
     patch(scratch)
-    scratch.kernel = lambda batch: reference_kernel(scratch)  # this instance only
+    scratch.fast = False  # this instance runs its readable step, patched
     return scratch
 
 

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from scratch_rnn.keras_layout import from_config
+from scratch_rnn.keras_convert import from_config
 
 #: The references the harness can run: Keras 3, and Keras 2 as the ``tf_keras`` package.
 REFERENCES = ("keras", "tf_keras")

@@ -1,11 +1,13 @@
-"""Bidirectional: a recurrent layer run forwards and backwards over the same input, outputs merged."""
+"""Wrappers over a layer: ``Bidirectional`` (a recurrent layer run forwards and backwards, outputs
+merged) and ``TimeDistributed`` (a layer applied to every timestep)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from scratch_rnn import keras_layout
-from scratch_rnn.layer import Layer, as_numeric
+from scratch_rnn.checks import as_numeric
+from scratch_rnn.layer import Layer
 from scratch_rnn.rnn import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -14,10 +16,6 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 def _clone(layer: RNN, name: str, **changes) -> RNN:
     """A fresh, unbuilt layer from ``layer``'s config, as Keras's serialise/deserialise round trip makes."""
     return type(layer)(**{**layer.get_config(), "name": name, **changes})
-
-
-def _removeprefix(name: str, prefix: str) -> str:
-    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 class Bidirectional(Layer):
@@ -75,9 +73,9 @@ class Bidirectional(Layer):
                 f"got {merge_mode!r}."
             )
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.forward_layer = _clone(layer, f"forward_{_removeprefix(layer.name, 'forward_')}")
+        self.forward_layer = _clone(layer, f"forward_{layer.name.removeprefix('forward_')}")
         if backward_layer is None:
-            self.backward_layer = _clone(layer, f"backward_{_removeprefix(layer.name, 'backward_')}", go_backwards=True)
+            self.backward_layer = _clone(layer, f"backward_{layer.name.removeprefix('backward_')}", go_backwards=True)
         else:
             self.backward_layer = backward_layer
         self._verify_layer_config()
@@ -102,6 +100,15 @@ class Bidirectional(Layer):
                     f"`{attribute}`, got {getattr(fw, attribute)} for the forward layer and "
                     f"{getattr(bw, attribute)} for the backward layer."
                 )
+
+    @property
+    def fast(self) -> bool:
+        """Whether both directions run their fast kernels; setting it sets both (see :attr:`RNN.fast`)."""
+        return self.forward_layer.fast and self.backward_layer.fast
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        self.forward_layer.fast = self.backward_layer.fast = bool(value)
 
     # --- weights: the forward layer's, then the backward layer's (Keras's order) ----------
     def build(self, input_shape, initialize=True):
@@ -221,3 +228,93 @@ class Bidirectional(Layer):
             f"<Bidirectional name={self.name!r}, layer={type(self.forward_layer).__name__}, "
             f"merge_mode={self.merge_mode!r}, built={self.built}>"
         )
+
+
+class TimeDistributed(Layer):
+    """Keras's ``TimeDistributed``: the same layer applied to every timestep.
+
+    Equations::
+
+        y[:, t] = layer(x[:, t])          # x (batch, timesteps, ...) -> y (batch, timesteps, ...)
+
+    computed as one call of ``layer`` on the ``(batch * timesteps, ...)`` reshaped input.
+
+    Args:
+        layer: a non-recurrent scratch layer (``Dense``, ``Activation``, ``Dropout``, ...).
+        dtype: the wrapper's dtype (default ``"float32"``, as in Keras): float inputs are cast
+            to it before ``layer`` (which casts to its own); the output has ``layer``'s dtype.
+
+    Call arguments:
+        x: ``(batch, timesteps, ...)``.
+        mask: optional ``(batch, timesteps)``; checked, then passed through to the next layer.
+    """
+
+    def __init__(self, layer, dtype="float32", name=None, **kwargs):
+        if not isinstance(layer, Layer) or isinstance(layer, (RNN, Bidirectional, TimeDistributed)):
+            raise ValueError(
+                "Received an invalid value for argument `layer`, expected a non-recurrent scratch_rnn layer "
+                f"(Dense, Activation, Dropout, ...), got {layer!r}."
+            )
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.layer = layer
+
+    @staticmethod
+    def _child_shape(input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                "TimeDistributed expects inputs with at least 3 dimensions (batch, timesteps, ...), "
+                f"got shape {input_shape}."
+            )
+        return (input_shape[0], *input_shape[2:])
+
+    def build(self, input_shape, initialize=True):
+        child_shape = self._child_shape(input_shape)
+        if not self.layer.built:
+            self.layer.build(child_shape, initialize)
+        super().build(input_shape)
+
+    def input_shape_from_weights(self, first_weight_shape):
+        child = self.layer.input_shape_from_weights(first_weight_shape)
+        return (child[0], None, *child[1:])
+
+    def weight_spec(self):
+        return self.layer.weight_spec()
+
+    def get_weights(self):
+        return self.layer.get_weights()
+
+    def set_weights(self, weights):
+        self.layer.set_weights(weights)
+        if not self.built:
+            super().build((None, None, *self.layer.input_shape[1:]))
+
+    def count_params(self) -> int:
+        return self.layer.count_params()
+
+    def compute_output_shape(self, input_shape):
+        child_out = self.layer.compute_output_shape(self._child_shape(input_shape))
+        return (child_out[0], input_shape[1], *child_out[1:])
+
+    def __call__(self, x, mask=None):
+        x = as_numeric(x, "x")
+        if x.dtype.kind == "f":
+            x = x.astype(self.dtype, copy=False)
+        self._child_shape(x.shape)
+        batch, timesteps = x.shape[:2]
+        if mask is not None:
+            mask = as_numeric(mask, "mask")
+            if mask.ndim < 2 or mask.shape[:2] != (batch, timesteps):
+                raise ValueError(
+                    f"Argument `mask` of {self.name!r} must start with the input's (batch, timesteps) = "
+                    f"{(batch, timesteps)}, got shape {mask.shape}."
+                )
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
+        return y.reshape(batch, timesteps, *y.shape[1:])  # (B, T, ...)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "layer": self.layer}
+
+    def __repr__(self):
+        return f"<TimeDistributed name={self.name!r}, layer={type(self.layer).__name__}, built={self.built}>"

@@ -1,0 +1,63 @@
+"""Argument checks every layer shares, each raising a ``ValueError`` in Keras's voice.
+
+The bottom of the package: it imports NumPy only. A message names the argument,
+what was expected and what arrived ("Received an invalid value for argument
+`units`, expected a positive integer, got 0.").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: The dtypes a layer computes in.
+DTYPES = ("float32", "float64")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """``dtype`` as one of :data:`DTYPES` (None means float32), else a ValueError."""
+    try:
+        name = np.dtype(dtype).name if dtype is not None else "float32"
+    except TypeError:  # a name NumPy does not know, e.g. Keras's "mixed_float16" policy
+        name = str(dtype)
+    if name not in DTYPES:
+        raise ValueError(
+            f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, got {dtype!r}."
+        )
+    return np.dtype(name)
+
+
+def positive_int(value, argument: str) -> int:
+    """``value`` as an int if it is a positive integer (not a bool), else a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected a positive integer, got {value!r}."
+        )
+    return int(value)
+
+
+def boolean(value, argument: str) -> bool:
+    """``value`` if it is a bool (NumPy's included), else a ValueError: ``1`` or ``"yes"`` is not a flag."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Received an invalid value for argument `{argument}`, expected a bool, got {value!r}.")
+    return bool(value)
+
+
+def as_numeric(value, argument: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """``value`` as an array of real numbers (cast to ``dtype`` if given), else a ValueError."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:  # ragged nested lists, objects numpy refuses
+        raise ValueError(f"Argument `{argument}` must be a numeric array, got {type(value).__name__}: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"Argument `{argument}` must be a real numeric array, got dtype {array.dtype} (shape {array.shape})."
+        )
+    return array.astype(dtype, copy=False) if dtype is not None else array
+
+
+def check_shape(array: np.ndarray, expected: tuple, argument: str) -> None:
+    """Exact shape equality; ``None`` in ``expected`` matches any size. No broadcasting."""
+    ok = array.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, array.shape))
+    if not ok:
+        shown = tuple("?" if e is None else e for e in expected)
+        raise ValueError(f"Argument `{argument}` must have shape {shown}, got {array.shape}.")
