@@ -126,13 +126,13 @@ def test_a_case_that_overflows_on_the_way_to_a_finite_result_is_skipped(keras):
     """Forward half ~1000^t (inf in float32 from step 13), backward half ~1e-45 (subnormal: TensorFlow
     flushes it to 0, NumPy does not), merged by 'mul': exactly ~1000^t * 1e-45, finite. Keras gives NaN
     (inf * 0), the engine inf; neither is wrong for float32, so the case is skipped, not failed."""
-    from scratch_rnn.testing.check import keras_reference
+    from scratch_rnn.testing.check import keras_outputs
 
     inner = {"units": 1, "activation": "linear", "use_bias": False, "return_sequences": True, "dtype": "float32"}
     config = {"layer": {"class_name": "SimpleRNN", "config": inner}, "merge_mode": "mul", "dtype": "float32"}
     weights = [np.array([[1.0]]), np.array([[1000.0]]), np.array([[1e-45]]), np.array([[1e-3]])]
     case = Case("Bidirectional", config, [w.astype("float32") for w in weights], np.ones((1, 15, 1), "float32"))
-    _, expected, _ = keras_reference(case, keras)
+    _, expected, _ = keras_outputs(case, keras)
     assert not np.isfinite(expected[0]).all()  # Keras overflowed on the way
     result = check_case(case, keras)
     assert result.skipped.startswith("overflows in float32 on the way") and not result.comparisons

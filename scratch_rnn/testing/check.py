@@ -132,12 +132,12 @@ def print_reports(console, reports: list[Report], title: str, seeds: bool = Fals
             console.print(str(failure), markup=False, highlight=False)
 
 
-def check_case(case: Case, keras, candidate=None) -> CaseResult:
+def check_case(case: Case, keras, candidate=None, fast: bool = True) -> CaseResult:
     """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance."""
-    return check_against(case, lambda: keras_reference(case, keras), candidate)
+    return check_against(case, lambda: keras_outputs(case, keras), candidate, fast)
 
 
-def keras_reference(case: Case, keras):
+def keras_outputs(case: Case, keras):
     """``(names, outputs, config)``: what the Keras layer of ``case`` returns, and its ``get_config()``."""
     import tensorflow as tf
 
@@ -148,8 +148,11 @@ def keras_reference(case: Case, keras):
     return names, expected, reference.get_config()
 
 
-def check_against(case: Case, reference, candidate=None) -> CaseResult:
+def check_against(case: Case, reference, candidate=None, fast: bool = True) -> CaseResult:
     """Compare the candidate with ``reference() -> (names, outputs, keras_config)`` under the derived tolerance.
+
+    The candidate is the scratch engine when ``candidate`` is None: its fast kernels, or its
+    readable ``project``/``step`` with ``fast=False``.
 
     ``reference`` runs Keras (:func:`check_case`) or returns recorded outputs
     (:mod:`scratch_rnn.testing.golden`); it is called only for a case that is compared.
@@ -192,13 +195,13 @@ def check_against(case: Case, reference, candidate=None) -> CaseResult:
     names, expected, config = reference()
     if not all(np.isfinite(np.asarray(e)).all() for e in expected):
         with np.errstate(invalid="ignore", over="ignore"):
-            _, own = run_layer(engine_layer(case, config=case.config), case.chunks())
+            _, own = run_layer(engine_layer(case, config=case.config, fast=fast), case.chunks())
         if not all(np.isfinite(o).all() for o in own):
             result.skipped = f"overflows in {case.dtype} on the way to a finite exact result"
             return result
     try:
         if candidate is None:
-            _, actual = run_layer(engine_layer(case, config=config), case.chunks())
+            _, actual = run_layer(engine_layer(case, config=config, fast=fast), case.chunks())
         else:
             _, actual = run_candidate(candidate, config, case)
     except Exception as err:  # a candidate that raises is a reported failure, never a crash

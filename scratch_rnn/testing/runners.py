@@ -48,10 +48,12 @@ def keras_layer(case, keras):
     return layer
 
 
-def engine_layer(case, config=None, weights=None):
-    """The scratch layer of ``case``, from Keras-style ``config`` (default ``case.config``)."""
+def engine_layer(case, config=None, weights=None, fast: bool = True):
+    """The scratch layer of ``case``, from Keras-style ``config`` (default ``case.config``), running its fast
+    kernels or (``fast=False``) its readable ``project``/``step``."""
     layer = from_config(case.layer, case.config if config is None else config)
     layer.set_weights(case.weights if weights is None else weights)
+    layer.fast = fast
     return layer
 
 

@@ -21,7 +21,7 @@ from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
     check_against,
     check_case,
     float64_config,
-    keras_reference,
+    keras_outputs,
 )
 from scratch_rnn.testing.hypothesis_internals import seed_only, shrink_time_limit
 from scratch_rnn.testing.runners import default_reference, import_keras
@@ -44,6 +44,7 @@ def verify(
     fixed: dict | None = None,
     with_mask: bool = True,
     with_initial_state: bool = True,
+    fast: bool = True,
 ) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
@@ -58,6 +59,8 @@ def verify(
     ``reference`` is ``"keras"`` (Keras 3) or ``"tf_keras"`` (Keras 2), default
     ``$SCRATCH_RNN_REFERENCE`` or ``"keras"``; against Keras 2 the sweep leaves out
     the known semantic differences (:data:`scratch_rnn.testing.strategies.KNOWN_DIFFERENCES`).
+    ``fast=False`` sweeps the engine's readable ``project``/``step`` instead of its fast kernels
+    (``candidate=None`` only).
     """
     if np.dtype(dtype).name not in ("float32", "float64"):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
@@ -66,7 +69,10 @@ def verify(
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
     seed = random.getrandbits(32) if seed is None else int(seed)
-    name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
+    if candidate is None:
+        name = "scratch_rnn engine" if fast else "scratch_rnn engine (reference step)"
+    else:
+        name = getattr(candidate, "__qualname__", repr(candidate))
     report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
 
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
@@ -92,7 +98,7 @@ def verify(
         )
     )
     def sweep(case):
-        result = check_case(case, keras, candidate)
+        result = check_case(case, keras, candidate, fast)
         report.record(result)
         if on_example is not None:
             on_example(result)
