@@ -65,7 +65,7 @@ def get(name: str | None, argument: str = "activation", allowed=tuple(_BY_NAME))
     if not isinstance(name, str) or name not in allowed:
         raise ValueError(
             f"Received an invalid value for argument `{argument}`, expected one of "
-            f"{sorted(allowed)} (or None for linear), got {name!r}."
+            f"{sorted(allowed)} (or None for linear), got {name!r:.100}."
         )
     return _BY_NAME[name]
 

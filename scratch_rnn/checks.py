@@ -14,10 +14,13 @@ DTYPES = ("float32", "float64")
 
 
 def check_dtype(dtype) -> np.dtype:
-    """``dtype`` as one of :data:`DTYPES` (None means float32), else a ValueError."""
+    """``dtype`` as one of :data:`DTYPES` (None means float32; Keras 3's serialised
+    ``{"class_name": "DTypePolicy", "config": {"name": ...}}`` names one), else a ValueError."""
+    if isinstance(dtype, dict) and isinstance(dtype.get("config"), dict):
+        dtype = dtype["config"].get("name", dtype)
     try:
         name = np.dtype(dtype).name if dtype is not None else "float32"
-    except TypeError:  # a name NumPy does not know, e.g. Keras's "mixed_float16" policy
+    except (TypeError, ValueError):  # a name NumPy does not know, e.g. Keras's "mixed_float16" policy
         name = str(dtype)
     if name not in DTYPES:
         raise ValueError(
@@ -31,6 +34,31 @@ def positive_int(value, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(
             f"Received an invalid value for argument `{argument}`, expected a positive integer, got {value!r}."
+        )
+    return int(value)
+
+
+def rate(value, argument: str) -> float:
+    """``value`` as a float if it is a real number in [0, 1] (NumPy scalars included, bools not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        ok = False
+    else:
+        ok = 0.0 <= float(value) <= 1.0
+    if not ok:
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected a float in [0, 1], got {value!r}."
+        )
+    return float(value)
+
+
+def seed(value, argument: str = "seed") -> int | None:
+    """``value`` if it is None or an integer (not a bool), else a ValueError, at construction rather than
+    at the first call."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected an integer or None, got {value!r}."
         )
     return int(value)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, initializers
+from scratch_rnn import activations, checks, initializers
 from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.layer import Layer
@@ -21,16 +21,12 @@ from scratch_rnn.layer import Layer
 class _Weightless(Layer):
     """A layer without weights, built by its first call; it passes its input's mask on."""
 
-    def build(self, input_shape, initialize=True):
-        super().build(input_shape)
-
     def count_params(self) -> int:
         return 0
 
     def _input(self, x):
         x = as_numeric(x, "x", self.dtype)
-        if not self.built:
-            self.build((None, *x.shape[1:]))
+        self.ensure_built((None, *x.shape[1:]))
         return x
 
 
@@ -72,7 +68,7 @@ class Dense(Layer):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.units = positive_int(units, "units")
         self.activation = activations.get(activation, "activation")
-        self.use_bias = bool(use_bias)
+        self.use_bias = boolean(use_bias, "use_bias")
         self.initializers = {
             "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
             "bias": initializers.get(bias_initializer, "bias_initializer"),
@@ -84,9 +80,7 @@ class Dense(Layer):
                 f"{type(self).__name__} expects inputs (batch, ..., input_dim) with a known input_dim, "
                 f"got shape {input_shape}."
             )
-        super().build(input_shape)
-        if initialize:
-            self.initialize_weights(np.random.default_rng())
+        super().build(input_shape, initialize)
 
     def input_shape_from_weights(self, first_weight_shape):
         return (None, first_weight_shape[0])  # kernel (input_dim, units)
@@ -111,9 +105,8 @@ class Dense(Layer):
                 f"Argument `x` of {self.name!r} must have at least 2 dimensions (batch, ..., input_dim), "
                 f"got shape {x.shape}."
             )
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        elif x.shape[-1] != self.input_dim:
+        self.ensure_built((None, *x.shape[1:]))
+        if x.shape[-1] != self.input_dim:
             raise ValueError(
                 f"Argument `x` of {self.name!r} must have last dimension {self.input_dim} (the built kernel's "
                 f"input_dim), got shape {x.shape}."
@@ -178,9 +171,7 @@ class Embedding(Layer):
         self.initializers = {"embeddings": initializers.get(embeddings_initializer, "embeddings_initializer")}
 
     def build(self, input_shape=None, initialize=True):
-        super().build((None, None) if input_shape is None else input_shape)
-        if initialize:
-            self.initialize_weights(np.random.default_rng())
+        super().build((None, None) if input_shape is None else input_shape, initialize)
 
     def input_shape_from_weights(self, first_weight_shape):
         return (None, None)  # the table does not tell the ids' shape
@@ -202,15 +193,14 @@ class Embedding(Layer):
             if not np.all(np.isfinite(ids)):
                 raise ValueError(f"Argument `x` of {self.name!r} must hold finite ids, got NaN or infinity.")
             ids = np.trunc(ids)
-        ids = ids.astype(np.int64)
-        if not self.built:
-            self.build((None, *ids.shape[1:]))
-        outside = (ids < -self.input_dim) | (ids >= self.input_dim)
+        outside = (ids < -self.input_dim) | (ids >= self.input_dim)  # before any cast: 1e20 is not an int64
         if outside.any():
             raise ValueError(
                 f"Argument `x` of {self.name!r} must hold ids in [-{self.input_dim}, {self.input_dim}) "
-                f"(input_dim={self.input_dim}), got {int(ids[outside][0])}."
+                f"(input_dim={self.input_dim}), got {ids[outside][0].item()!r}."
             )
+        ids = ids.astype(np.int64)
+        self.ensure_built((None, *ids.shape[1:]))
         return self.embeddings[ids]  # (..., output_dim)
 
     def get_config(self):
@@ -282,13 +272,9 @@ class Dropout(_Weightless):
 
     def __init__(self, rate, noise_shape=None, seed=None, dtype="float32", name=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate <= 1:
-            raise ValueError(
-                f"Received an invalid value for argument `rate`, expected a float in [0, 1], got {rate!r}."
-            )
-        self.rate = float(rate)
+        self.rate = checks.rate(rate, "rate")
         self.noise_shape = noise_shape
-        self.seed = seed
+        self.seed = checks.seed(seed)
 
     def __call__(self, x, mask=None):
         return self._input(x).copy()

@@ -107,7 +107,7 @@ class GRU(RNN):
         )
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
-        self.use_bias = bool(use_bias)
+        self.use_bias = boolean(use_bias, "use_bias")
         self.reset_after = boolean(reset_after, "reset_after")
         self.initializers = {
             "kernel": initializers.get(kernel_initializer, "kernel_initializer"),

@@ -78,7 +78,7 @@ def get(identifier, argument: str) -> Initializer:
         return identifier
     raise ValueError(
         f"Received an invalid value for argument `{argument}`, expected one of "
-        f"{sorted(_BY_NAME)} or a callable (shape, dtype, rng) -> array, got {identifier!r}."
+        f"{sorted(_BY_NAME)} or a callable (shape, dtype, rng) -> array, got {identifier!r:.100}."
     )
 
 

@@ -32,7 +32,6 @@ KERAS_CLASSES = {
 
 #: Config keys that shape only training or default initialisation; weights are copied, so they are dropped.
 _NOT_INFERENCE = {
-    "trainable",
     "kernel_initializer",
     "recurrent_initializer",
     "bias_initializer",
@@ -85,6 +84,9 @@ def kwargs_from_config(cls, config: dict) -> dict:
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     kwargs = {}
     for key, value in config.items():
+        if key == "trainable":  # every layer takes it (summary()'s trainable count), none computes with it
+            kwargs[key] = bool(value)
+            continue
         if (
             key in _NOT_INFERENCE
             or key in _SHAPE_HINTS
@@ -93,7 +95,7 @@ def kwargs_from_config(cls, config: dict) -> dict:
         ):
             continue
         if key not in accepted:
-            raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r} is not supported by scratch_rnn.")
+            raise ValueError(f"Keras {cls.__name__} option `{key}`={value!r:.100} is not supported by scratch_rnn.")
         kwargs[key] = _dtype_name(value) if key == "dtype" else value
     return kwargs
 
@@ -116,7 +118,34 @@ def from_config(class_name: str, config: dict):
         inner = config.pop(key, None)
         if inner is not None:
             wrapped[key] = from_config(inner["class_name"], inner["config"])
-    return cls(**wrapped, **kwargs_from_config(cls, config))
+    return _construct(cls, config, wrapped, config.get("name", "?"))
+
+
+def _construct(cls, config: dict, wrapped: dict, name: str):
+    """``cls`` built from a Keras config, a refusal naming the Keras layer."""
+    try:
+        return cls(**wrapped, **kwargs_from_config(cls, config))
+    except ValueError as err:
+        raise ValueError(f"Keras layer {name!r} ({cls.__name__}): {err}") from None
+
+
+def _keras_class(obj) -> str:
+    """The Keras class name of ``obj``, refusing a class defined outside Keras: a user's subclass named
+    ``LSTM`` may compute something else in its ``call``, and only its name would match."""
+    cls = type(obj)
+    root = cls.__module__.split(".")[0]
+    if root not in ("keras", "tf_keras", "tensorflow"):
+        raise ValueError(
+            f"Keras layer {getattr(obj, 'name', '?')!r} is of class {cls.__name__!r} from module {cls.__module__!r}, "
+            "not one of Keras's own classes: a subclass may compute something else, so scratch_rnn refuses it."
+        )
+    return cls.__name__
+
+
+def _has_weights(layer) -> bool:
+    if isinstance(layer, TimeDistributed):
+        return _has_weights(layer.layer)
+    return not isinstance(layer, (Dropout, Masking, Activation))
 
 
 def from_keras(obj):
@@ -125,10 +154,13 @@ def from_keras(obj):
     Supported: the layers of :data:`KERAS_CLASSES` (``Bidirectional``
     and ``TimeDistributed`` with their wrapped layers), ``InputLayer``, and ``Sequential``
     models of them. Anything else, or an option scratch_rnn does not implement, is a
-    ValueError naming it. Keras is not imported: ``obj`` is read through
-    ``get_config()``/``get_weights()`` and, for wrappers, the wrapped layer attributes.
+    ValueError naming it, and so are a subclass of a Keras class defined outside Keras
+    and a layer that has weights but is not built (its weights do not exist yet). Copied
+    besides the weights: ``trainable``, and a stateful layer's current states. Keras is
+    not imported: ``obj`` is read through ``get_config()``/``get_weights()``,
+    ``states`` and, for wrappers, the wrapped layer attributes.
     """
-    kind = type(obj).__name__
+    kind = _keras_class(obj)
     if kind == "Sequential":
         batch_shape = getattr(obj, "input_shape", None) if getattr(obj, "built", False) else None
         layers = [from_keras(layer) for layer in obj.layers]
@@ -148,8 +180,27 @@ def from_keras(obj):
     for key, attribute in _WRAPPED.get(kind, {}).items():
         config.pop(key, None)
         wrapped[key] = from_keras(getattr(obj, attribute))
-    layer = cls(**wrapped, **kwargs_from_config(cls, config))
+    layer = _construct(cls, config, wrapped, getattr(obj, "name", "?"))
+    if not getattr(obj, "built", True) and _has_weights(layer):
+        raise ValueError(
+            f"Keras layer {obj.name!r} ({kind}) is not built: its weights do not exist yet, so there is nothing "
+            "to copy. Build the Keras model first (give it an Input, or call it), or use "
+            "scratch_rnn.keras_convert.from_config for an unweighted copy."
+        )
     weights = [np.asarray(w) for w in obj.get_weights()]
     if weights:
         layer.set_weights(weights)
+    states = getattr(obj, "states", None) if getattr(obj, "stateful", False) and kind in RECURRENT else None
+    if states is not None:  # a stateful layer mid-sequence: carry on from where Keras is
+        layer.states = [np.asarray(s).astype(layer.dtype) for s in _flatten(states)]
     return layer
+
+
+#: Keras's recurrent layers, whose ``states`` a stateful layer carries between calls.
+RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+
+
+def _flatten(states) -> list:
+    if isinstance(states, (list, tuple)):
+        return [leaf for s in states for leaf in _flatten(s)]
+    return [states]

@@ -85,6 +85,11 @@ def set_weights(layer, weights) -> None:
     kernel: ``(input_dim, ...)``). Every array's count, shape and type is checked.
     """
     build_from_weights(layer, weights)
+    assign_weights(layer, weights)
+
+
+def assign_weights(layer, weights) -> None:
+    """Check ``weights`` against the layer's :class:`WeightSpec` list (count, shapes, types), then set them all."""
     specs = layer.weight_spec()
     if len(weights) != len(specs):
         names = [s.keras_name for s in specs]

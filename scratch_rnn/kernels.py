@@ -185,7 +185,10 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
 
     With the default sigmoid, a gate is kept as its denominator ``d = 1 + exp(-a)`` and
     applied by division: ``r * x = x / d_r`` and ``z * h + (1 - z) * hh = hh + (h - hh) / d_z``,
-    which saves computing reciprocals (and stays finite when ``exp(-a)`` overflows).
+    which saves computing reciprocals (and stays finite when ``exp(-a)`` overflows). ``h - hh``
+    stays finite when the candidate's activation is bounded (``|hh| <= 1``) and the initial state
+    is at most half the largest float (``|h_t| <= max(|h_0|, 1)``: ``h_t`` is a convex combination);
+    otherwise the update takes Keras's form ``z * h + (1 - z) * hh`` with ``z = 1 / d_z``.
     """
     u, dtype = layer.units, layer.dtype
     divide = layer.recurrent_activation is activations.sigmoid
@@ -193,6 +196,12 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
     # the z, r rows activated: their denominators d = 1 + exp(-a) with the sigmoid, else z, r themselves
     gates_ = activations.sigmoid_denominator_ if divide else activations.in_place(layer.recurrent_activation)
     activation_ = activations.in_place(layer.activation)
+    bounded = layer.activation in (activations.tanh, activations.sigmoid, activations.hard_sigmoid)
+    update = {"by_division": divide}
+
+    def choose_update(states):
+        h0 = states[0]
+        update["by_division"] = divide and bounded and np.max(np.abs(h0), initial=0) <= np.finfo(dtype).max / 2
 
     if layer.reset_after:
         bias_x, bias_h = (layer.b[0], layer.b[1][:, None]) if layer.use_bias else (None, None)
@@ -227,14 +236,16 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
         h, h_new = states[0], new_states[0]  # (U, B) each
         candidate(zT, h)  # z, r and hh before its activation
         activation_(hh, hh)
-        if divide:  # h_new = hh + (h - hh) / d_z
+        if update["by_division"]:  # h_new = hh + (h - hh) / d_z
             np.subtract(h, hh, out=h_new)
             np.divide(h_new, z, out=h_new)
             np.add(h_new, hh, out=h_new)
         else:  # h_new = z * h + (1 - z) * hh
+            if divide:
+                np.reciprocal(z, out=z)  # z = 1 / d_z
             np.multiply(z, h, out=h_new)
             np.subtract(1, z, out=z)
             np.multiply(z, hh, out=z)
             np.add(h_new, z, out=h_new)
 
-    return ProjectedKernel(3 * u, input_projection(layer.Wx, bias_x), step_into)
+    return ProjectedKernel(3 * u, input_projection(layer.Wx, bias_x), step_into, on_start=choose_update)

@@ -7,8 +7,10 @@ layout and order, converting in that one module.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -17,6 +19,10 @@ from scratch_rnn import keras_layout
 from scratch_rnn.checks import check_dtype
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
+
+#: Held while a layer builds or takes new weights. Building happens once per layer, so one lock for
+#: all layers costs nothing, and a layer holds no lock of its own (layers pickle and deep-copy).
+BUILD_LOCK = threading.RLock()
 
 
 def auto_name(cls_name: str) -> str:
@@ -69,8 +75,25 @@ class Layer:
         return keras_layout.get_weights(self)
 
     def set_weights(self, weights) -> None:
-        """Set weights given in Keras's layout and order; builds an unbuilt layer from them."""
+        """Set weights given in Keras's layout and order; builds an unbuilt layer from them.
+
+        All or nothing: weights that are refused (count, shape, type) leave the layer as it was,
+        unbuilt if it was unbuilt.
+        """
+        with BUILD_LOCK, unchanged_on_error(self):
+            self._set_weights(weights)
+
+    def _set_weights(self, weights) -> None:
+        """:meth:`set_weights` without its guard: what a wrapper overrides."""
         keras_layout.set_weights(self, weights)
+
+    def sublayers(self) -> list[Layer]:
+        """The layers this one wraps (a wrapper's), whose state is part of this layer's."""
+        return []
+
+    def weight_rng(self) -> np.random.Generator:
+        """The generator default weights are drawn from (unseeded; recurrent layers use their ``seed``)."""
+        return np.random.default_rng()
 
     def initializer_for(self, keras_name: str):
         """The initialiser of weight ``keras_name`` (set by the concrete layer's constructor)."""
@@ -78,9 +101,16 @@ class Layer:
 
     def initialize_weights(self, rng: np.random.Generator) -> None:
         """Draw every weight from its initialiser, in Keras's layout, and store it like ``set_weights``."""
-        self.set_weights(
-            [self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng) for spec in self.weight_spec()]
-        )
+        specs = self.weight_spec()
+        try:
+            weights = [self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng) for spec in specs]
+        except (MemoryError, ValueError) as err:  # e.g. units=10**12: numpy cannot allocate the kernel
+            shapes = [spec.keras_shape for spec in specs]
+            raise ValueError(
+                f"Layer {self.name!r} cannot allocate its weights of shapes {shapes} ({type(err).__name__}: {err}); "
+                "check `units` and the input's feature size."
+            ) from None
+        keras_layout.assign_weights(self, weights)
 
     def input_shape_from_weights(self, first_weight_shape: tuple) -> tuple:
         """The input shape to build on when ``set_weights`` meets an unbuilt layer.
@@ -95,9 +125,20 @@ class Layer:
         return sum(int(np.prod(spec.keras_shape)) for spec in self.weight_spec())
 
     # --- shapes ----------------------------------------------------------------------
-    def build(self, input_shape: tuple) -> None:
+    def build(self, input_shape: tuple, initialize: bool = True) -> None:
+        """Take ``input_shape`` and, with ``initialize``, draw the default weights; ``built`` is set last,
+        so a thread that sees a built layer sees its weights."""
         self.input_shape = tuple(input_shape)
+        if initialize and self.weight_spec():
+            self.initialize_weights(self.weight_rng())
         self.built = True
+
+    def ensure_built(self, input_shape: tuple) -> None:
+        """Build on first use, once, even when several threads make the first call at once."""
+        if not self.built:
+            with BUILD_LOCK:
+                if not self.built:
+                    self.build(input_shape)
 
     def compute_output_shape(self, input_shape: tuple):
         return tuple(input_shape)
@@ -107,3 +148,20 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+
+@contextlib.contextmanager
+def unchanged_on_error(layer: Layer):
+    """Restore ``layer`` (and the layers it wraps) to its state before the block if the block raises."""
+    layers, stack = [], [layer]
+    while stack:
+        layers.append(stack.pop())
+        stack.extend(layers[-1].sublayers())
+    saved = [(each, dict(vars(each))) for each in layers]
+    try:
+        yield
+    except BaseException:
+        for each, state in saved:
+            vars(each).clear()
+            vars(each).update(state)
+        raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch_rnn import activations, initializers, kernels
+from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import RNN
 
@@ -101,8 +102,8 @@ class LSTM(RNN):
         )
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
-        self.use_bias = bool(use_bias)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.use_bias = boolean(use_bias, "use_bias")
+        self.unit_forget_bias = boolean(unit_forget_bias, "unit_forget_bias")
         self.initializers = {
             "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
             "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),

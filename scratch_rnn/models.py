@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
-from scratch_rnn.checks import as_numeric
-from scratch_rnn.layer import Layer, auto_name
+from scratch_rnn.checks import as_numeric, positive_int
+from scratch_rnn.layer import BUILD_LOCK, Layer, auto_name, unchanged_on_error
 
 
 class Input:
@@ -17,14 +19,26 @@ class Input:
     def __init__(self, shape=None, batch_size=None, batch_shape=None, name=None):
         if (shape is None) == (batch_shape is None):
             raise ValueError("Give exactly one of `shape` and `batch_shape` to Input.")
+        given, argument = (batch_shape, "batch_shape") if batch_shape is not None else (shape, "shape")
+        if not isinstance(given, (tuple, list)):
+            raise ValueError(
+                f"Argument `{argument}` of Input must be a tuple of non-negative ints or None, got {given!r}."
+            )
         if batch_shape is not None:
             if batch_size is not None:
                 raise ValueError("Give `batch_size` only with `shape`; `batch_shape` already includes it.")
             self.batch_shape = tuple(batch_shape)
         else:
+            if batch_size is not None:
+                positive_int(batch_size, "batch_size")
             self.batch_shape = (batch_size, *tuple(shape))
-        if not all(d is None or (isinstance(d, (int, np.integer)) and d >= 0) for d in self.batch_shape):
-            raise ValueError(f"Input dimensions must be non-negative ints or None, got {self.batch_shape}.")
+        if not all(
+            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
+            for d in self.batch_shape
+        ):
+            raise ValueError(
+                f"Argument `{argument}` of Input must hold non-negative ints or None, got {tuple(given)!r}."
+            )
         self.name = name if name is not None else auto_name("InputLayer")
 
     @property
@@ -55,6 +69,11 @@ class Sequential:
                 raise ValueError("An Input can only be the first entry of a Sequential model.")
             self.input = layer
             return
+        if isinstance(layer, Sequential):
+            raise ValueError(
+                f"Model {layer.name!r} cannot be a layer of a Sequential model: nested models are not supported; "
+                "add its layers instead."
+            )
         if not isinstance(layer, Layer):
             raise ValueError(f"Sequential takes scratch_rnn layers, got {type(layer).__name__}.")
         if getattr(layer, "return_state", False):
@@ -82,6 +101,11 @@ class Sequential:
         for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
+            elif layer.input_shape[-1] is not None and shape[-1] is not None and layer.input_shape[-1] != shape[-1]:
+                raise ValueError(
+                    f"Layer {layer.name!r} was built for inputs with {layer.input_shape[-1]} features, but in model "
+                    f"{self.name!r} it receives shape {shape} (a layer used twice, or built elsewhere?)."
+                )
             shape = layer.compute_output_shape(shape)
             shapes.append(shape)
         return shapes
@@ -102,6 +126,8 @@ class Sequential:
     def predict(self, x, batch_size=None):
         """``self(x)``, optionally in chunks of ``batch_size`` samples (stateless models)."""
         x = as_numeric(x, "x")
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "batch_size")
         if batch_size is None or len(x) <= batch_size:
             return self(x)
         return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -111,6 +137,9 @@ class Sequential:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights) -> None:
+        """Every layer's weights, in Keras's order; all or nothing, like a layer's ``set_weights``."""
+        if not isinstance(weights, (list, tuple)):
+            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
         weights = list(weights)
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built: give it an Input or call it first.")
@@ -120,9 +149,12 @@ class Sequential:
                 f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
             )
         start = 0
-        for layer, n in zip(self.layers, counts):
-            layer.set_weights(weights[start : start + n])
-            start += n
+        with BUILD_LOCK, contextlib.ExitStack() as guard:
+            for layer in self.layers:
+                guard.enter_context(unchanged_on_error(layer))
+            for layer, n in zip(self.layers, counts):
+                layer.set_weights(weights[start : start + n])
+                start += n
 
     def count_params(self) -> int:
         if not self.built:

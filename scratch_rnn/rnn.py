@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratch_rnn import initializers
-from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int
+from scratch_rnn import checks, initializers
+from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int, rate
 from scratch_rnn.layer import Layer
 
 #: The inputs are projected (or, for LSTM, stacked) one chunk of timesteps at a time, a chunk holding at most
@@ -46,6 +46,7 @@ class Workspace:
 
     def __init__(self):
         self.arrays: dict[str, np.ndarray] = {}
+        self.in_use = False  # a call is running on these buffers
 
     def empty(self, name: str, shape: tuple, dtype) -> np.ndarray:
         """The array called ``name``, of ``shape`` and ``dtype``, with whatever it last held."""
@@ -117,12 +118,17 @@ class ProjectedKernel(Kernel):
             (one timestep of ``project_into``'s output) and ``states`` into ``new_states``
             (never the same arrays as ``states``); ``new_states[0]`` is the step's output.
         columns: whether arrays are ``(size, B)`` (True) or ``(B, size)``.
+        on_start: optional ``on_start(states)``, called with the initial states before the first step
+            (a kernel may choose its form from them, as GRU's does near the largest float).
     """
 
-    def __init__(self, gates: int, project_into: Callable, step_into: Callable, columns: bool = True):
+    def __init__(self, gates: int, project_into: Callable, step_into: Callable, columns: bool = True, on_start=None):
         self.width, self.project_into, self.step_into, self.columns = gates, project_into, step_into, columns
+        self.on_start = on_start
 
     def start(self, states, chunk, workspace):
+        if self.on_start is not None:
+            self.on_start(states)
         batch = states[0].shape[1] if self.columns else states[0].shape[0]
         shape = (chunk, self.width, batch) if self.columns else (chunk, batch, self.width)
         self.z = workspace.empty("z", shape, states[0].dtype)
@@ -296,15 +302,10 @@ class RNN(Layer):
         self.stateful = boolean(stateful, "stateful")
         self.unroll = boolean(unroll, "unroll")
         self.zero_output_for_mask = boolean(zero_output_for_mask, "zero_output_for_mask")
-        for rate_name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
-                raise ValueError(
-                    f"Received an invalid value for argument `{rate_name}`, expected a float in [0, 1], got {rate!r}."
-                )
         # Dropout is applied only in training; at inference (all this engine does) it is the identity.
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.seed = seed
+        self.dropout = rate(dropout, "dropout")
+        self.recurrent_dropout = rate(recurrent_dropout, "recurrent_dropout")
+        self.seed = checks.seed(seed)
         self.states: list[np.ndarray] | None = None  # kept between calls when stateful
         self._threads = threading.local()  # each thread's Workspace (see _workspace)
 
@@ -333,9 +334,11 @@ class RNN(Layer):
             raise ValueError(
                 f"{type(self).__name__} expects inputs (batch, timesteps, features), got shape {input_shape}."
             )
-        super().build(input_shape)
-        if initialize:
-            self.initialize_weights(np.random.default_rng(self.seed))
+        super().build(input_shape, initialize)
+
+    def weight_rng(self) -> np.random.Generator:
+        # NumPy takes non-negative seeds; Keras takes any integer: a negative one is folded in.
+        return np.random.default_rng(None if self.seed is None else self.seed % 2**64)
 
     @property
     def input_dim(self) -> int:
@@ -367,9 +370,8 @@ class RNN(Layer):
             )
         if x.shape[1] == 0:
             raise ValueError(f"Argument `x` of {self.name!r} must have at least one timestep, got shape {x.shape}.")
-        if not self.built:
-            self.build((None, None, x.shape[2]))
-        elif x.shape[2] != self.input_dim:
+        self.ensure_built((None, None, x.shape[2]))
+        if x.shape[2] != self.input_dim:
             raise ValueError(
                 f"Argument `x` of {self.name!r} must have {self.input_dim} features (the built kernel's "
                 f"input_dim): expected shape (batch, timesteps, {self.input_dim}), got {x.shape}."
@@ -401,11 +403,23 @@ class RNN(Layer):
         return states
 
     def _workspace(self) -> Workspace:
-        """This thread's scratch buffers for this layer (see :class:`Workspace`)."""
+        """This thread's scratch buffers for this layer (see :class:`Workspace`); fresh ones when the
+        thread's are in use, i.e. the call re-entered the layer (from a signal handler, say)."""
         workspace = getattr(self._threads, "workspace", None)
         if workspace is None:
             workspace = self._threads.workspace = Workspace()
-        return workspace
+        return Workspace() if workspace.in_use else workspace
+
+    def __getstate__(self):
+        """Pickling and copying leave the per-thread scratch buffers behind (a ``threading.local``
+        cannot be pickled, and a copy must not share them)."""
+        state = dict(vars(self))
+        del state["_threads"]
+        return state
+
+    def __setstate__(self, state):
+        vars(self).update(state)
+        self._threads = threading.local()
 
     def __call__(self, x, mask=None, initial_state=None):
         """Run the layer on ``x`` ``(batch, timesteps, features)``; see the class docstring."""
@@ -416,22 +430,29 @@ class RNN(Layer):
             check_shape(mask, (batch, timesteps), "mask")
             mask = mask.astype(bool).T  # (T, B)
         states = self._initial_states(initial_state, batch)
-        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
-            last, outputs, states = recurrence(
-                self.kernel(batch) if self.fast else reference_kernel(self),
-                x,
-                states,
-                mask,
-                go_backwards=self.go_backwards,
-                return_sequences=self.return_sequences,
-                zero_output_for_mask=self.zero_output_for_mask,
-                unroll=self.unroll,
-                workspace=self._workspace(),
-            )
+        workspace = self._workspace()
+        workspace.in_use = True
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
+                last, outputs, states = recurrence(
+                    self.kernel(batch) if self.fast else reference_kernel(self),
+                    x,
+                    states,
+                    mask,
+                    go_backwards=self.go_backwards,
+                    return_sequences=self.return_sequences,
+                    zero_output_for_mask=self.zero_output_for_mask,
+                    unroll=self.unroll,
+                    workspace=workspace,
+                )
+        finally:
+            workspace.in_use = False
         if self.stateful:
             self.states = [s.copy() for s in states]
         output = outputs if self.return_sequences else last
         if self.return_state:
+            if output is states[0]:  # no mask, no sequence: Keras returns two tensors, not one
+                output = output.copy()
             return [output, *states]
         return output
 

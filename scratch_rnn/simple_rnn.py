@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scratch_rnn import activations, initializers, kernels
+from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import RNN
 
@@ -85,7 +86,7 @@ class SimpleRNN(RNN):
             **kwargs,
         )
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
-        self.use_bias = bool(use_bias)
+        self.use_bias = boolean(use_bias, "use_bias")
         self.initializers = {
             "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
             "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),

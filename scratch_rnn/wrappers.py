@@ -115,7 +115,10 @@ class Bidirectional(Layer):
         for direction in (self.forward_layer, self.backward_layer):
             if not direction.built:
                 direction.build(input_shape, initialize)
-        super().build(input_shape)
+        super().build(input_shape, initialize=False)
+
+    def sublayers(self):
+        return [self.forward_layer, self.backward_layer]
 
     def weight_spec(self):
         return self.forward_layer.weight_spec() + self.backward_layer.weight_spec()
@@ -123,7 +126,7 @@ class Bidirectional(Layer):
     def get_weights(self):
         return self.forward_layer.get_weights() + self.backward_layer.get_weights()
 
-    def set_weights(self, weights):
+    def _set_weights(self, weights):
         keras_layout.build_from_weights(self, weights)
         n_fw, n_bw = len(self.forward_layer.weight_spec()), len(self.backward_layer.weight_spec())
         if len(weights) != n_fw + n_bw:
@@ -191,8 +194,7 @@ class Bidirectional(Layer):
         forward_state, backward_state = self._split_initial_state(initial_state)
         y = self.forward_layer(x, mask=mask, initial_state=forward_state)
         y_rev = self.backward_layer(x, mask=mask, initial_state=backward_state)
-        if not self.built:
-            super().build(self.forward_layer.input_shape)
+        self.ensure_built(self.forward_layer.input_shape)
         states = []
         if self.return_state:
             states = y[1:] + y_rev[1:]  # not cast, as in Keras
@@ -271,7 +273,10 @@ class TimeDistributed(Layer):
         child_shape = self._child_shape(input_shape)
         if not self.layer.built:
             self.layer.build(child_shape, initialize)
-        super().build(input_shape)
+        super().build(input_shape, initialize=False)
+
+    def sublayers(self):
+        return [self.layer]
 
     def input_shape_from_weights(self, first_weight_shape):
         child = self.layer.input_shape_from_weights(first_weight_shape)
@@ -283,10 +288,10 @@ class TimeDistributed(Layer):
     def get_weights(self):
         return self.layer.get_weights()
 
-    def set_weights(self, weights):
-        self.layer.set_weights(weights)
+    def _set_weights(self, weights):
+        self.layer._set_weights(weights)
         if not self.built:
-            super().build((None, None, *self.layer.input_shape[1:]))
+            super().build((None, None, *self.layer.input_shape[1:]), initialize=False)
 
     def count_params(self) -> int:
         return self.layer.count_params()
@@ -308,8 +313,7 @@ class TimeDistributed(Layer):
                     f"Argument `mask` of {self.name!r} must start with the input's (batch, timesteps) = "
                     f"{(batch, timesteps)}, got shape {mask.shape}."
                 )
-        if not self.built:
-            self.build((None, *x.shape[1:]))
+        self.ensure_built((None, *x.shape[1:]))
         y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
         return y.reshape(batch, timesteps, *y.shape[1:])  # (B, T, ...)
 
