@@ -62,6 +62,37 @@ def test_the_check_command_runs_without_tensorflow_or_keras():
         assert layer in out
 
 
+NO_HYPOTHESIS = """
+import sys
+sys.modules["hypothesis"] = None  # any import of it now raises ImportError
+from scratch_rnn.testing import Case, assert_close, check_case, compare_outputs  # NumPy only: importable
+import scratch_rnn.testing as testing
+for name in ("cases", "verify"):
+    try:
+        getattr(testing, name)
+    except ImportError as err:
+        print(err)
+try:
+    from scratch_rnn.testing import verify
+except ImportError as err:
+    print(err)
+"""
+
+
+def test_the_harness_without_hypothesis_says_what_to_install():
+    result = subprocess.run([sys.executable, "-c", NO_HYPOTHESIS], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"scratch_rnn.testing.{name} needs hypothesis: pip install 'scratch-rnn[verify]'"
+        for name in ("cases", "verify", "verify")
+    ]
+
+
+def test_checking_prints_nothing(capsys):
+    assert golden.check(SHIPPED).ok
+    assert capsys.readouterr() == ("", "")
+
+
 def test_the_shipped_recording_is_small_and_covers_every_layer_and_dtype():
     assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 300_000
     cases = golden.load(SHIPPED).cases

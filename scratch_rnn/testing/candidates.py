@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
+
+from scratch_rnn.testing.errors import one_line
 
 
 class CandidateError(ValueError):
@@ -30,18 +31,15 @@ def load_candidate(spec: str):
     importlib.invalidate_caches()  # a module written a moment ago is found
     try:
         obj = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name == module_name or module_name.startswith(f"{err.name}."):  # not a module it imports
+    except Exception as err:  # not found; or a syntax error or a failing import inside the candidate's module
+        missing = err.name if isinstance(err, ModuleNotFoundError) else None
+        if missing is not None and (missing == module_name or module_name.startswith(f"{missing}.")):
             raise CandidateError(
                 f"Cannot import module {module_name!r} for candidate {spec!r}: no module named "
-                f"{err.name!r} (searched the current directory and sys.path)."
+                f"{missing!r} (searched the current directory and sys.path)."
             ) from None
         raise CandidateError(
-            f"Importing module {module_name!r} for candidate {spec!r} failed: {_one_line(err)}"
-        ) from None
-    except Exception as err:  # a syntax error or a failing import inside the candidate's own module
-        raise CandidateError(
-            f"Importing module {module_name!r} for candidate {spec!r} failed: {_one_line(err)}"
+            f"Importing module {module_name!r} for candidate {spec!r} failed: {one_line(err)}"
         ) from None
     parts = attribute.split(".")
     for i, part in enumerate(parts):
@@ -55,7 +53,3 @@ def load_candidate(spec: str):
             f"initial_state), got a {type(obj).__name__}: {obj!r:.80}."
         )
     return obj
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join("".join(traceback.format_exception_only(err)).split())
