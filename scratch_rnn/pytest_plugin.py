@@ -3,11 +3,14 @@
 Installed with scratch-rnn, it gives every test session two fixtures:
 
 ``scratch_rnn_verify``
-    ``scratch_rnn_verify(candidate, layer="GRU", max_examples=100, dtype="float32", seed=None)``
-    runs the Hypothesis sweep of :func:`scratch_rnn.verify` against the installed
-    Keras and fails the test with the shrunk case and its reproducer on any mismatch.
+    :func:`scratch_rnn.verify` itself, same arguments and defaults (one layer, one dtype,
+    ``max_examples`` generated cases against the installed Keras), except that a mismatch
+    fails the test: ``AssertionError`` with the shrunk case and its reproducer.
+    ``scratch_rnn_verify(my_port, layer="GRU", max_examples=50)``.
 ``keras_reference``
-    the Keras module the harness uses (TensorFlow backend, logs quieted).
+    the Keras *module* the harness compares against (``keras``, or ``tf_keras`` when
+    ``$SCRATCH_RNN_REFERENCE`` says so), on TensorFlow, its logs quieted: for a test that
+    builds its own Keras layer. Not a layer, nor reference outputs.
 
 The Hypothesis strategies are importable as ``scratch_rnn.testing.cases``. Nothing
 heavy is imported until a fixture is used, so the plugin costs nothing otherwise.
@@ -15,31 +18,38 @@ heavy is imported until a fixture is used, so the plugin costs nothing otherwise
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 
-def assert_verified(
-    candidate, layer: str = "SimpleRNN", max_examples: int = 100, dtype: str = "float32", seed=None, **kwargs
-):
-    """Run :func:`scratch_rnn.verify` and raise ``AssertionError`` with every failure if any."""
-    __tracebackhide__ = True
-    from scratch_rnn.testing.verify import verify
+def asserting(verify):
+    """``verify`` (its signature, defaults and docstring) raising ``AssertionError`` with every failure, if any."""
 
-    report = verify(candidate, layer=layer, max_examples=max_examples, seed=seed, dtype=dtype, **kwargs)
-    if not report.ok:
-        details = "\n\n".join(str(f) for f in report.failures) or "no case was checked"
-        raise AssertionError(f"{report.candidate} differs from Keras {layer} ({report.dtype}):\n{details}")
-    return report
+    @functools.wraps(verify)
+    def verified(*args, **kwargs):
+        __tracebackhide__ = True
+        report = verify(*args, **kwargs)
+        if not report.ok:
+            details = "\n\n".join(str(f) for f in report.failures) or "no case was checked"
+            raise AssertionError(f"{report.candidate} differs from Keras {report.layer} ({report.dtype}):\n{details}")
+        return report
+
+    return verified
 
 
 @pytest.fixture
 def scratch_rnn_verify():
-    """``scratch_rnn_verify(candidate, layer=..., ...)``: fail the test unless ``candidate`` equals Keras."""
-    return assert_verified
+    """:func:`scratch_rnn.verify` (same arguments, same defaults) that fails the test unless the candidate
+    equals Keras; returns the :class:`~scratch_rnn.testing.check.Report`."""
+    from scratch_rnn.testing.verify import verify
+
+    return asserting(verify)
 
 
 @pytest.fixture(scope="session")
 def keras_reference():
+    """The Keras module the harness compares against (``$SCRATCH_RNN_REFERENCE``: ``keras`` or ``tf_keras``)."""
     from scratch_rnn.testing.runners import import_keras
 
     return import_keras()

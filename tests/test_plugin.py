@@ -1,9 +1,18 @@
 """The pytest plugin a porter's project gets by installing scratch-rnn."""
 
+import inspect
+
 import numpy as np
 import pytest
 
+import scratch_rnn
 from scratch_rnn.testing.runners import engine_candidate
+
+
+def test_the_fixture_is_verify_with_the_same_signature(scratch_rnn_verify):
+    """The fixture forwards to scratch_rnn.verify: one definition of the arguments and their defaults."""
+    assert inspect.signature(scratch_rnn_verify) == inspect.signature(scratch_rnn.verify)
+    assert scratch_rnn_verify.__wrapped__ is scratch_rnn.verify
 
 
 def test_fixture_passes_a_correct_candidate(scratch_rnn_verify):
