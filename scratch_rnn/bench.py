@@ -24,6 +24,8 @@ than this BLAS's roof could reach (its products alone take ``flops / roof``).
 
 Needs the ``bench`` extra: ``pip install 'scratch-rnn[bench]'`` (PyTorch, threadpoolctl,
 rich, and the harness's Keras/TensorFlow). Benchmarks are not tests: nothing here asserts a time.
+:func:`benchmark` returns the results; nothing here prints or parses arguments (the command,
+its table and summary are :mod:`scratch_rnn.cli`).
 
 OpenBLAS note: where ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` are set to work around old
 OpenBLAS builds, they slow a current NumPy; unset both for the benchmark command only::
@@ -33,15 +35,20 @@ OpenBLAS builds, they slow a current NumPy; unset both for the benchmark command
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
+from scratch_rnn.gru import GRU
+from scratch_rnn.lstm import LSTM
+from scratch_rnn.simple_rnn import SimpleRNN
+from scratch_rnn.version import __version__
+
+ENGINE = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 LAYERS = ("SimpleRNN", "LSTM", "GRU")
 SHAPES = ((8, 10, 4, 8), (32, 100, 16, 32), (64, 200, 64, 128), (256, 50, 128, 256))
 AGAINST = ("torch", "keras_eager", "keras_predict")
@@ -49,142 +56,6 @@ GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Largest |difference| from the Keras output tolerated before timing (outputs are tanh-bounded).
 AGREEMENT = {"float32": 1e-4, "float64": 1e-10}
 ROOF_SIZE = 1024
-
-
-# --- command line ---------------------------------------------------------------------
-def _shape(text: str) -> tuple:
-    parts = text.lower().replace("(", "").replace(")", "").replace(",", "x").split("x")
-    try:
-        shape = tuple(int(p) for p in parts if p.strip())
-    except ValueError:
-        shape = ()
-    if len(shape) != 4 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected BxTxFxU (batch x timesteps x features x units), got {text!r}")
-    return shape
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--layers",
-        nargs="+",
-        choices=LAYERS,
-        default=list(LAYERS),
-        metavar="LAYER",
-        help=f"layers to time (default: {' '.join(LAYERS)})",
-    )
-    parser.add_argument(
-        "--shapes",
-        nargs="+",
-        type=_shape,
-        default=list(SHAPES),
-        metavar="BxTxFxU",
-        help="shapes batch x timesteps x features x units (default: "
-        + " ".join("x".join(map(str, s)) for s in SHAPES)
-        + ")",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=_positive_int,
-        default=7,
-        metavar="N",
-        help="interleaved samples per candidate; the table shows medians (default 7)",
-    )
-    parser.add_argument(
-        "--against",
-        nargs="*",
-        choices=AGAINST,
-        default=list(AGAINST),
-        metavar="NAME",
-        help=f"what to time besides scratch (default: {' '.join(AGAINST)}); none: only scratch",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="BLAS, PyTorch and TensorFlow threads (default: NumPy's BLAS thread count)",
-    )
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument(
-        "--sample-ms",
-        type=float,
-        default=20.0,
-        metavar="MS",
-        help="each sample repeats the call for about this long (default 20)",
-    )
-    parser.add_argument(
-        "--settle-ms",
-        type=float,
-        default=250.0,
-        metavar="MS",
-        help="pause before each library's block, for the previous one's threads to idle (default 250)",
-    )
-    parser.add_argument("--json", metavar="PATH", default=None, help="also write every sample and the machine to PATH")
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``bench`` to the ``scratch-rnn`` subcommands; dispatch with ``bench.run(args)``."""
-    parser = subparsers.add_parser(
-        "bench", help="time the engine against Keras and PyTorch on this machine", description=__doc__.split("\n\n")[0]
-    )
-    return configure(parser)
-
-
-def main(argv=None) -> int:
-    parser = configure(argparse.ArgumentParser(prog="scratch-rnn bench", description=__doc__.split("\n\n")[0]))
-    return run(parser.parse_args(argv))
-
-
-def run(args) -> int:
-    """Run the benchmark for parsed ``args``; 0 on success, 2 on a missing dependency, 1 on disagreement."""
-    try:
-        import threadpoolctl
-        from rich.console import Console
-    except ImportError as err:
-        print(f"scratch-rnn bench needs the bench extra: pip install 'scratch-rnn[bench]' ({err})", file=sys.stderr)
-        return 2
-    console = Console() if sys.stdout.isatty() else Console(width=140)  # a file or pipe gets the whole table
-    limits = threadpoolctl.threadpool_limits(args.threads, user_api="blas") if args.threads else None
-    try:
-        threads = args.threads or blas_threads()
-        try:
-            frameworks = load_frameworks(args.against, threads)
-        except ImportError as err:
-            print(f"scratch-rnn bench needs the bench extra: pip install 'scratch-rnn[bench]' ({err})", file=sys.stderr)
-            return 2
-        try:
-            result = benchmark(
-                args.layers,
-                args.shapes,
-                args.repeats,
-                threads,
-                frameworks,
-                args.dtype,
-                args.sample_ms / 1000,
-                console,
-                args.settle_ms / 1000,
-            )
-        except Disagreement as err:
-            console.print(f"[red]{err}[/red]")
-            return 1
-    finally:
-        if limits is not None:
-            limits.restore_original_limits()
-    console.print(table(result))
-    console.print(summary(result), highlight=False)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        console.print(f"JSON written to {args.json}")
-    return 0
 
 
 # --- the machine ----------------------------------------------------------------------
@@ -261,10 +132,8 @@ def load_frameworks(against, threads: int) -> dict:
 
 def weights_for(layer: str, shape: tuple, dtype: str, seed: int) -> list[np.ndarray]:
     """Random weights in Keras's layout and order, biases included (zeros would hide a misplaced bias)."""
-    import scratch_rnn
-
     _, _, features, units = shape
-    scratch = getattr(scratch_rnn, layer)(units, dtype=dtype, seed=seed)
+    scratch = ENGINE[layer](units, dtype=dtype, seed=seed)
     scratch.build((None, None, features))
     rng = np.random.default_rng(seed)
     weights = scratch.get_weights()
@@ -294,12 +163,10 @@ def torch_module(torch, layer: str, features: int, units: int, weights, dtype: s
 
 def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int = 0):
     """``({name: zero-argument callable}, {name: max |output - scratch output|})`` for one configuration."""
-    import scratch_rnn
-
     batch, timesteps, features, units = shape
     weights = weights_for(layer, shape, dtype, seed)
     x = np.random.default_rng(seed + 1).standard_normal((batch, timesteps, features)).astype(dtype)
-    scratch = getattr(scratch_rnn, layer)(units, return_sequences=True, dtype=dtype)
+    scratch = ENGINE[layer](units, return_sequences=True, dtype=dtype)
     scratch.set_weights(weights)
     calls = {"scratch": lambda: scratch(x)}
     expected = scratch(x)
@@ -376,30 +243,52 @@ FRAMEWORK = {
 
 
 def benchmark(
-    layers,
-    shapes,
-    repeats: int,
-    threads: int,
-    frameworks: dict,
+    layers=LAYERS,
+    shapes=SHAPES,
+    repeats: int = 7,
+    threads: int | None = None,
+    against=AGAINST,
     dtype: str = "float32",
     sample_seconds: float = 0.02,
-    console=None,
     settle_seconds: float = 0.25,
+    on_sample=None,
 ) -> dict:
     """Time every candidate on every configuration, interleaved; the JSON-able result.
 
+    ``against`` names what to time besides scratch (:data:`AGAINST`); ``threads`` (default:
+    NumPy's BLAS thread count) limits NumPy's BLAS, PyTorch and TensorFlow for the run.
     Each repeat times the candidates library by library (NumPy, PyTorch, TensorFlow, in an
     order that rotates every repeat), every configuration in each. Before a library's block it
     waits ``settle_seconds`` and makes one untimed call: each library's worker threads spin for
     a while after their last call (OpenBLAS's for about 0.1 s), and on a machine with few
     cores they would slow down the next library's threads. Measured here (2 cores): a torch
     LSTM call right after NumPy work took 2.7 ms instead of 0.7-1.3 ms.
-    """
-    from contextlib import nullcontext
 
-    torch = frameworks.get("torch")
-    no_grad = torch.inference_mode() if torch is not None else nullcontext()
-    configs = [(layer, tuple(shape)) for shape in shapes for layer in layers]
+    ``on_sample(done, total)`` is called once every candidate is ready and checked (``done`` 0),
+    then after each timed sample (progress bars). Raises ImportError without the ``bench``
+    extra, and :class:`Disagreement` when a candidate's outputs differ from scratch's.
+    """
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(threads, user_api="blas"):  # None: no limit
+        threads = threads or blas_threads()
+        frameworks = load_frameworks(against, threads)
+        torch = frameworks.get("torch")
+        with torch.inference_mode() if torch is not None else nullcontext():
+            return _interleaved(
+                [(layer, tuple(shape)) for shape in shapes for layer in layers],
+                repeats,
+                threads,
+                frameworks,
+                dtype,
+                sample_seconds,
+                settle_seconds,
+                on_sample or (lambda done, total: None),
+            )
+
+
+def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, settle_seconds, on_sample) -> dict:
+    """:func:`benchmark` once the frameworks are loaded and limited."""
     result = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
@@ -412,43 +301,39 @@ def benchmark(
         "load_average_start": load_average(),
         "results": [],
     }
-    with no_grad:
-        status = console.status("preparing and checking outputs...") if console is not None else nullcontext()
-        with status:
-            roof_fn, roof_flops = gemm(dtype, threads)
-            blocks = {}  # library -> [(config index or None for the roof, candidate, fn, calls per sample)]
-            blocks.setdefault("numpy", []).append((None, "gemm", roof_fn, calibrate(roof_fn, sample_seconds)))
-            for index, (layer, shape) in enumerate(configs):
-                calls, differences = candidates(layer, shape, dtype, frameworks)
-                result["results"].append(
-                    {
-                        "layer": layer,
-                        "shape": dict(zip("BTFU", shape)),
-                        "flops": flops(layer, shape),
-                        "max_abs_difference": differences,
-                        "samples": {name: [] for name in calls},
-                    }
-                )
-                for name, fn in calls.items():
-                    blocks.setdefault(FRAMEWORK[name], []).append((index, name, fn, calibrate(fn, sample_seconds)))
-        roof_samples = []
-        libraries = list(blocks)
-        total = repeats * sum(len(block) for block in blocks.values())
-        with _progress(console) as progress:
-            task = progress.add_task("timing", total=total) if progress is not None else None
-            for repeat in range(repeats):
-                shift = repeat % len(libraries)
-                for library in libraries[shift:] + libraries[:shift]:
-                    time.sleep(settle_seconds)
-                    blocks[library][0][2]()  # one untimed call wakes the library's threads
-                    for index, name, fn, number in blocks[library]:
-                        seconds = sample(fn, number)
-                        if index is None:
-                            roof_samples.append(seconds)
-                        else:
-                            result["results"][index]["samples"][name].append(seconds)
-                        if task is not None:
-                            progress.advance(task)
+    roof_fn, roof_flops = gemm(dtype, threads)
+    blocks = {}  # library -> [(config index or None for the roof, candidate, fn, calls per sample)]
+    blocks.setdefault("numpy", []).append((None, "gemm", roof_fn, calibrate(roof_fn, sample_seconds)))
+    for index, (layer, shape) in enumerate(configs):
+        calls, differences = candidates(layer, shape, dtype, frameworks)
+        result["results"].append(
+            {
+                "layer": layer,
+                "shape": dict(zip("BTFU", shape)),
+                "flops": flops(layer, shape),
+                "max_abs_difference": differences,
+                "samples": {name: [] for name in calls},
+            }
+        )
+        for name, fn in calls.items():
+            blocks.setdefault(FRAMEWORK[name], []).append((index, name, fn, calibrate(fn, sample_seconds)))
+    roof_samples = []
+    libraries = list(blocks)
+    total, done = repeats * sum(len(block) for block in blocks.values()), 0
+    on_sample(done, total)
+    for repeat in range(repeats):
+        shift = repeat % len(libraries)
+        for library in libraries[shift:] + libraries[:shift]:
+            time.sleep(settle_seconds)
+            blocks[library][0][2]()  # one untimed call wakes the library's threads
+            for index, name, fn, number in blocks[library]:
+                seconds = sample(fn, number)
+                if index is None:
+                    roof_samples.append(seconds)
+                else:
+                    result["results"][index]["samples"][name].append(seconds)
+                done += 1
+                on_sample(done, total)
     result["load_average_end"] = load_average()
     roof = roof_flops / float(np.median(roof_samples))
     result["gemm"] = {"size": ROOF_SIZE, "samples": roof_samples, "gflops": roof / 1e9}
@@ -461,98 +346,11 @@ def benchmark(
     return result
 
 
-def _progress(console):
-    from contextlib import nullcontext
-
-    if console is None:
-        return nullcontext()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("timing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-    )
-
-
 def versions(frameworks: dict) -> dict:
-    import scratch_rnn
-
-    found = {"scratch_rnn": scratch_rnn.__version__, "numpy": np.__version__}
+    found = {"scratch_rnn": __version__, "numpy": np.__version__}
     if "torch" in frameworks:
         found["torch"] = frameworks["torch"].__version__
     if "keras" in frameworks:
         found["keras"] = frameworks["keras"].__version__
         found["tensorflow"] = sys.modules["tensorflow"].__version__
     return found
-
-
-# --- the report -------------------------------------------------------------------------
-def _ms(seconds) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.3g}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
-
-
-def table(result: dict):
-    from rich.table import Table
-
-    names = [
-        n for n in ("torch", "keras_eager", "keras_predict") if any(n in e["median_seconds"] for e in result["results"])
-    ]
-    title = (
-        f"Inference time (ms), {result['dtype']}, return_sequences=True, {result['threads']} thread(s), "
-        f"medians of {result['repeats']} interleaved samples"
-    )
-    t = Table(title=title)
-    t.add_column("layer")
-    t.add_column("B, T, F, U")
-    t.add_column("scratch", justify="right")
-    for name in names:
-        t.add_column(
-            {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}[name], justify="right"
-        )
-    if "torch" in names:
-        t.add_column("scratch/torch", justify="right")
-    if "keras_eager" in names:
-        t.add_column("vs eager", justify="right")
-    t.add_column("GF/s", justify="right")
-    t.add_column("of roof", justify="right")
-    if "torch" in names:
-        t.add_column("torch of roof", justify="right")
-    for e in result["results"]:
-        m = e["median_seconds"]
-        row = [e["layer"], ", ".join(str(v) for v in e["shape"].values()), _ms(m["scratch"])]
-        row += [_ms(m.get(name)) for name in names]
-        if "torch" in names:
-            ratio = e["ratios"]["scratch/torch"]
-            row.append(f"[{'green' if ratio <= 1 else 'red'}]{ratio:.2f}[/]")
-        if "keras_eager" in names:
-            row.append(f"{1 / e['ratios']['scratch/keras_eager']:.0f}x")
-        row += [f"{e['gflops']:.1f}", f"{e['roof_fractions']['scratch']:.0%}"]
-        if "torch" in names:
-            row.append(f"{e['roof_fractions']['torch']:.0%}")
-        t.add_row(*row)
-    return t
-
-
-def summary(result: dict) -> str:
-    m = result["machine"]
-    blas = ", ".join(
-        f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)" for b in m["blas"]
-    )
-    v = result["versions"]
-    lines = [
-        f"GEMM roof: {result['gemm']['gflops']:.0f} GF/s ({result['dtype']} {ROOF_SIZE}^3 matmul, median).",
-        f"Machine: {m['cpu']}, {m['cores']} cores; BLAS: {blas}.",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        f"Load average at start / end: {_load(result['load_average_start'])} / {_load(result['load_average_end'])}"
-        " (a shared machine: high load inflates every column).",
-    ]
-    if m["openblas_env"]:
-        lines.append(f"Note: {m['openblas_env']} is set; unset both for benchmarking (see --help).")
-    return "\n".join(lines)
-
-
-def _load(values) -> str:
-    return "?" if values is None else " ".join(f"{v:.2f}" for v in values)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -3,152 +3,677 @@
 ``scratch-rnn verify`` runs the Hypothesis sweep of the scratch engine (or of a
 ``--candidate``) against the installed Keras and prints a table (``--mutants``:
 the planted-bug gallery and its kill table instead); ``record`` and
-``check`` write and check golden vectors. The exit status is 0 when every case
-agreed, 1 on any mismatch, 2 on bad arguments or a missing harness dependency.
+``check`` write and check golden vectors; ``bench`` times the engine against Keras
+and PyTorch. The exit status is 0 when every case agreed, 1 on any mismatch, 2 on
+bad arguments, an unusable recording or candidate, or a missing extra.
+
+This is the only module of scratch_rnn that parses arguments or prints. The library
+(:func:`scratch_rnn.testing.verify.verify`, :mod:`scratch_rnn.testing.golden`,
+:mod:`scratch_rnn.testing.mutants`, :mod:`scratch_rnn.bench`) returns results and
+reports progress through callbacks; here arguments become its calls and its results
+become tables. Defaults shared with the library are read from its signatures.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
+import re
 import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
 
 from scratch_rnn import bench
+from scratch_rnn.testing import golden, mutants
+from scratch_rnn.testing.candidates import CandidateError, load_candidate
+from scratch_rnn.testing.case import LAYERS
+from scratch_rnn.testing.errors import missing_extra
+from scratch_rnn.testing.runners import REFERENCES
 
-LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
-REFERENCES = ("keras", "tf_keras")
-DTYPES = {"float32": ["float32"], "float64": ["float64"], "both": ["float32", "float64"]}
+#: ``--dtype`` of verify and record: the dtypes each choice sweeps.
+DTYPES = {"float32": ("float32",), "float64": ("float64",), "both": golden.DTYPES}
+#: The console's width when stdout is not a terminal (logs, pipes, files): room for the widest table.
+WIDTH = 140
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+# --- shared by every command ------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """The argparse type of every count: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def shape(text: str) -> tuple:
+    """The argparse type of ``bench --shapes``: ``BxTxFxU`` (or ``(B, T, F, U)``), four positive integers."""
+    parts = text.lower().replace("(", "").replace(")", "").replace(",", "x").split("x")
+    try:
+        dims = tuple(int(p) for p in parts if p.strip())
+    except ValueError:
+        dims = ()
+    if len(dims) != 4 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected BxTxFxU (batch x timesteps x features x units), got {text!r}")
+    return dims
+
+
+def make_console():
+    """A rich console on stdout, :data:`WIDTH` wide when stdout is not a terminal (tables are not cut)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=WIDTH)
+
+
+def progress_bars(console):
+    """Transient progress bars, one per task, drawn only on a terminal; the library's callbacks advance them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def fail_missing_extra(command: str, extra: str, err: ImportError) -> int:
+    """Say on stderr which extra ``scratch-rnn <command>`` needs (``pip install 'scratch-rnn[extra]'``); exit 2."""
+    print(missing_extra(f"scratch-rnn {command}", extra, err), file=sys.stderr)
+    return 2
+
+
+def refuse(command: str, message: str) -> int:
+    """Arguments that parse but do not go together: say why on stderr; exit 2."""
+    print(f"scratch-rnn {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def print_error(console, err: Exception) -> int:
+    """An unusable recording, candidate or output path, on the console; exit 2."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+    return 2
+
+
+def keyword_defaults(function) -> dict:
+    """``function``'s keyword defaults: the command line restates none of the library's."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items() if p.default is not p.empty}
+
+
+def verify_defaults() -> dict:
+    """:func:`scratch_rnn.testing.verify.verify`'s defaults; none without Hypothesis (verify then exits 2 anyway)."""
+    try:
+        from scratch_rnn.testing.verify import verify
+    except ImportError:
+        return {}
+    return keyword_defaults(verify)
+
+
+def selected_layers(chosen) -> tuple:
+    """``--layer`` given zero or more times (``all`` included): the layers, in order, once each."""
+    if not chosen or "all" in chosen:
+        return LAYERS
+    return tuple(dict.fromkeys(chosen))
+
+
+# --- the parsers ------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scratch-rnn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="prove the engine equals Keras on generated cases")
-    verify.add_argument(
-        "--examples", type=_positive_int, default=100, metavar="N", help="cases per layer and dtype (default 100)"
-    )
-    verify.add_argument(
-        "--seed", type=int, default=None, metavar="S", help="Hypothesis seed (default: random, printed)"
-    )
-    verify.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default="both",
-        help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)",
-    )
-    verify.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
-    verify.add_argument(
-        "--reference",
-        choices=REFERENCES,
-        default=None,
-        help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras",
-    )
-    verify.add_argument(
-        "--candidate",
-        metavar="MODULE:FUNCTION",
-        default=None,
-        help="verify candidate(config, weights, x, mask, initial_state) instead of the engine; "
-        "a candidate implements one layer, so pair it with --layer",
-    )
-    bench.add_parser(sub)
-    try:
-        from scratch_rnn.testing import golden
-        from scratch_rnn.testing.mutants import add_mutants_option
-    except ImportError:  # no harness extra: record, check and --mutants are unavailable
-        return parser
-    add_mutants_option(verify)
-    golden.add_record_parser(sub)
-    golden.add_check_parser(sub)
+    add_verify_parser(sub)
+    add_record_parser(sub)
+    add_check_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
-def run_verify(args) -> int:
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def add_candidate_option(parser, action: str) -> None:
+    parser.add_argument(
+        "--candidate",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help=f"{action} candidate(config, weights, x, mask, initial_state) instead of the engine; "
+        "a candidate implements one layer, so pair it with --layer",
+    )
 
-        from scratch_rnn.testing.candidates import CandidateError, load_candidate
-        from scratch_rnn.testing.check import print_reports
+
+def add_sweep_options(parser, examples: int | None, seed: int | None, seed_help: str, dtype_help: str) -> None:
+    """``--examples``, ``--seed`` and ``--dtype``: how many cases of which dtypes, drawn from which seed."""
+    parser.add_argument(
+        "--examples",
+        type=positive_int,
+        default=examples,
+        metavar="N",
+        help="cases per layer and dtype (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=seed, metavar="S", help=seed_help)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="both", help=dtype_help)
+
+
+def add_layers_option(parser, what: str) -> None:
+    """``--layer`` for recorded cases, repeatable (:func:`selected_layers`)."""
+    parser.add_argument(
+        "--layer",
+        action="append",
+        choices=[*LAYERS, "all"],
+        metavar="LAYER",
+        help=f"{what}, repeatable: {', '.join(LAYERS)} or all (default all)",
+    )
+
+
+def add_verify_parser(sub) -> argparse.ArgumentParser:
+    defaults = verify_defaults()
+    parser = sub.add_parser("verify", help="prove the engine equals Keras on generated cases")
+    add_sweep_options(
+        parser,
+        defaults.get("max_examples"),
+        defaults.get("seed"),
+        seed_help="Hypothesis seed (default: random, printed)",
+        dtype_help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)",
+    )
+    parser.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
+    parser.add_argument(
+        "--reference",
+        choices=REFERENCES,
+        default=defaults.get("reference"),
+        help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras",
+    )
+    add_candidate_option(parser, "verify")
+    parser.add_argument(
+        "--reference-step",
+        action="store_true",
+        help="sweep the engine's readable project/step instead of its fast kernels "
+        "(the engine only: not with --candidate or --mutants)",
+    )
+    parser.add_argument(
+        "--mutants",
+        action="store_true",
+        help="run the gallery of planted porting bugs instead of the engine: each must fail within "
+        f"--examples cases (prints the kill table; exit 1 if a mutant survives); seed {mutants.DEFAULT_SEED} "
+        "unless --seed is given",
+    )
+    return parser
+
+
+def add_record_parser(sub) -> argparse.ArgumentParser:
+    defaults = keyword_defaults(golden.record)
+    parser = sub.add_parser(
+        "record",
+        help="record golden vectors: cases and real Keras's outputs",
+        description="Record cases and real Keras's outputs as golden vectors "
+        f"(a directory holding {golden.MANIFEST} and {golden.ARRAYS}).",
+    )
+    parser.add_argument("--out", required=True, metavar="PATH", help="directory to write (created if needed)")
+    add_layers_option(parser, "layer to record")
+    add_sweep_options(
+        parser,
+        defaults["examples"],
+        defaults["seed"],
+        seed_help="Hypothesis seed (default %(default)s)",
+        dtype_help="float32, float64 or both (default)",
+    )
+    return parser
+
+
+def add_check_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "check",
+        help="check the engine or a candidate against golden vectors, without TensorFlow or Keras",
+        description="Check the engine, or a candidate, against recorded golden vectors. "
+        "TensorFlow and Keras are not needed.",
+    )
+    parser.add_argument(
+        "path", metavar="PATH", help=f"a recording: a directory holding {golden.MANIFEST} and {golden.ARRAYS}"
+    )
+    add_candidate_option(parser, "check")
+    add_layers_option(parser, "only this layer's cases")
+    parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
+    return parser
+
+
+def milliseconds(text: str) -> float:
+    """The argparse type of a duration given in milliseconds: seconds, as the library takes them."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration in milliseconds (0 or more), got {text!r}")
+    return value / 1000
+
+
+def add_names_option(parser, flag: str, metavar: str, names, default, what: str, nargs: str) -> None:
+    """A list of names from ``names`` (``bench --layers``, ``--against``), every default one by default."""
+    parser.add_argument(
+        flag,
+        nargs=nargs,
+        choices=names,
+        default=list(default),
+        metavar=metavar,
+        help=f"{what} (default: {' '.join(default)})",
+    )
+
+
+def add_bench_parser(sub) -> argparse.ArgumentParser:
+    """``bench``: each option is the :func:`scratch_rnn.bench.benchmark` argument of the same name
+    (``--sample-ms`` and ``--settle-ms`` its ``sample_seconds`` and ``settle_seconds``), default included."""
+    defaults = keyword_defaults(bench.benchmark)
+    parser = sub.add_parser(
+        "bench",
+        help="time the engine against Keras and PyTorch on this machine",
+        description=bench.__doc__.split("\n\n")[0],
+    )
+    add_names_option(parser, "--layers", "LAYER", bench.LAYERS, defaults["layers"], "layers to time", nargs="+")
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        type=shape,
+        default=list(defaults["shapes"]),
+        metavar="BxTxFxU",
+        help="shapes batch x timesteps x features x units (default: "
+        + " ".join("x".join(map(str, s)) for s in defaults["shapes"])
+        + ")",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=defaults["repeats"],
+        metavar="N",
+        help="interleaved samples per candidate; the table shows medians (default %(default)s)",
+    )
+    add_names_option(
+        parser,
+        "--against",
+        "NAME",
+        bench.AGAINST,
+        defaults["against"],
+        "what to time besides scratch, none for scratch alone",
+        nargs="*",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=defaults["threads"],
+        metavar="N",
+        help="BLAS, PyTorch and TensorFlow threads (default: NumPy's BLAS thread count)",
+    )
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=defaults["dtype"])
+    for flag, dest, what in (
+        ("--sample-ms", "sample_seconds", "each sample repeats the call for about this long"),
+        ("--settle-ms", "settle_seconds", "pause before each library's block, for the previous one's threads to idle"),
+    ):
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=milliseconds,
+            default=defaults[dest],
+            metavar="MS",
+            help=f"{what} (default {defaults[dest] * 1000:g})",
+        )
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write every sample and the machine to PATH")
+    return parser
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+def run_verify(args) -> int:
+    """``scratch-rnn verify`` (and ``--mutants``): 0 when every case agrees (every mutant is killed), 1 if not."""
+    if args.mutants and args.candidate is not None:
+        return refuse("verify", "--mutants runs the planted-bug gallery, not a --candidate")
+    if args.reference_step and (args.candidate is not None or args.mutants):
+        return refuse(
+            "verify", "--reference-step sweeps the engine's own readable step: not with --candidate or --mutants"
+        )
+    try:
         from scratch_rnn.testing.runners import import_keras
         from scratch_rnn.testing.verify import verify
 
         keras = import_keras(args.reference)
+        console = make_console()
     except ImportError as err:
-        extra = "keras2" if args.reference == "tf_keras" else "verify"
-        print(
-            f"scratch-rnn verify needs the harness extra: pip install 'scratch-rnn[{extra}]' ({err})", file=sys.stderr
-        )
-        return 2
-    if getattr(args, "mutants", False) and args.candidate is not None:
-        print("scratch-rnn verify: --mutants runs the planted-bug gallery, not a --candidate", file=sys.stderr)
-        return 2
+        return fail_missing_extra("verify", "keras2" if args.reference == "tf_keras" else "verify", err)
     try:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
     except CandidateError as err:
-        print(f"scratch-rnn verify: {err}", file=sys.stderr)
-        return 2
+        return refuse("verify", str(err))
     if candidate is not None and args.layer == "all":
-        print("scratch-rnn verify: a --candidate implements one layer; name it with --layer", file=sys.stderr)
-        return 2
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: a fixed width wide enough for the table, no live bars
-        console = Console(width=120)
+        return refuse("verify", "a --candidate implements one layer; name it with --layer")
     console.print(
-        f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {__import__('tensorflow').__version__}"
+        f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}"
     )
-    if getattr(args, "mutants", False):
-        from scratch_rnn.testing.mutants import run_mutants
-
+    if args.mutants:
         return run_mutants(args, console)
     reports = []
-    layers = LAYERS if args.layer == "all" else [args.layer]
-    for layer in layers:
-        for dtype in DTYPES[args.dtype]:
-            with Progress(
-                TextColumn(f"{layer} {dtype}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("cases"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-                disable=not console.is_terminal,
-            ) as progress:
-                task = progress.add_task("verify", total=args.examples)
-                reports.append(
-                    verify(
-                        candidate,
-                        layer=layer,
-                        max_examples=args.examples,
-                        seed=args.seed,
-                        dtype=dtype,
-                        reference=args.reference,
-                        on_example=lambda _result, task=task: progress.advance(task),
+    try:
+        with progress_bars(console) as progress:
+            for layer in LAYERS if args.layer == "all" else [args.layer]:
+                for dtype in DTYPES[args.dtype]:
+                    task = progress.add_task(f"{layer} {dtype} cases", total=args.examples)
+                    reports.append(
+                        verify(
+                            candidate,
+                            layer=layer,
+                            max_examples=args.examples,
+                            seed=args.seed,
+                            dtype=dtype,
+                            reference=args.reference,
+                            on_example=lambda _result, task=task: progress.advance(task),
+                            fast=not args.reference_step,
+                        )
                     )
-                )
-    print_reports(console, reports, "scratch_rnn vs Keras", seeds=True)
+    except ValueError as err:  # an argument verify refuses (e.g. more --examples than a sweep may ask for)
+        return refuse("verify", str(err))
+    print_reports(console, reports, f"{reports[0].candidate} vs Keras", seeds=True)
     ok = all(r.ok for r in reports)
     console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
     return 0 if ok else 1
 
 
+def run_mutants(args, console) -> int:
+    """``scratch-rnn verify --mutants``: the kill table; 0 if every mutant is killed, 1 if any survives."""
+    dtypes = DTYPES[args.dtype]
+    seed = mutants.DEFAULT_SEED if args.seed is None else args.seed  # a fixed table unless asked: see kill_table
+    reference = args.reference or "keras"  # the gallery's bugs are bugs against Keras 3 unless asked
+    total = len(mutants.mutants(args.layer, reference)) * len(dtypes)
+    rows: list[mutants.Kill] = []
+    start = time.perf_counter()
+    try:
+        with progress_bars(console) as progress:
+            task = progress.add_task("mutants", total=total)
+            for dtype in dtypes:
+                rows += mutants.kill_table(
+                    args.examples,
+                    seed,
+                    dtype,
+                    args.layer,
+                    on_row=lambda _row: progress.advance(task),
+                    reference=reference,
+                )
+    except ValueError as err:  # an argument verify refuses
+        return refuse("verify", str(err))
+    seconds = time.perf_counter() - start
+    print_kill_table(
+        console, rows, f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each)"
+    )
+    survivors = [r for r in rows if not r.killed]
+    if not survivors:
+        console.print(f"[green]All {len(rows)} mutants killed[/green] in {seconds:.0f} s.")
+        return 0
+    console.print(
+        f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); reproduce with --seed {seed}."
+    )
+    return 1
+
+
+def run_record(args) -> int:
+    """``scratch-rnn record``: 0 when recorded and the engine agrees with Keras on every case, 1 if not, 2 on errors."""
+    try:
+        from scratch_rnn.testing.runners import import_keras
+
+        keras = import_keras("keras")
+        console = make_console()
+    except ImportError as err:
+        return fail_missing_extra("record", "verify", err)
+    console.print(f"Recording Keras {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}")
+    counts, disagreements = {}, []
+
+    def on_case(recorded, result):
+        key = (recorded.case.layer, recorded.case.dtype.name)
+        counts[key] = counts.get(key, 0) + 1
+        if not result.ok:
+            disagreements.append(f"{recorded.id}: {result.message()}")
+
+    try:
+        with console.status("recording...", spinner="dots") if console.is_terminal else nullcontext():
+            manifest = golden.record(
+                args.out,
+                layers=selected_layers(args.layer),
+                examples=args.examples,
+                seed=args.seed,
+                dtypes=DTYPES[args.dtype],
+                on_case=on_case,
+            )
+    except ImportError as err:
+        return fail_missing_extra("record", "verify", err)
+    except (OSError, ValueError, RuntimeError) as err:
+        return print_error(console, err)
+    print_record_table(console, counts, manifest, Path(args.out))
+    for message in disagreements:
+        console.print("[red]The engine disagrees with Keras[/red] (recorded anyway):", markup=True)
+        console.print(message, markup=False, highlight=False)
+    return 0 if not disagreements else 1
+
+
+def run_check(args) -> int:
+    """``scratch-rnn check``: 0 when every case agrees, 1 on a mismatch, 2 for an unusable recording or candidate."""
+    try:
+        console = make_console()
+    except ImportError as err:
+        return fail_missing_extra("check", "verify", err)
+    try:
+        candidate = None if args.candidate is None else load_candidate(args.candidate)
+        result = golden.check(args.path, candidate, layers=selected_layers(args.layer), ids=args.case)
+    except (golden.GoldenFileError, CandidateError, ValueError) as err:
+        return print_error(console, err)
+    w = result.recorded_with
+    console.print(
+        f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
+        f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}",
+        highlight=False,
+    )
+    print_reports(console, result.reports, f"{result.candidate} vs recorded Keras ({result.path})")
+    console.print(
+        "[green]All cases agree with the recording.[/green]" if result.ok else "[red]Mismatch: see above.[/red]"
+    )
+    return 0 if result.ok else 1
+
+
+def run_bench(args) -> int:
+    """``scratch-rnn bench``: 0 on success, 1 when the candidates disagree, 2 on a missing dependency."""
+    try:
+        console = make_console()
+        with progress_bars(console) as progress:
+            task = progress.add_task("preparing and checking outputs", total=None)
+            result = bench.benchmark(
+                args.layers,
+                args.shapes,
+                args.repeats,
+                args.threads,
+                args.against,
+                args.dtype,
+                args.sample_seconds,
+                args.settle_seconds,
+                on_sample=lambda done, total: progress.update(task, description="timing", completed=done, total=total),
+            )
+    except ImportError as err:
+        return fail_missing_extra("bench", "bench", err)
+    except bench.Disagreement as err:
+        console.print(str(err), style="red", markup=False)
+        return 1
+    print_bench_table(console, result)
+    console.print(bench_summary(result), highlight=False)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        console.print(f"JSON written to {args.json}")
+    return 0
+
+
+COMMANDS = {"verify": run_verify, "record": run_record, "check": run_check, "bench": run_bench}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "verify":
-        return run_verify(args)
-    if args.command == "bench":
-        return bench.run(args)
-    if args.command in ("record", "check"):
-        from scratch_rnn.testing import golden
+    return COMMANDS[args.command](args)
 
-        return golden.run_record(args) if args.command == "record" else golden.run_check(args)
-    return 2  # pragma: no cover - argparse requires a command
+
+# --- the tables -------------------------------------------------------------------------
+
+
+def print_reports(console, reports, title: str, seeds: bool = False) -> None:
+    """Print the :class:`~scratch_rnn.testing.check.Report` list as one table (a row per layer and dtype),
+    then every failure."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    # "weak": compared cases whose tolerance exceeds WEAK of an output's scale (loose checks);
+    # "max rel err" is normwise, max |candidate - Keras| / max |Keras| per tensor; "max err/tol" is the
+    # margin, the worst |candidate - Keras| / tolerance over all elements, which must stay <= 1.
+    columns = ["layer", "dtype", "cases", "skipped", "weak", "max |err|", "max rel err", "max err/tol", "failures"]
+    for column in columns + ["seed"] * seeds:
+        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
+    for r in reports:
+        table.add_row(
+            r.layer,
+            r.dtype,
+            str(r.examples),
+            str(r.skipped),
+            str(r.weak),
+            f"{r.max_abs_error:.3g}",
+            f"{r.max_rel_error:.3g}",
+            f"{r.max_margin:.3g}",
+            f"[red]{len(r.failures)}[/red]" if r.failures else "0",
+            *[str(r.seed)] * seeds,
+        )
+    console.print(table)
+    for r in reports:
+        for failure in r.failures:
+            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
+            console.print(str(failure), markup=False, highlight=False)
+
+
+def print_kill_table(console, rows, title: str) -> None:
+    """Print the :class:`~scratch_rnn.testing.mutants.Kill` rows, then every survivor with its description."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("mutant", "layer", "dtype", "killed", "cases to kill", "first mismatch"):
+        table.add_column(
+            column, justify="right" if column == "cases to kill" else "left", no_wrap=column != "first mismatch"
+        )
+    for r in rows:
+        table.add_row(
+            r.mutant.name,
+            r.mutant.layer,
+            r.dtype,
+            ("yes (raised)" if r.raised else "yes") if r.killed else "[red]SURVIVED[/red]",
+            str(r.cases) if r.killed else f"> {r.examples}",
+            escape(short_mismatch(r.detail)) if r.killed else "",
+        )
+    console.print(table)
+    for r in rows:
+        if not r.killed:
+            console.print(f"[red]SURVIVED[/red] {r.mutant.id} ({r.dtype}): {escape(r.mutant.description)}")
+
+
+def short_mismatch(detail: str, limit: int = 80) -> str:
+    """A comparison's first line in short: ``output: 3/12 off, |error| 0.4 > tol 2e-07``;
+    other lines cut to ``limit``."""
+    counts = re.match(r"(.+?): (\d+) of (\d+) elements differ beyond tolerance", detail)
+    worst = re.search(r"\|error\| (\S+) > tol (\S+?)[ ,(]", detail)
+    if counts and worst:
+        return f"{counts[1]}: {counts[2]}/{counts[3]} off, |error| {worst[1]} > tol {worst[2]}"
+    return detail if len(detail) <= limit else detail[: limit - 1] + "…"
+
+
+def print_record_table(console, counts: dict, manifest: dict, out: Path) -> None:
+    """The cases recorded per layer and dtype, and the size of the two files."""
+    from rich.table import Table
+
+    table = Table(title=f"Recorded to {out}")
+    for column in ("layer", "dtype", "cases"):
+        table.add_column(column, justify="right" if column == "cases" else "left")
+    for (layer, dtype), n in counts.items():
+        table.add_row(layer, dtype, str(n))
+    console.print(table)
+    sizes = ", ".join(
+        f"{name} {(out / name).stat().st_size / 1024:.0f} KB" for name in (golden.MANIFEST, golden.ARRAYS)
+    )
+    console.print(f"{len(manifest['cases'])} cases: {sizes}.")
+
+
+def print_bench_table(console, result: dict) -> None:
+    """:func:`scratch_rnn.bench.benchmark`'s medians, ratios and shares of the GEMM roof, a row per configuration."""
+    from rich.table import Table
+
+    names = [n for n in bench.AGAINST if any(n in e["median_seconds"] for e in result["results"])]
+    title = (
+        f"Inference time (ms), {result['dtype']}, return_sequences=True, {result['threads']} thread(s), "
+        f"medians of {result['repeats']} interleaved samples"
+    )
+    t = Table(title=title)
+    t.add_column("layer")
+    t.add_column("B, T, F, U")
+    t.add_column("scratch", justify="right")
+    for name in names:
+        t.add_column(
+            {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}[name], justify="right"
+        )
+    if "torch" in names:
+        t.add_column("scratch/torch", justify="right")
+    if "keras_eager" in names:
+        t.add_column("vs eager", justify="right")
+    t.add_column("GF/s", justify="right")
+    t.add_column("of roof", justify="right")
+    if "torch" in names:
+        t.add_column("torch of roof", justify="right")
+    for e in result["results"]:
+        m = e["median_seconds"]
+        row = [e["layer"], ", ".join(str(v) for v in e["shape"].values()), _ms(m["scratch"])]
+        row += [_ms(m.get(name)) for name in names]
+        if "torch" in names:
+            ratio = e["ratios"]["scratch/torch"]
+            row.append(f"[{'green' if ratio <= 1 else 'red'}]{ratio:.2f}[/]")
+        if "keras_eager" in names:
+            row.append(f"{1 / e['ratios']['scratch/keras_eager']:.0f}x")
+        row += [f"{e['gflops']:.1f}", f"{e['roof_fractions']['scratch']:.0%}"]
+        if "torch" in names:
+            row.append(f"{e['roof_fractions']['torch']:.0%}")
+        t.add_row(*row)
+    console.print(t)
+
+
+def bench_summary(result: dict) -> str:
+    """The roof, the machine, the versions and the load, under the bench table."""
+    m = result["machine"]
+    blas = ", ".join(
+        f"{b['internal_api']} {b['version']} ({b['architecture']}, {b['num_threads']} threads)" for b in m["blas"]
+    )
+    lines = [
+        f"GEMM roof: {result['gemm']['gflops']:.0f} GF/s "
+        f"({result['dtype']} {result['gemm']['size']}^3 matmul, median).",
+        f"Machine: {m['cpu']}, {m['cores']} cores; BLAS: {blas}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        f"Load average at start / end: {_load(result['load_average_start'])} / {_load(result['load_average_end'])}"
+        " (a shared machine: high load inflates every column).",
+    ]
+    if m["openblas_env"]:
+        lines.append(f"Note: {m['openblas_env']} is set; unset both for benchmarking (see --help).")
+    return "\n".join(lines)
+
+
+def _ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3g}" if seconds < 0.1 else f"{seconds * 1e3:.0f}"
+
+
+def _load(values) -> str:
+    return "?" if values is None else " ".join(f"{v:.2f}" for v in values)
 
 
 if __name__ == "__main__":  # pragma: no cover

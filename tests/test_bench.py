@@ -6,6 +6,7 @@ import pytest
 from optional import require
 
 from scratch_rnn import bench
+from scratch_rnn.cli import main
 
 torch = require("torch")
 require("threadpoolctl")
@@ -36,10 +37,11 @@ def test_a_wrong_copy_is_refused_before_timing(monkeypatch):
         bench.candidates("GRU", (3, 6, 4, 5), "float32", {"torch": torch, "against": ["torch"]})
 
 
-def test_the_command_writes_every_sample_to_json(tmp_path):
+def test_the_command_writes_every_sample_to_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    code = bench.main(
+    code = main(
         [
+            "bench",
             "--shapes",
             "2x3x4x5",
             "--against",
@@ -57,6 +59,8 @@ def test_the_command_writes_every_sample_to_json(tmp_path):
         ]
     )
     assert code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "scratch/torch" in out and "GEMM roof" in out and f"JSON written to {path}" in out
     result = json.loads(path.read_text())
     assert result["threads"] == 1 and result["gemm"]["gflops"] > 0
     assert [e["layer"] for e in result["results"]] == list(bench.LAYERS)
@@ -69,8 +73,19 @@ def test_the_command_writes_every_sample_to_json(tmp_path):
         assert entry["roof_fractions"] == pytest.approx(fractions, rel=1e-12)
 
 
-def test_shapes_are_parsed_or_refused():
-    assert bench._shape("8x10x4x8") == (8, 10, 4, 8)
-    assert bench._shape("(8, 10, 4, 8)") == (8, 10, 4, 8)
-    with pytest.raises(Exception, match="BxTxFxU"):
-        bench._shape("8x10")
+def test_benchmark_returns_its_result_prints_nothing_and_reports_progress(capsys):
+    progress = []
+    result = bench.benchmark(
+        ["SimpleRNN"],
+        [(2, 3, 4, 5)],
+        repeats=2,
+        threads=1,
+        against=["torch"],
+        sample_seconds=0.001,
+        settle_seconds=0,
+        on_sample=lambda done, total: progress.append((done, total)),
+    )
+    assert capsys.readouterr() == ("", "")
+    assert [e["layer"] for e in result["results"]] == ["SimpleRNN"]
+    total = 2 * 3  # repeats x (the GEMM roof, scratch, torch)
+    assert progress == [(done, total) for done in range(total + 1)]

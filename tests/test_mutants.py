@@ -7,14 +7,12 @@ No mutant here is caught by a crash: the layout bugs read a kernel with ``reshap
 every shape fits, square or not, and every kill must be a value mismatch.
 """
 
-import argparse
-
 import numpy as np
 import pytest
-from rich.console import Console
 
+from scratch_rnn.cli import main
 from scratch_rnn.testing import Case, check_case, verify
-from scratch_rnn.testing.mutants import DEFAULT_SEED, add_mutants_option, kill, mutants, readable_engine, run_mutants
+from scratch_rnn.testing.mutants import DEFAULT_SEED, kill, mutants, readable_engine
 from scratch_rnn.testing.runners import engine_candidate, import_keras, keras_layer, run_candidate
 from scratch_rnn.testing.strategies import LAYERS
 
@@ -221,29 +219,22 @@ def test_the_readable_engine_behind_instance_patches_equals_the_engine(layer, re
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-# --- the command line hook -----------------------------------------------------------------------
+# --- the library prints nothing; the command line prints the kill table ----------------------------
 
 
-def run(argv):
-    parser = argparse.ArgumentParser()
-    for flag, kind, default in (
-        ("--examples", int, 100),
-        ("--seed", int, None),
-        ("--dtype", str, "float32"),
-        ("--layer", str, "all"),
-        ("--reference", str, None),
-    ):
-        parser.add_argument(flag, type=kind, default=default)
-    add_mutants_option(parser)
-    args = parser.parse_args(argv)
-    assert args.mutants
-    console = Console(record=True, width=200)
-    code = run_mutants(args, console)
-    return code, console.export_text()
+def test_kill_prints_nothing(keras3, capsys):
+    row = kill(mutants("SimpleRNN")[0], max_examples=10, seed=DEFAULT_SEED)
+    assert row.killed
+    assert capsys.readouterr() == ("", "")
 
 
-def test_run_mutants_prints_the_kill_table():
-    code, out = run(["--mutants", "--layer", "Bidirectional"])
+def run(argv, capsys):
+    code = main(["verify", "--mutants", "--dtype", "float32", *argv])
+    return code, " ".join(capsys.readouterr().out.split())
+
+
+def test_the_command_line_prints_the_kill_table(keras3, capsys):
+    code, out = run(["--layer", "Bidirectional"], capsys)
     assert code == 0, out
     for word in (
         "mutant",
@@ -256,6 +247,6 @@ def test_run_mutants_prints_the_kill_table():
         assert word in out
 
 
-def test_run_mutants_exits_1_when_a_mutant_survives():
-    code, out = run(["--mutants", "--layer", "GRU", "--examples", "1", "--seed", "0"])  # one case: the simplest
+def test_the_command_line_exits_1_when_a_mutant_survives(keras3, capsys):
+    code, out = run(["--layer", "GRU", "--examples", "1", "--seed", "0"], capsys)  # one case: the simplest
     assert code == 1 and "SURVIVED" in out and "reproduce with --seed 0" in out

@@ -101,37 +101,6 @@ class Report:
             self.max_margin = max(self.max_margin, result.margin)
 
 
-def print_reports(console, reports: list[Report], title: str, seeds: bool = False) -> None:
-    """Print ``reports`` as one rich table (a row per layer and dtype), then every failure."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    # "weak": compared cases whose tolerance exceeds WEAK of an output's scale (loose checks);
-    # "max rel err" is normwise, max |candidate - Keras| / max |Keras| per tensor; "max err/tol" is the
-    # margin, the worst |candidate - Keras| / tolerance over all elements, which must stay <= 1.
-    columns = ["layer", "dtype", "cases", "skipped", "weak", "max |err|", "max rel err", "max err/tol", "failures"]
-    for column in columns + ["seed"] * seeds:
-        table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
-    for r in reports:
-        table.add_row(
-            r.layer,
-            r.dtype,
-            str(r.examples),
-            str(r.skipped),
-            str(r.weak),
-            f"{r.max_abs_error:.3g}",
-            f"{r.max_rel_error:.3g}",
-            f"{r.max_margin:.3g}",
-            f"[red]{len(r.failures)}[/red]" if r.failures else "0",
-            *[str(r.seed)] * seeds,
-        )
-    console.print(table)
-    for r in reports:
-        for failure in r.failures:
-            console.print(f"[red]FAIL[/red] {r.layer} {r.dtype}:", markup=True)
-            console.print(str(failure), markup=False, highlight=False)
-
-
 def check_case(case: Case, keras, candidate=None, fast: bool = True) -> CaseResult:
     """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance."""
     return check_against(case, lambda: keras_outputs(case, keras), candidate, fast)

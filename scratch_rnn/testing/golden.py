@@ -1,93 +1,18 @@
 """Golden vectors: Keras's outputs recorded once, checked anywhere, TensorFlow and Keras not needed.
 
-:func:`record` (``scratch-rnn record``) draws cases with the strategies of
-:mod:`scratch_rnn.testing.strategies`, runs real Keras on each and writes a
-recording; :func:`check` (``scratch-rnn check``) reads one back and compares the
-engine, or a candidate, with it under the tolerances :mod:`~scratch_rnn.testing.verify`
-derives. A port in another language can read the same files.
+:func:`record` draws cases with the strategies of :mod:`scratch_rnn.testing.strategies`,
+runs real Keras on each and writes a recording: a directory holding ``manifest.json``
+(the format and its version, the versions recorded with, and per case its Keras config,
+``get_config()`` and the names, shapes and dtypes of its arrays) and ``arrays.npz``
+(weights in Keras's layout, inputs, masks, initial states, outputs and a stateful case's
+carried state, one ``.npy`` entry per array, read with ``allow_pickle=False``).
+:func:`load` validates a recording and :func:`check` compares the engine, or a candidate,
+with it under the tolerances :mod:`~scratch_rnn.testing.tolerance` derives, with NumPy only.
+The same seed draws the same cases (with the same Hypothesis and scratch_rnn). A port in
+another language can read the same files: the format is specified in ``docs/golden.md``.
 
-The format (``scratch-rnn-golden``, version 1)
-=============================================
-
-A recording is a directory holding two files, written together and only valid
-together:
-
-``manifest.json``
-    UTF-8 JSON (no NaN or Infinity; one line per case)::
-
-        {"format": "scratch-rnn-golden", "format_version": 1,
-         "recorded_with": {"keras": "3.15.1", "tensorflow": "2.21.0", "numpy": ..., "hypothesis": ...,
-                           "scratch_rnn": ..., "python": ...},
-         "recording": {"seed": 0, "examples": 6, "layers": [...], "dtypes": [...], "command": "scratch-rnn record ..."},
-         "arrays": {"file": "arrays.npz", "sha256": "<hex digest of arrays.npz>"},
-         "cases": [<case>, ...]}
-
-``arrays.npz``
-    A ZIP archive (written by ``np.savez_compressed``: entries deflated, ZIP
-    method 8, with ZIP64 extra fields; a reader should accept stored entries
-    too) of NumPy ``.npy`` files, one per array, entry ``<name>.npy``, e.g.
-    ``case0007/weights/0.npy``. A ``.npy`` file is the magic ``\\x93NUMPY``,
-    two version bytes (1, 0), a 2-byte little-endian header length (4 bytes
-    for version 2 or 3), an ASCII header such as
-    ``{'descr': '<f4', 'fortran_order': False, 'shape': (2, 5, 3), }`` padded
-    with spaces and a newline, then the raw data in C order. ``descr`` is
-    ``<f4`` (float32), ``<f8`` (float64) or ``|b1`` (bool: one byte, 0 or 1).
-    No array holds Python objects: NumPy reads it with ``allow_pickle=False``.
-
-Each ``<case>`` object::
-
-    {"id": "case0007",                    # unique; also the prefix of the case's array names
-     "layer": "LSTM",                     # SimpleRNN | LSTM | GRU | Bidirectional
-     "dtype": "float32",                  # float32 | float64: weights, x, states and outputs
-     "config": {...},                     # Keras constructor kwargs: keras.layers.LSTM(**config); for
-                                          # Bidirectional {"layer": {"class_name", "config"}, "merge_mode", "dtype"}
-     "keras_config": {...},               # the built Keras layer's get_config() (a candidate's first argument)
-     "split": null,                       # or t: a stateful layer called on x[:, :t], then on x[:, t:]
-     "weights": ["case0007/weights/0", ...],        # Keras's get_weights() order and layout
-     "x": "case0007/x",                              # (batch, timesteps, features)
-     "mask": null,                                   # or "case0007/mask": (batch, timesteps) bool
-     "initial_state": null,                          # or ["case0007/initial_state/0", ...]: (batch, units) each
-     "outputs": ["case0007/outputs/0", ...],         # what Keras returned, every call's outputs in order
-     "output_names": ["output", "state[0]", ...],    # one per output; "call 1 output", ... when split
-     "carried_state": null,                          # split only: ["case0007/carried_state/0", ...]
-     "arrays": {"case0007/x": {"shape": [2, 5, 3], "dtype": "float32"}, ...}}   # every array above, exactly
-
-Running a case: build the layer from ``config`` (or ``keras_config``), set
-``weights``, and call it on ``x`` with ``mask`` and ``initial_state`` (absent
-when null); a Bidirectional's initial state lists the forward layer's states,
-then the backward layer's. ``outputs`` is what the call returned, flattened in
-order: the output (a Bidirectional with ``merge_mode`` null: the forward, then
-the backward output), then the final states when ``return_state`` (LSTM: ``h``
-then ``c``; a Bidirectional: the forward layer's, then the backward's).
-When ``split`` is ``t`` the layer is ``stateful``: call it on ``x[:, :t]``
-(with ``mask[:, :t]`` and ``initial_state``), then on ``x[:, t:]`` (with
-``mask[:, t:]``, no initial state), and ``outputs`` lists both calls' outputs.
-An implementation that is not stateful instead passes ``carried_state`` (the
-Keras layer's ``states`` after the first call, in initial-state order) as the
-second call's initial state; that is what ``check --candidate`` does, since a
-candidate is called once per call and keeps nothing between calls.
-
-Every recorded case has at least two units, features, timesteps and batch
-rows (smaller cases cannot reveal a transpose, a gate swap or axes mixed up;
-the property tests cover them); at most a third of the cases are stateful;
-and every exact output is finite and within ``sqrt(finfo(dtype).max)`` (the
-cases :func:`~scratch_rnn.testing.verify.check_against` would skip are not
-recorded). Tolerances are not stored: they depend on the case and are derived
-when checking (:mod:`scratch_rnn.testing.tolerance`), from the float64 engine.
-A port without that machinery can start from ``|actual - expected| <=
-rtol * max(1, |expected|)`` with ``rtol`` 1e-5 in float32 and 1e-10 in
-float64 (the scratch engine stays below 1e-6 and 1e-13 on the shipped set)
-and run ``scratch-rnn check --candidate`` on any case beyond that.
-
-Reproducibility: the cases of each (layer, dtype) come from a Hypothesis
-``@given`` run seeded with ``@seed(crc32("<seed>/<layer>/<dtype>"))``,
-``derandomize=False``, ``database=None`` and ``phases=[Phase.generate]``, and
-without Hypothesis's constants from local modules
-(:func:`scratch_rnn.testing.hypothesis_internals.seed_only`), so the same seed gives
-the same cases with the same Hypothesis and scratch_rnn (the strategies) as in
-``recorded_with``, whatever else is imported. ``examples`` counts the cases kept
-per layer and dtype. Keras's layer-name counters are reset before each case,
-so ``keras_config`` is reproducible too.
+Nothing here prints or parses arguments: ``scratch-rnn record`` and ``scratch-rnn check``
+are :mod:`scratch_rnn.cli`.
 """
 
 from __future__ import annotations
@@ -106,6 +31,7 @@ import numpy as np
 
 from scratch_rnn.testing.case import LAYERS, Case
 from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against
+from scratch_rnn.testing.errors import one_line
 
 FORMAT = "scratch-rnn-golden"
 FORMAT_VERSION = 1
@@ -167,8 +93,8 @@ class GoldenCheck:
 def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES, on_case=None) -> dict:
     """Record ``examples`` cases per layer and dtype, run on real Keras, into the directory ``path``.
 
-    Writes ``path/arrays.npz`` then ``path/manifest.json`` (see the module
-    docstring), each through a temporary file, and returns the manifest.
+    Writes ``path/arrays.npz`` then ``path/manifest.json`` (the format of
+    ``docs/golden.md``), each through a temporary file, and returns the manifest.
     ``on_case(golden_case, result)`` is called per recorded case with the
     engine's :class:`~scratch_rnn.testing.verify.CaseResult` against Keras, so a
     caller can report where the engine disagrees (the case is recorded anyway:
@@ -428,7 +354,7 @@ def load(path) -> Recording:
         npz = np.load(arrays_path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise GoldenFileError(
-            f"{arrays_path}: not a readable .npz archive ({_one_line(err)}); the file may be truncated or corrupt."
+            f"{arrays_path}: not a readable .npz archive ({one_line(err)}); the file may be truncated or corrupt."
         ) from None
     with npz:
         available = set(npz.files)
@@ -468,7 +394,7 @@ def _read_manifest(path: Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise GoldenFileError(f"{path}: not valid JSON ({err}).") from None
     except OSError as err:
-        raise GoldenFileError(f"{path}: cannot be read ({_one_line(err)}).") from None
+        raise GoldenFileError(f"{path}: cannot be read ({one_line(err)}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise GoldenFileError(f'{path}: not a {FORMAT} manifest (its "format" is {got!r}, expected {FORMAT!r}).')
@@ -570,7 +496,7 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
             array = npz[name]
         except Exception as err:  # a damaged entry: bad CRC, a truncated .npy, an object array
             raise GoldenFileError(
-                f"{arrays_path}: the array {name!r} cannot be read ({_one_line(err)}); the file is corrupt."
+                f"{arrays_path}: the array {name!r} cannot be read ({one_line(err)}); the file is corrupt."
             ) from None
         if list(array.shape) != spec["shape"] or array.dtype.name != spec["dtype"]:
             fail(
@@ -626,7 +552,7 @@ def _check_roles(entry, arrays, fail) -> None:
         weight_shapes = keras_weight_shapes(entry["layer"], entry["config"], x.shape[-1])
         sizes = state_sizes(entry["layer"], entry["config"])
     except Exception as err:  # the engine cannot build the config: unknown options, missing keys
-        fail(f'"config" is not a {entry["layer"]} config scratch_rnn can build ({_one_line(err)}).')
+        fail(f'"config" is not a {entry["layer"]} config scratch_rnn can build ({one_line(err)}).')
     shapes = [list(arrays[n].shape) for n in entry["weights"]]
     if shapes != [list(s) for s in weight_shapes]:
         fail(
@@ -714,169 +640,3 @@ def _carrying(candidate, carried):
 
     call.__qualname__ = getattr(candidate, "__qualname__", repr(candidate))
     return call
-
-
-def _one_line(err: BaseException) -> str:
-    return f"{type(err).__name__}: {' '.join(str(err).split())}"
-
-
-# --- command line ----------------------------------------------------------------------
-
-
-def add_record_parser(subparsers):
-    parser = subparsers.add_parser(
-        "record",
-        help="record golden vectors: cases and real Keras's outputs",
-        description="Record cases and real Keras's outputs as golden vectors "
-        f"(a directory holding {MANIFEST} and {ARRAYS}).",
-    )
-    parser.add_argument("--out", required=True, metavar="PATH", help="directory to write (created if needed)")
-    parser.add_argument(
-        "--layer",
-        action="append",
-        choices=[*LAYERS, "all"],
-        metavar="LAYER",
-        help=f"layer to record, repeatable: {', '.join(LAYERS)} or all (default all)",
-    )
-    parser.add_argument(
-        "--dtype", choices=["float32", "float64", "both"], default="both", help="float32, float64 or both (default)"
-    )
-    parser.add_argument(
-        "--examples", type=_positive_int, default=6, metavar="N", help="cases per layer and dtype (default 6)"
-    )
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="Hypothesis seed (default 0)")
-    return parser
-
-
-def add_check_parser(subparsers):
-    parser = subparsers.add_parser(
-        "check",
-        help="check the engine or a candidate against golden vectors, without TensorFlow or Keras",
-        description="Check the engine, or a candidate, against recorded golden vectors. "
-        "TensorFlow and Keras are not needed.",
-    )
-    parser.add_argument("path", metavar="PATH", help=f"a recording: a directory holding {MANIFEST} and {ARRAYS}")
-    parser.add_argument(
-        "--candidate",
-        metavar="MODULE:FUNCTION",
-        default=None,
-        help="check candidate(config, weights, x, mask, initial_state) instead of the engine; "
-        "a candidate implements one layer, so pair it with --layer",
-    )
-    parser.add_argument(
-        "--layer",
-        action="append",
-        choices=[*LAYERS, "all"],
-        metavar="LAYER",
-        help=f"only this layer's cases, repeatable: {', '.join(LAYERS)} or all (default all)",
-    )
-    parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
-    return parser
-
-
-def run_record(args) -> int:
-    """``scratch-rnn record``: 0 when recorded and the engine agrees with Keras on every case, 1 if not, 2 on errors."""
-    try:
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
-
-        from scratch_rnn.testing.runners import import_keras
-
-        keras = import_keras("keras")
-    except ImportError as err:
-        print(f"scratch-rnn record needs the harness extra: pip install 'scratch-rnn[verify]' ({err})", file=sys.stderr)
-        return 2
-    console = _console(Console)
-    console.print(f"Recording Keras {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}")
-    layers = _selected_layers(args.layer)
-    dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
-    counts, disagreements = {}, []
-
-    def on_case(golden, result):
-        key = (golden.case.layer, golden.case.dtype.name)
-        counts[key] = counts.get(key, 0) + 1
-        if not result.ok:
-            disagreements.append(f"{golden.id}: {result.message()}")
-
-    try:
-        with console.status("recording...", spinner="dots") if console.is_terminal else _nullcontext():
-            manifest = record(
-                args.out, layers=layers, examples=args.examples, seed=args.seed, dtypes=dtypes, on_case=on_case
-            )
-    except (OSError, ValueError, RuntimeError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-        return 2
-    table = Table(title=f"Recorded to {args.out}")
-    for column in ("layer", "dtype", "cases"):
-        table.add_column(column, justify="right" if column == "cases" else "left")
-    for (layer, dtype), n in counts.items():
-        table.add_row(layer, dtype, str(n))
-    console.print(table)
-    out = Path(args.out)
-    console.print(f"{len(manifest['cases'])} cases: {MANIFEST} {_kb(out / MANIFEST)}, {ARRAYS} {_kb(out / ARRAYS)}.")
-    for message in disagreements:
-        console.print("[red]The engine disagrees with Keras[/red] (recorded anyway):", markup=True)
-        console.print(message, markup=False, highlight=False)
-    return 0 if not disagreements else 1
-
-
-def run_check(args) -> int:
-    """``scratch-rnn check``: 0 when every case agrees, 1 on a mismatch, 2 for an unusable recording or candidate."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    from scratch_rnn.testing.candidates import CandidateError, load_candidate
-    from scratch_rnn.testing.check import print_reports
-
-    console = _console(Console)
-    try:
-        candidate = None if args.candidate is None else load_candidate(args.candidate)
-        result = check(args.path, candidate, layers=_selected_layers(args.layer), ids=args.case)
-    except (GoldenFileError, CandidateError, ValueError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
-        return 2
-    w = result.recorded_with
-    console.print(
-        f"Recorded with Keras {w.get('keras', '?')} on TensorFlow {w.get('tensorflow', '?')} "
-        f"(scratch_rnn {w.get('scratch_rnn', '?')}); checking {result.candidate}",
-        highlight=False,
-    )
-    print_reports(console, result.reports, f"{result.candidate} vs recorded Keras ({result.path})")
-    console.print(
-        "[green]All cases agree with the recording.[/green]" if result.ok else "[red]Mismatch: see above.[/red]"
-    )
-    return 0 if result.ok else 1
-
-
-def _selected_layers(chosen):
-    if not chosen or "all" in chosen:
-        return LAYERS
-    return tuple(dict.fromkeys(chosen))
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _console(console_class):
-    console = console_class()
-    return console if console.is_terminal else console_class(width=120)  # logs and pipes: room for the table
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
-def _kb(path: Path) -> str:
-    return f"{path.stat().st_size / 1024:.0f} KB"

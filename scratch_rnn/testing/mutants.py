@@ -14,14 +14,14 @@ planted *around* it, never in it:
   (``layer.fast = False``) with one attribute replaced: a
   different ``step`` or activation. Nothing global is patched.
 
-:func:`kill_table` runs every mutant through ``verify`` and records whether it was
-caught ("killed") and after how many cases; ``scratch-rnn verify --mutants`` prints it.
+:func:`kill_table` runs every mutant through ``verify`` and returns whether each was
+caught ("killed") and after how many cases; ``scratch-rnn verify --mutants`` prints it
+(:mod:`scratch_rnn.cli`). Nothing here prints.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 import types
 from collections.abc import Callable
@@ -511,85 +511,3 @@ def kill_table(
         if on_row is not None:
             on_row(rows[-1])
     return rows
-
-
-# --- the command line: ``scratch-rnn verify --mutants`` ---------------------------------------------
-
-
-def add_mutants_option(verify_parser) -> None:
-    """Add ``--mutants`` to the ``verify`` sub-command's parser."""
-    verify_parser.add_argument(
-        "--mutants",
-        action="store_true",
-        help="run the gallery of planted porting bugs instead of the engine: each must fail within "
-        f"--examples cases (prints the kill table; exit 1 if a mutant survives); seed {DEFAULT_SEED} "
-        "unless --seed is given",
-    )
-
-
-def run_mutants(args, console) -> int:
-    """Print the kill table for ``args`` (``examples``, ``seed``, ``dtype``, ``layer``, ``reference``).
-
-    Returns 0 if every mutant is killed, 1 if any survives.
-    """
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    dtypes = {"both": ["float32", "float64"]}.get(args.dtype, [args.dtype])
-    seed = DEFAULT_SEED if args.seed is None else args.seed  # a fixed table unless asked: see kill_table
-    reference = getattr(args, "reference", None) or "keras"
-    gallery = mutants(args.layer, reference)
-    rows: list[Kill] = []
-    start = time.perf_counter()
-    with Progress(
-        TextColumn("mutants"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("mutants", total=len(gallery) * len(dtypes))
-        for dtype in dtypes:
-            rows += kill_table(
-                args.examples, seed, dtype, args.layer, on_row=lambda _row: progress.advance(task), reference=reference
-            )
-    seconds = time.perf_counter() - start
-    table = Table(title=f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each)")
-    for column in ("mutant", "layer", "dtype", "killed", "cases to kill", "first mismatch"):
-        table.add_column(
-            column, justify="right" if column == "cases to kill" else "left", no_wrap=column != "first mismatch"
-        )
-    for r in rows:
-        table.add_row(
-            r.mutant.name,
-            r.mutant.layer,
-            r.dtype,
-            ("yes (raised)" if r.raised else "yes") if r.killed else "[red]SURVIVED[/red]",
-            str(r.cases) if r.killed else f"> {r.examples}",
-            escape(_summary(r.detail)) if r.killed else "",
-        )
-    console.print(table)
-    survivors = [r for r in rows if not r.killed]
-    if survivors:
-        for r in survivors:
-            console.print(f"[red]SURVIVED[/red] {r.mutant.id} ({r.dtype}): {escape(r.mutant.description)}")
-        console.print(
-            f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); "
-            f"reproduce with --seed {seed}."
-        )
-        return 1
-    console.print(f"[green]All {len(rows)} mutants killed[/green] in {seconds:.0f} s.")
-    return 0
-
-
-def _summary(detail: str, limit: int = 80) -> str:
-    """A comparison's first line in short: ``output: 3/12 off, |error| 0.4 > tol 2e-07``;
-    other lines cut to ``limit``."""
-    counts = re.match(r"(.+?): (\d+) of (\d+) elements differ beyond tolerance", detail)
-    worst = re.search(r"\|error\| (\S+) > tol (\S+?)[ ,(]", detail)
-    if counts and worst:
-        return f"{counts[1]}: {counts[2]}/{counts[3]} off, |error| {worst[1]} > tol {worst[2]}"
-    return detail if len(detail) <= limit else detail[: limit - 1] + "…"
