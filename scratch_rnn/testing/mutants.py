@@ -6,12 +6,12 @@ initial_state=None)``, so :func:`~scratch_rnn.testing.verify.verify` checks it
 exactly as it checks a real port. A mutant is the scratch engine with the bug
 planted *around* it, never in it:
 
-* at the candidate boundary, wherever the bug can be said that way: the weights
+* at the candidate boundary (:func:`mutant`), wherever the bug can be said that way: the weights
   (a kernel read in the wrong layout, a bias dropped, gate blocks in the wrong
   order), the config (an option ignored), the call's arguments (a mask or a state
   ignored) or the outputs (a sequence in the wrong order, the wrong step returned);
 * otherwise on one fresh engine instance running its readable ``project``/``step``
-  (``layer.fast = False``) with one attribute replaced: a
+  (``layer.fast = False``) with one attribute replaced (:func:`patched_mutant`): a
   different ``step`` or activation. Nothing global is patched.
 
 :func:`kill_table` runs every mutant through ``verify`` and returns whether each was
@@ -79,6 +79,21 @@ def mutant(layer: str, name: str, description: str, references=("keras", "tf_ker
     return register
 
 
+def patched_mutant(layer: str, name: str, description: str, references=("keras", "tf_keras")):
+    """Register ``patch(instance)`` as a mutant of ``layer``: a fresh engine instance running its readable
+    ``project``/``step`` with ``patch`` applied to it alone (:func:`readable_engine`), for a bug that cannot
+    be planted at the candidate boundary."""
+
+    def register(patch):
+        def port(engine, config, weights, x, mask, initial_state):
+            return readable_engine(layer, config, weights, patch)(x, mask=mask, initial_state=initial_state)
+
+        mutant(layer, name, description, references)(port)
+        return patch
+
+    return register
+
+
 def mutants(layer: str | None = None, reference: str = "keras") -> list[Mutant]:
     """The gallery (or the mutants of one ``layer``) that are bugs against ``reference``."""
     return [m for m in GALLERY if layer in (None, "all", m.layer) and reference in m.references]
@@ -126,25 +141,28 @@ def keras2_hard_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.clip(x * x.dtype.type(0.2) + x.dtype.type(0.5), 0, 1)
 
 
-# --- SimpleRNN -----------------------------------------------------------------------------------
-
-
-@mutant(
-    "SimpleRNN",
-    "kernel-not-transposed",
-    "loads Keras's kernel (input_dim, units) into Wx (units, input_dim) with reshape, not transpose",
-)
-def _simple_rnn_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
+def _kernel_not_transposed(engine, config, weights, x, mask, initial_state):
+    """Keras's ``kernel`` loaded with reshape (:func:`row_major`); a layout bug of every recurrent layer."""
     return engine(config, [row_major(weights[0]), *weights[1:]], x, mask, initial_state)
 
 
-@mutant(
+def _recurrent_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
+    """Keras's ``recurrent_kernel`` loaded with reshape (:func:`row_major`)."""
+    return engine(config, [weights[0], row_major(weights[1]), *weights[2:]], x, mask, initial_state)
+
+
+# --- SimpleRNN -----------------------------------------------------------------------------------
+
+mutant(
+    "SimpleRNN",
+    "kernel-not-transposed",
+    "loads Keras's kernel (input_dim, units) into Wx (units, input_dim) with reshape, not transpose",
+)(_kernel_not_transposed)
+mutant(
     "SimpleRNN",
     "recurrent-kernel-not-transposed",
     "copies Keras's recurrent_kernel (units, units) into Wh as is: Wh = recurrent_kernel, not its transpose",
-)
-def _simple_rnn_recurrent_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
-    return engine(config, [weights[0], row_major(weights[1]), *weights[2:]], x, mask, initial_state)
+)(_recurrent_kernel_not_transposed)
 
 
 @mutant("SimpleRNN", "bias-dropped", "never loads the bias: b stays zero")
@@ -214,14 +232,11 @@ def _simple_rnn_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_st
 
 # --- LSTM ----------------------------------------------------------------------------------------
 
-
-@mutant(
+mutant(
     "LSTM",
     "kernel-not-transposed",
     "loads Keras's kernel (input_dim, 4*units) into Wx (4*units, input_dim) with reshape, not transpose",
-)
-def _lstm_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
-    return engine(config, [row_major(weights[0]), *weights[1:]], x, mask, initial_state)
+)(_kernel_not_transposed)
 
 
 @mutant("LSTM", "gates-i-f-swapped", "reads the gate blocks as f, i, c, o (Keras's order is i, f, c, o)")
@@ -259,31 +274,26 @@ def _lstm_first_step_returned(engine, config, weights, x, mask, initial_state):
     return _join_outputs(y[:, 0].copy(), states)  # (B, U)
 
 
-@mutant(
+@patched_mutant(
     "LSTM",
     "keras2-hard-sigmoid",
     "implements hard_sigmoid as Keras 2's clip(0.2 x + 0.5, 0, 1) instead of Keras 3's relu6(x + 3) / 6",
     references=("keras",),
 )
-def _lstm_keras2_hard_sigmoid(engine, config, weights, x, mask, initial_state):
-    def patch(lstm):  # h = o * activation(c) is not linear in the weights: swap the function itself
-        for attribute in ("activation", "recurrent_activation"):
-            if activations.name_of(getattr(lstm, attribute)) == "hard_sigmoid":
-                setattr(lstm, attribute, keras2_hard_sigmoid)
-
-    return readable_engine("LSTM", config, weights, patch)(x, mask=mask, initial_state=initial_state)
+def _lstm_keras2_hard_sigmoid(lstm):
+    # h = o * activation(c) is not linear in the weights (as SimpleRNN's is): swap the function itself
+    for attribute in ("activation", "recurrent_activation"):
+        if activations.name_of(getattr(lstm, attribute)) == "hard_sigmoid":
+            setattr(lstm, attribute, keras2_hard_sigmoid)
 
 
 # --- GRU -----------------------------------------------------------------------------------------
 
-
-@mutant(
+mutant(
     "GRU",
     "recurrent-kernel-not-transposed",
     "loads Keras's recurrent_kernel (units, 3*units) into Wh (3*units, units) with reshape, not transpose",
-)
-def _gru_recurrent_kernel_not_transposed(engine, config, weights, x, mask, initial_state):
-    return engine(config, [weights[0], row_major(weights[1]), *weights[2:]], x, mask, initial_state)
+)(_recurrent_kernel_not_transposed)
 
 
 @mutant(
@@ -344,12 +354,11 @@ def _gru_step_update_inverted(self, z_t, states):
     return h, [h]
 
 
-@mutant("GRU", "update-inverted", "writes the update as h = (1 - z) * h + z * hh instead of z * h + (1 - z) * hh")
-def _gru_update_inverted(engine, config, weights, x, mask, initial_state):
-    def patch(gru):
-        gru.step = types.MethodType(_gru_step_update_inverted, gru)
-
-    return readable_engine("GRU", config, weights, patch)(x, mask=mask, initial_state=initial_state)
+@patched_mutant(
+    "GRU", "update-inverted", "writes the update as h = (1 - z) * h + z * hh instead of z * h + (1 - z) * hh"
+)
+def _gru_update_inverted(gru):
+    gru.step = types.MethodType(_gru_step_update_inverted, gru)
 
 
 @mutant(
