@@ -289,3 +289,40 @@ def test_from_keras_names_the_layer_of_an_unsupported_option(keras):
     with pytest.raises(ValueError, match=r"'my_lstm' \(LSTM\)") as refused:
         scratch_rnn.from_keras(layer)
     assert len(str(refused.value)) < 600
+
+
+# --- F14, F19, F25: verify()'s arguments and counts -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(candidate="x"), "candidate"),
+        (dict(candidate=42), "candidate"),
+        (dict(layer="Conv1D"), "layer"),
+        (dict(max_examples=True), "max_examples"),
+        (dict(max_examples=10**12), "max_examples"),
+        (dict(seed=1.7), "seed"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(fixed=["units"]), "fixed"),
+        (dict(fixed={"units": 200}), "fixed"),
+        (dict(fixed={"dtype": "float64"}), "fixed"),
+        (dict(fixed={"activation": "gelu"}), "fixed"),
+        (dict(fixed={"go_backwards": 1}), "fixed"),
+        (dict(fixed={"kernel_size": 3}), "fixed"),
+        (dict(candidate=print, fixed={"stateful": True}), "fixed"),
+        (dict(candidate=print, fast=False), "fast"),
+    ],
+)
+def test_verify_refuses_bad_arguments_before_running_anything(kwargs, argument):
+    """No Keras needed: the arguments are checked before the reference is imported."""
+    with pytest.raises(ValueError, match=f"`{argument}"):
+        scratch_rnn.verify(**kwargs)
+
+
+def test_verify_counts_generated_cases_not_shrink_replays(keras):
+    def broken(config, weights, x, mask=None, initial_state=None):
+        raise RuntimeError("not implemented")
+
+    report = scratch_rnn.verify(broken, layer="GRU", max_examples=5, seed=1, shrink_seconds=5)
+    assert report.examples == 1 and len(report.failures) == 1

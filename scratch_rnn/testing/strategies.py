@@ -114,6 +114,52 @@ def _bidirectional_inner(config: dict) -> dict:
     return {**config, "go_backwards": False, "return_state": config["return_state"] and not config["stateful"]}
 
 
+#: The flags of a recurrent config: ``fixed`` may pin each to a bool.
+FLAGS = ("use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask")
+
+
+def check_fixed(layer: str, fixed, for_candidate: bool, reference: str = "keras") -> dict:
+    """``fixed`` (options a sweep pins) checked against ``layer``'s configs before any case is drawn:
+    a ValueError naming the option, not an error from deep inside Hypothesis."""
+    if fixed is None:
+        return {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"Argument `fixed` must be a dict of config options, got {type(fixed).__name__}.")
+    if layer == "Bidirectional":
+        options = {"layer", "merge_mode"}
+    else:
+        options = {"units", "activation", *FLAGS}
+        options |= {"recurrent_activation"} if layer in ("LSTM", "GRU") else set()
+        options |= {"reset_after"} if layer == "GRU" else set()
+    if "dtype" in fixed:
+        raise ValueError("Argument `fixed` may not pin `dtype`: choose the lane with the `dtype` argument.")
+    unknown = sorted(set(fixed) - options)
+    if unknown:
+        raise ValueError(
+            f"Argument `fixed` names options {unknown} that {layer} configs do not have; expected some of "
+            f"{sorted(options)}."
+        )
+    for key, value in fixed.items():
+        if key in (*FLAGS, "reset_after") and not isinstance(value, bool):
+            raise ValueError(f"Argument `fixed`: option `{key}` must be a bool, got {value!r}.")
+        if key == "units" and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS):
+            raise ValueError(f"Argument `fixed`: option `units` must be an int in [1, {MAX_UNITS}], got {value!r}.")
+        if key in ("activation", "recurrent_activation") and value not in activation_names(reference):
+            raise ValueError(
+                f"Argument `fixed`: option `{key}` must be one of {list(activation_names(reference))}, got {value!r}."
+            )
+        if key == "merge_mode" and value not in ("concat", "sum", "mul", "ave", None):
+            raise ValueError(
+                f"Argument `fixed`: option `merge_mode` must be concat, sum, mul, ave or None, got {value!r}."
+            )
+    if for_candidate and fixed.get("stateful"):
+        raise ValueError(
+            "Argument `fixed` may not pin `stateful=True` for a candidate: a candidate is called once per call and "
+            "keeps no state between them (the engine's own sweep covers stateful layers)."
+        )
+    return dict(fixed)
+
+
 def configs(layer: str, dtype="float32", allow_stateful=True, reference="keras"):
     if layer not in LAYERS:
         raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")

@@ -25,7 +25,10 @@ from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
 )
 from scratch_rnn.testing.hypothesis_internals import seed_only, shrink_time_limit
 from scratch_rnn.testing.runners import default_reference, import_keras
-from scratch_rnn.testing.strategies import cases
+from scratch_rnn.testing.strategies import LAYERS, cases, check_fixed
+
+#: The most cases one sweep may ask for: a typo such as ``--examples 1000000000000`` is refused.
+MAX_EXAMPLES = 1_000_000
 
 
 class CaseMismatch(AssertionError):
@@ -62,10 +65,22 @@ def verify(
     ``fast=False`` sweeps the engine's readable ``project``/``step`` instead of its fast kernels
     (``candidate=None`` only).
     """
-    if np.dtype(dtype).name not in ("float32", "float64"):
+    if dtype not in ("float32", "float64", np.float32, np.float64, np.dtype("float32"), np.dtype("float64")):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
-    if not isinstance(max_examples, int) or max_examples < 1:
-        raise ValueError(f"Argument `max_examples` must be a positive int, got {max_examples!r}.")
+    if layer not in LAYERS:
+        raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")
+    if candidate is not None and not callable(candidate):
+        raise ValueError(
+            "Argument `candidate` must be None (the engine) or a callable "
+            f"candidate(config, weights, x, mask=None, initial_state=None), got {candidate!r:.80}."
+        )
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or not 1 <= max_examples <= MAX_EXAMPLES:
+        raise ValueError(f"Argument `max_examples` must be an int in [1, {MAX_EXAMPLES}], got {max_examples!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"Argument `seed` must be an int or None, got {seed!r}.")
+    if candidate is not None and not fast:
+        raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
+    fixed = check_fixed(layer, fixed, for_candidate=candidate is not None, reference=reference or default_reference())
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
     seed = random.getrandbits(32) if seed is None else int(seed)
@@ -75,6 +90,7 @@ def verify(
         name = getattr(candidate, "__qualname__", repr(candidate))
     report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
 
+    failed = []  # the first failing case, once there is one
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
     @hypothesis_seed(seed)
@@ -99,9 +115,12 @@ def verify(
     )
     def sweep(case):
         result = check_case(case, keras, candidate, fast)
-        report.record(result)
-        if on_example is not None:
-            on_example(result)
+        if not failed:  # once a case fails, Hypothesis replays shrunk variants of it: not new cases
+            report.record(result)
+            if on_example is not None:
+                on_example(result)
+            if not result.ok and not result.skipped:
+                failed.append(result)
         assume(not result.skipped)
         if not result.ok:
             raise CaseMismatch(result.message())
