@@ -1,4 +1,7 @@
-"""Test-suite set-up: Hypothesis profiles and a quiet TensorFlow.
+"""Test-suite set-up: a quiet TensorFlow on the right backend, and the Hypothesis profiles.
+
+The environment comes first, before anything can import TensorFlow: this is the one place the tests
+set it (``scratch_rnn.testing.runners.import_keras`` sets the same defaults for the library's users).
 
 Profiles (choose with HYPOTHESIS_PROFILE, default ``dev``):
   dev  - a quick local run: 25 examples a property, random.
@@ -11,10 +14,10 @@ beyond Hypothesis's 200 ms default once a case builds a layer and runs it.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from hypothesis import HealthCheck, settings  # Hypothesis imports no TensorFlow
 
-from hypothesis import HealthCheck, settings  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow: pytest loads this
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # file before any test module or tests/conftest.py
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], database=None)
 settings.register_profile("dev", max_examples=25, print_blob=True, **_common)

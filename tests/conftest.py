@@ -1,14 +1,133 @@
+"""Fixtures, and the ``keras`` marker that separates the tests needing TensorFlow from the quick ones.
+
+Keras is reached one way: the session fixture ``keras`` (``scratch_rnn.testing.runners.import_keras``),
+or a fixture built on it (``twin``). No test module imports Keras or TensorFlow at its top, so every
+module collects without them.
+
+The ``keras`` marker is applied here, at collection, to every test that needs TensorFlow:
+
+* a test using a fixture of :data:`KERAS_FIXTURES`, directly or through another fixture
+  (``item.fixturenames`` holds them all);
+* a test marked ``@pytest.mark.keras`` itself, or by its module's ``pytestmark``: for tests that run
+  Keras without a Keras object of their own (``scratch_rnn.verify``, the ``scratch-rnn`` command);
+* a test named in :data:`NEEDS_KERAS`.
+
+``pytest -m "not keras"`` is then the quick NumPy-only lane; without TensorFlow or Keras installed, every
+``keras`` test is skipped with the reason. ``PYTHONPATH=tests/block_keras`` blocks both, to prove it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
 import numpy as np
 import pytest
+from helpers import randomize, require
 
+import scratch_rnn
 from scratch_rnn.testing.hypothesis_internals import seed_only
+from scratch_rnn.testing.runners import default_reference
+
+#: Fixtures that import Keras. ``keras_reference`` and ``scratch_rnn_verify`` are the pytest plugin's
+#: (scratch_rnn.pytest_plugin); ``keras3`` is overridden by test_mutants.py's own.
+KERAS_FIXTURES = frozenset({"keras", "keras3", "tf_keras", "keras_reference", "scratch_rnn_verify"})
+
+#: The last resort: tests that run Keras with nothing at collection saying so, in files this scheme
+#: may not edit. Each should take the ``keras`` fixture or ``@pytest.mark.keras`` instead; then its
+#: name goes from here. A name its module no longer defines is reported as a warning.
+NEEDS_KERAS = {
+    "test_cli.py": (  # main(["verify", ...]) and main(["record", ...]) import Keras before anything else
+        "test_verify_passes_and_prints_the_table",
+        "test_verify_the_reference_step",
+        "test_verify_a_candidate_named_on_the_command_line",
+        "test_an_unusable_candidate_exits_2",
+        "test_verify_mutants_prints_the_kill_table",
+        "test_record_exits_1_when_the_engine_disagrees_with_keras",
+        "test_record_into_a_file_exits_2",
+    ),
+    "test_mutants.py": (  # kill and verify run the sweep against Keras
+        "test_every_mutant_is_killed",
+        "test_mutants_are_killed_in_float64",
+        "test_the_engine_passes_on_every_seed",
+    ),
+    "test_plugin.py": ("test_plugin_is_registered_by_entry_point_in_a_porters_project",),  # in a subprocess
+}
+
+
+def keras_missing() -> str | None:
+    """Why the ``keras`` tests cannot run here (TensorFlow, Keras 3 or the chosen reference is not
+    installed), or None. Looks for the packages without importing them."""
+    for module in dict.fromkeys(("tensorflow", "keras", default_reference())):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # blocked (tests/block_keras), or a broken stub in sys.modules
+            found = False
+        if not found:
+            return f"needs TensorFlow and Keras; {module} is not installed (pip install 'scratch-rnn[test]')"
+    return None
+
+
+def needs_keras(item) -> bool:
+    if item.get_closest_marker("keras") or KERAS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return getattr(item, "originalname", item.name) in NEEDS_KERAS.get(item.path.name, ())
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by `-m`
+def pytest_collection_modifyitems(config, items):
+    missing = keras_missing()
+    stale_checked = set()
+    for item in items:
+        if needs_keras(item):
+            item.add_marker(pytest.mark.keras)
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=missing))
+        module = item.getparent(pytest.Module)
+        if module is not None and item.path.name in NEEDS_KERAS and module not in stale_checked:
+            stale_checked.add(module)
+            gone = [name for name in NEEDS_KERAS[item.path.name] if not hasattr(module.obj, name)]
+            if gone:
+                module.warn(pytest.PytestWarning(f"tests/conftest.py NEEDS_KERAS names tests no longer here: {gone}"))
 
 
 @pytest.fixture(scope="session")
 def keras():
+    """The reference Keras module ($SCRATCH_RNN_REFERENCE: Keras 3 by default), TensorFlow's logs quiet."""
     from scratch_rnn.testing.runners import import_keras
 
     return import_keras()
+
+
+@pytest.fixture(scope="session")
+def keras3():
+    """Keras 3 whatever the reference: what the engine follows where Keras 2 differs."""
+    from scratch_rnn.testing.runners import import_keras
+
+    return import_keras("keras")
+
+
+@pytest.fixture(scope="session")
+def tf_keras():
+    """Keras 2 (the ``tf_keras`` package, the ``keras2`` extra): skipped without it, except in CI."""
+    from scratch_rnn.testing.runners import import_keras
+
+    require("tf_keras")
+    return import_keras("tf_keras")
+
+
+@pytest.fixture
+def twin(keras):
+    """``twin(name, kwargs, input_shape, dtype, rng)``: a built Keras recurrent layer and its scratch twin,
+    the same random weights in both."""
+
+    def make(name: str, kwargs: dict, input_shape, dtype: str, rng):
+        keras_layer = getattr(keras.layers, name)(**kwargs, dtype=dtype)
+        keras_layer.build(input_shape)
+        ours = getattr(scratch_rnn, name)(**kwargs, dtype=dtype)
+        ours.set_weights(randomize(keras_layer, rng))
+        return keras_layer, ours
+
+    return make
 
 
 @pytest.fixture(autouse=True)

@@ -13,15 +13,23 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import DTYPES, tolerance
 
 import scratch_rnn
 from scratch_rnn import activations
 from scratch_rnn.rnn import recurrence, reference_kernel
+from scratch_rnn.testing import assert_close
 
-DTYPES = ("float32", "float64")
 #: Fast and reference differ only by rounding (sigmoid as 1 / (1 + exp(-x)), division for
 #: multiplication, another matmul summation order): a few ulps per step.
 TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
+
+
+def assert_near(fast, reference, name: str, context: str = "") -> None:
+    """The fast result against the reference's, within ``TOL`` of the reference's dtype (which it must have)."""
+    __tracebackhide__ = True
+    assert_close(fast, reference, tolerance(reference, **TOL[reference.dtype.name]), name=name, context=context)
+
 
 # Each layer with the options that choose a different code path in its kernel.
 LAYERS = [
@@ -71,8 +79,8 @@ def test_fast_step_equals_the_reference_step(name, kwargs, dtype, rng):
 
     assert len(actual) == len(expected)
     for i, (fast, reference) in enumerate(zip(actual, expected)):
-        assert fast.dtype == np.dtype(dtype), f"state[{i}] dtype"
-        np.testing.assert_allclose(fast, reference, **TOL[dtype], err_msg=f"{name} {kwargs} state[{i}]")
+        assert reference.dtype == np.dtype(dtype), f"state[{i}] dtype"
+        assert_near(fast, reference, f"state[{i}]", f"{name} {kwargs}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -95,10 +103,10 @@ def test_fast_layer_equals_the_reference_layer(name, kwargs, dtype, rng):
         reference = recurrence(reference_kernel(layer), x, states, time_major, **flags)
         what = f"{name} {kwargs} {flags} mask={m is not None}"
         assert np.all(np.isfinite(reference[1])), what + ": the case itself overflowed"
-        np.testing.assert_allclose(fast[0], reference[0], **TOL[dtype], err_msg=what + " last output")
-        np.testing.assert_allclose(fast[1], reference[1], **TOL[dtype], err_msg=what + " outputs")
-        for a, b in zip(fast[2], reference[2]):
-            np.testing.assert_allclose(a, b, **TOL[dtype], err_msg=what + " states")
+        assert_near(fast[0], reference[0], "last output", what)
+        assert_near(fast[1], reference[1], "outputs", what)
+        for i, (a, b) in enumerate(zip(fast[2], reference[2])):
+            assert_near(a, b, f"state[{i}]", what)
 
 
 def test_in_place_activations_compute_the_reference(rng):
@@ -110,7 +118,7 @@ def test_in_place_activations_compute_the_reference(rng):
             with np.errstate(over="ignore"):
                 activations.in_place(fn)(x, out)
                 expected = fn(x)
-            np.testing.assert_allclose(out, expected, **TOL[dtype], err_msg=f"{act_name} {dtype}")
+            assert_near(out, expected, act_name, dtype)
             same = x.copy()
             with np.errstate(over="ignore"):
                 activations.in_place(fn)(same, same)  # in place proper
@@ -194,8 +202,9 @@ def test_lstm_tanh_form_of_the_sigmoid_keeps_extreme_gates(dtype, rng):
     states = random_states(layer, 6, rng)
     fast = recurrence(layer.kernel(6), x, states, return_sequences=True)
     reference = recurrence(reference_kernel(layer), x, states, return_sequences=True)
-    for a, b in zip([fast[0], fast[1], *fast[2]], [reference[0], reference[1], *reference[2]]):
-        np.testing.assert_allclose(a, b, **TOL[dtype])
+    names = ["last output", "outputs"] + [f"state[{i}]" for i in range(len(fast[2]))]
+    for name, a, b in zip(names, [fast[0], fast[1], *fast[2]], [reference[0], reference[1], *reference[2]]):
+        assert_near(a, b, name, "LSTM, saturated gates")
 
 
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])

@@ -7,16 +7,15 @@ test_simple_rnn.py do that. They pin the absolute numbers Keras publishes.
 
 import numpy as np
 import pytest
+from helpers import assert_golden, assert_golden_statefulness
 
 from scratch_rnn import SimpleRNN
 from scratch_rnn.initializers import Constant
-from scratch_rnn.testing import assert_close
 
 SEQ_234 = np.arange(24).reshape((2, 3, 4)).astype("float32")
 SEQ_243 = np.arange(24).reshape((2, 4, 3)).astype("float32")
 INITIAL = np.arange(8).reshape((2, 4)).astype("float32")
 MASK = np.array([[True, True, False, True], [True, False, False, True]])
-TOL = 1e-6  # Keras's assertAllClose default; its values are printed to 7-8 digits
 
 
 def constant_rnn(units=4, **kwargs):
@@ -70,14 +69,8 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_keras_golden_values(name):
     kwargs, x, call_kwargs, expected = CASES[name]
-    assert_close(constant_rnn(**kwargs)(x, **call_kwargs), expected, TOL, name=name)
+    assert_golden(constant_rnn(**kwargs)(x, **call_kwargs), expected, context=name)
 
 
 def test_keras_golden_statefulness():
-    layer = constant_rnn(stateful=True)
-    expected = rows(0.40559256, 0.7361247)
-    layer(SEQ_234)
-    assert_close(layer(SEQ_234), expected, TOL, name="second call")
-    layer.reset_state()
-    layer(SEQ_234)
-    assert_close(layer(SEQ_234), expected, TOL, name="second call after reset_state")
+    assert_golden_statefulness(constant_rnn(stateful=True), SEQ_234, rows(0.40559256, 0.7361247))

@@ -78,6 +78,7 @@ def test_a_candidate_returning_the_wrong_dtype_fails(keras, rng):
     assert not result.ok and "dtype float64, but should be float32" in result.message()
 
 
+@pytest.mark.keras  # verify runs the sweep against Keras
 def test_verify_reports_a_planted_bug_with_a_reproducer():
     report = verify(BIAS_DROPPED, layer="SimpleRNN", max_examples=30, seed=3, shrink_seconds=5)
     assert not report.ok and len(report.failures) == 1
@@ -85,12 +86,14 @@ def test_verify_reports_a_planted_bug_with_a_reproducer():
     assert "seed=3" in failure and "@reproduce_failure" in failure
 
 
+@pytest.mark.keras  # verify runs the sweep against Keras
 def test_verify_passes_the_engine_and_counts_cases():
     report = verify(None, layer="SimpleRNN", max_examples=15, seed=11)
     assert report.ok, "\n".join(map(str, report.failures))
     assert report.examples + report.skipped >= 15 and report.max_margin <= 1.0
 
 
+@pytest.mark.keras  # verify runs the sweep against Keras
 @pytest.mark.local_constants
 def test_a_seed_gives_the_same_cases_whatever_local_modules_are_imported(tmp_path, monkeypatch):
     # Hypothesis draws some values from literals in the source of local (not site-packages) modules:

@@ -1,24 +1,24 @@
-"""Whole Keras models converted with scratch_rnn.from_keras, and the non-recurrent layers, against real Keras."""
+"""Whole Keras models converted with scratch_rnn.from_keras, and the non-recurrent layers, against real Keras.
+
+The Keras sweep (test_harness.py) runs one recurrent layer at a time: models, masks flowing between
+layers, and Dense, Embedding, Masking, Dropout, Activation and TimeDistributed are tested only here.
+"""
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pytest
+from helpers import DTYPES, assert_outputs_close, randomize
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from keras import layers as K  # noqa: E402
-from keras_reference import DTYPES, assert_matches_keras, randomize  # noqa: E402
-
-import scratch_rnn  # noqa: E402
+import scratch_rnn
+from scratch_rnn.testing import assert_close
 
 T, V, E, U, CLASSES = 7, 20, 6, 5, 4
 
 
-def keras_text_model(dtype):
+def keras_text_model(keras, dtype):
     """The brief's model: ids -> Embedding(mask_zero) -> Bidirectional(LSTM) -> GRU -> Dropout -> softmax."""
+    K = keras.layers
     return keras.Sequential(
         [
             keras.Input((T,)),
@@ -40,10 +40,10 @@ def padded_ids(rng, lengths):
 
 
 @pytest.fixture(scope="module", params=DTYPES)
-def text_models(request):
+def text_models(request, keras):
     dtype = request.param
     rng = np.random.default_rng(0)
-    keras_model = keras_text_model(dtype)
+    keras_model = keras_text_model(keras, dtype)
     randomize(keras_model, rng)  # every weight random, embeddings and biases included
     return dtype, keras_model, scratch_rnn.from_keras(keras_model)
 
@@ -52,9 +52,9 @@ def test_end_to_end_predictions_equal_keras(text_models):
     dtype, keras_model, ours = text_models
     x = padded_ids(np.random.default_rng(1), [T, 5, 1, 3, T, 2])
     theirs = keras_model.predict(x, verbose=0)
-    assert_matches_keras(ours.predict(x), theirs, dtype, "text model predict")
-    assert_matches_keras(ours(x), keras_model(x), dtype, "text model call")
-    np.testing.assert_allclose(ours(x).sum(axis=-1), 1, atol=1e-6)
+    assert_outputs_close(ours.predict(x), theirs, "text model predict")
+    assert_outputs_close(ours(x), keras_model(x), "text model call")
+    assert_close(ours(x).sum(axis=-1), np.ones(len(x), dtype), 1e-6, name="softmax sums")
 
 
 def test_padding_is_ignored(text_models):
@@ -64,7 +64,7 @@ def test_padding_is_ignored(text_models):
     batch = ours(x)
     for row, n in enumerate([3, 6]):
         alone = scratch_rnn.Sequential(ours.layers)(x[row : row + 1, :n])
-        np.testing.assert_allclose(batch[row], alone[0], atol=1e-6 if dtype == "float32" else 1e-13)
+        assert_close(batch[row], alone[0], 1e-6 if dtype == "float32" else 1e-13, name=f"row {row}", context="padded")
 
 
 def test_structure_parameter_counts_and_summary_equal_keras(text_models):
@@ -99,8 +99,9 @@ def test_weights_round_trip_in_keras_order(text_models):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_masking_timedistributed_dense_activation_model(dtype):
+def test_masking_timedistributed_dense_activation_model(keras, dtype):
     """Masking's mask passes through TimeDistributed(Dense), Dense on 3-D input and Activation into the LSTM."""
+    K = keras.layers
     rng = np.random.default_rng(3)
     keras_model = keras.Sequential(
         [
@@ -120,12 +121,13 @@ def test_masking_timedistributed_dense_activation_model(dtype):
     x[2, 3] = 0.0  # a hole
     ours = scratch_rnn.from_keras(keras_model)
     assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in keras_model.layers]
-    assert_matches_keras(ours(x), keras_model(x), dtype, "masking model")
+    assert_outputs_close(ours(x), keras_model(x), "masking model")
     assert ours.count_params() == keras_model.count_params()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stacked_recurrent_model_with_simple_rnn(dtype):
+def test_stacked_recurrent_model_with_simple_rnn(keras, dtype):
+    K = keras.layers
     rng = np.random.default_rng(4)
     keras_model = keras.Sequential(
         [
@@ -139,7 +141,7 @@ def test_stacked_recurrent_model_with_simple_rnn(dtype):
     randomize(keras_model, rng)
     x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8], [8, 0, 0, 0, 0]])
     ours = scratch_rnn.from_keras(keras_model)
-    assert_matches_keras(ours(x), keras_model(x), dtype, "stacked model")
+    assert_outputs_close(ours(x), keras_model(x), "stacked model")
 
 
 # --- the non-recurrent layers one by one -----------------------------------------------------
@@ -148,14 +150,15 @@ def test_stacked_recurrent_model_with_simple_rnn(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", ["softmax", "relu", "tanh", "sigmoid", "hard_sigmoid", "linear", None])
 @pytest.mark.parametrize("input_shape", [(3, 5), (2, 4, 5), (2, 3, 2, 5)], ids=["2d", "3d", "4d"])
-def test_dense_matches_keras(input_shape, activation, dtype):
+def test_dense_matches_keras(keras, input_shape, activation, dtype):
+    K = keras.layers
     rng = np.random.default_rng(len(input_shape))
     x = rng.standard_normal(input_shape).astype(dtype)
     kd = K.Dense(5, activation=activation, dtype=dtype)  # square kernel (5 -> 5)
     kd.build(input_shape)
     ours = scratch_rnn.Dense(5, activation=activation, dtype=dtype)
     ours.set_weights(randomize(kd, rng))
-    assert_matches_keras(ours(x), kd(x), dtype, f"Dense {activation}")
+    assert_outputs_close(ours(x), kd(x), f"Dense {activation}")
     assert ours.compute_output_shape((None, *input_shape[1:])) == kd.compute_output_shape((None, *input_shape[1:]))
     assert ours.count_params() == kd.count_params() == 5 * 5 + 5
 
@@ -170,14 +173,15 @@ def test_dense_kernel_is_a_transpose_declared_once():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_embedding_matches_keras_including_mask_and_odd_ids(dtype):
+def test_embedding_matches_keras_including_mask_and_odd_ids(keras, dtype):
+    K = keras.layers
     rng = np.random.default_rng(5)
     ke = K.Embedding(6, 3, mask_zero=True, dtype=dtype)
     ke.build()
     ours = scratch_rnn.Embedding(6, 3, mask_zero=True, dtype=dtype)
     ours.set_weights(randomize(ke, rng))
     for x in [np.array([[0, 1, 5, 2], [3, 0, 0, 0]]), np.array([[-1, -6, 4, 0]]), np.array([[0.4, 2.9, -0.7, 0.0]])]:
-        assert_matches_keras(ours(x), ke(x), dtype, f"Embedding {x.tolist()}")
+        assert_outputs_close(ours(x), ke(x), f"Embedding {x.tolist()}")
         np.testing.assert_array_equal(ours.compute_mask(x, None), np.asarray(ke.compute_mask(x)))
     assert ours.compute_output_shape((None, 4)) == ke.compute_output_shape((None, 4)) == (None, 4, 3)
     assert scratch_rnn.Embedding(6, 3).compute_mask(np.zeros((1, 2)), None) is None
@@ -185,37 +189,36 @@ def test_embedding_matches_keras_including_mask_and_odd_ids(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mask_value", [0.0, 0.5])
-def test_masking_matches_keras(mask_value, dtype):
+def test_masking_matches_keras(keras, mask_value, dtype):
+    K = keras.layers
     x = np.array([[[0.5, 0.5], [0.5, 1.0], [0.0, 0.0], [2.0, 3.0]]], dtype)
     km = K.Masking(mask_value, dtype=dtype)
     ours = scratch_rnn.Masking(mask_value, dtype=dtype)
-    assert_matches_keras(ours(x), km(x), dtype, "Masking")
+    assert_outputs_close(ours(x), km(x), "Masking")
     np.testing.assert_array_equal(ours.compute_mask(x, None), np.asarray(km.compute_mask(x)))
     assert ours.count_params() == 0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dropout_activation_and_timedistributed_match_keras(dtype):
+def test_dropout_activation_and_timedistributed_match_keras(keras, dtype):
+    K = keras.layers
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 3, 4)).astype(dtype)
-    assert_matches_keras(scratch_rnn.Dropout(0.5, dtype=dtype)(x), K.Dropout(0.5, dtype=dtype)(x), dtype, "Dropout")
+    assert_outputs_close(scratch_rnn.Dropout(0.5, dtype=dtype)(x), K.Dropout(0.5, dtype=dtype)(x), "Dropout")
     for name in ["softmax", "relu", "hard_sigmoid"]:
-        assert_matches_keras(
-            scratch_rnn.Activation(name, dtype=dtype)(x),
-            K.Activation(name, dtype=dtype)(x),
-            dtype,
-            f"Activation {name}",
-        )
+        ours = scratch_rnn.Activation(name, dtype=dtype)(x)
+        assert_outputs_close(ours, K.Activation(name, dtype=dtype)(x), f"Activation {name}")
     kt = K.TimeDistributed(K.Dense(4, dtype=dtype), dtype=dtype)
     kt.build(x.shape)
     ours = scratch_rnn.TimeDistributed(scratch_rnn.Dense(4, dtype=dtype), dtype=dtype)
     ours.set_weights(randomize(kt, rng))
-    assert_matches_keras(ours(x), kt(x), dtype, "TimeDistributed(Dense)")
+    assert_outputs_close(ours(x), kt(x), "TimeDistributed(Dense)")
     assert ours.count_params() == kt.count_params()
     assert ours.compute_output_shape((None, 3, 4)) == kt.compute_output_shape((None, 3, 4))
 
 
-def test_from_keras_timedistributed_and_masks_pass_through():
+def test_from_keras_timedistributed_and_masks_pass_through(keras):
+    K = keras.layers
     rng = np.random.default_rng(7)
     kt = K.TimeDistributed(K.Dense(3, activation="relu"))
     kt.build((None, 5, 2))
@@ -223,7 +226,7 @@ def test_from_keras_timedistributed_and_masks_pass_through():
     ours = scratch_rnn.from_keras(kt)
     assert isinstance(ours.layer, scratch_rnn.Dense) and ours.layer.name == kt.layer.name
     x = rng.standard_normal((2, 5, 2)).astype("float32")
-    assert_matches_keras(ours(x), kt(x), "float32", "from_keras(TimeDistributed)")
+    assert_outputs_close(ours(x), kt(x), "from_keras(TimeDistributed)")
     mask = np.ones((2, 5), bool)
     for layer in [ours, scratch_rnn.Dense(2), scratch_rnn.Dropout(0.1), scratch_rnn.Activation("tanh")]:
         assert layer.compute_mask(x, mask) is mask
@@ -232,7 +235,8 @@ def test_from_keras_timedistributed_and_masks_pass_through():
 # --- errors --------------------------------------------------------------------------------
 
 
-def test_unsupported_keras_layers_and_options_are_refused_by_name():
+def test_unsupported_keras_layers_and_options_are_refused_by_name(keras):
+    K = keras.layers
     conv = keras.Sequential([keras.Input((5, 3)), K.Conv1D(2, 2), K.LSTM(2)])
     with pytest.raises(ValueError, match=r"Keras layer 'Conv1D' \(conv1d.*\) is not supported"):
         scratch_rnn.from_keras(conv)
@@ -294,13 +298,14 @@ def test_bad_call_arguments_raise():
         model(np.zeros((2, 4), int))
 
 
-def test_from_keras_sequential_with_input_layer_and_unbuilt():
+def test_from_keras_sequential_with_input_layer_and_unbuilt(keras):
+    K = keras.layers
     rng = np.random.default_rng(8)
     keras_model = keras.Sequential([K.InputLayer(shape=(5, 3)), K.GRU(2, go_backwards=True)])
     randomize(keras_model, rng)
     ours = scratch_rnn.from_keras(keras_model)
     assert ours.input.batch_shape == (None, 5, 3) and ours.built
     x = rng.standard_normal((2, 5, 3)).astype("float32")
-    assert_matches_keras(ours(x), keras_model(x), "float32", "Sequential(InputLayer, GRU)")
+    assert_outputs_close(ours(x), keras_model(x), "Sequential(InputLayer, GRU)")
     unbuilt = scratch_rnn.from_keras(keras.Sequential([K.LSTM(2)]))
     assert unbuilt.input is None and not unbuilt.built

@@ -8,15 +8,10 @@ starts failing, the difference is gone and the omission should go too.
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from optional import require
 
 import scratch_rnn
 from scratch_rnn.testing import assert_close, check_case
-from scratch_rnn.testing.runners import import_keras
 from scratch_rnn.testing.strategies import KNOWN_DIFFERENCES, activation_names, cases
-
-tf_keras = require("tf_keras")
-keras3 = import_keras("keras")
 
 
 def layer_pair(module, **kwargs):
@@ -27,7 +22,7 @@ def layer_pair(module, **kwargs):
     return layer
 
 
-def test_hard_sigmoid_differs_and_the_engine_follows_keras_3():
+def test_hard_sigmoid_differs_and_the_engine_follows_keras_3(keras3, tf_keras):
     x = np.random.default_rng(2).uniform(-2, 2, (2, 5, 3))
     k3, k2 = layer_pair(keras3, activation="hard_sigmoid"), layer_pair(tf_keras, activation="hard_sigmoid")
     k2.set_weights(k3.get_weights())
@@ -37,7 +32,7 @@ def test_hard_sigmoid_differs_and_the_engine_follows_keras_3():
     assert "hard_sigmoid" not in activation_names("tf_keras") and "hard_sigmoid" in activation_names("keras")
 
 
-def test_keras2_unrolled_zero_output_without_sequences_raises_where_keras3_runs():
+def test_keras2_unrolled_zero_output_without_sequences_raises_where_keras3_runs(keras3, tf_keras):
     x, mask = np.ones((2, 4, 3)), np.array([[True, False, True, True]] * 2)
     options = dict(unroll=True, zero_output_for_mask=True, return_sequences=False)
     k3 = keras3.layers.SimpleRNN(2, **options)
@@ -52,6 +47,6 @@ def test_keras2_unrolled_zero_output_without_sequences_raises_where_keras3_runs(
 
 @settings(max_examples=10)
 @given(case=cases("LSTM", "float64", reference="tf_keras"))
-def test_keras2_lane_cases_run_on_tf_keras(case):
-    result = check_case(case, import_keras("tf_keras"))
+def test_keras2_lane_cases_run_on_tf_keras(tf_keras, case):
+    result = check_case(case, tf_keras)
     assert result.ok or result.skipped, result.message()
