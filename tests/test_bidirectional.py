@@ -1,110 +1,88 @@
-"""scratch_rnn.Bidirectional against keras.layers.Bidirectional: merge modes, states, masks, golden values."""
+"""scratch_rnn.Bidirectional: what the Keras sweep does not reach, Keras's golden values, errors.
+
+The sweep (``test_harness.py::test_engine_equals_keras``) holds every merge mode around every recurrent
+layer and option against Keras on random weights: masks, initial states split between the directions,
+stateful, return flags, both dtypes. Here: shapes beyond the sweep's, the mask a wrapper passes on,
+``reset_state``, an explicit ``backward_layer`` (the sweep has none), a wrapper dtype other than its
+layer's, clones and names, output shapes and parameter counts, ``from_keras``, Keras's published golden
+values (``keras/src/layers/rnn/bidirectional_test.py``) and the error messages.
+"""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from keras_reference import (
+import numpy as np
+import pytest
+from helpers import (
     DTYPES,
+    LARGE,
+    assert_golden,
     assert_golden_statefulness,
-    assert_matches_keras,
+    assert_outputs_close,
     left_and_right_padded_mask,
     randomize,
-)  # noqa: E402
+)
 
-import scratch_rnn  # noqa: E402
-from scratch_rnn.initializers import Constant  # noqa: E402
+import scratch_rnn
+from scratch_rnn.initializers import Constant
 
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
-RNNS = ["LSTM", "GRU", "SimpleRNN"]
 
 
-def bidirectional_twin(rnn, kwargs, merge_mode, input_shape, dtype, rng, backward_kwargs=None):
-    """A Keras Bidirectional and its scratch twin (same weights); the wrapper and the layers share ``dtype``."""
+@pytest.fixture
+def bidirectional_twin(keras):
+    """``bidirectional_twin(rnn, kwargs, merge_mode, input_shape, dtype, rng, backward_kwargs=None)``: a built
+    Keras Bidirectional and its scratch twin (same random weights); the wrapper and the layers share ``dtype``."""
 
-    def make(namespace):  # keras.layers or scratch_rnn: same names, same arguments
-        backward = None if backward_kwargs is None else getattr(namespace, rnn)(**backward_kwargs, dtype=dtype)
-        layer = getattr(namespace, rnn)(**kwargs, dtype=dtype)
-        return namespace.Bidirectional(layer, merge_mode=merge_mode, backward_layer=backward, dtype=dtype)
+    def twin(rnn, kwargs, merge_mode, input_shape, dtype, rng, backward_kwargs=None):
+        def make(namespace):  # keras.layers or scratch_rnn: same names, same arguments
+            backward = None if backward_kwargs is None else getattr(namespace, rnn)(**backward_kwargs, dtype=dtype)
+            layer = getattr(namespace, rnn)(**kwargs, dtype=dtype)
+            return namespace.Bidirectional(layer, merge_mode=merge_mode, backward_layer=backward, dtype=dtype)
 
-    kb = make(keras.layers)
-    kb.build(input_shape)
-    ours = make(scratch_rnn)
-    ours.set_weights(randomize(kb, rng))
-    return kb, ours
+        kb = make(keras.layers)
+        kb.build(input_shape)
+        ours = make(scratch_rnn)
+        ours.set_weights(randomize(kb, rng))
+        return kb, ours
 
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
-@pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=str)
-@pytest.mark.parametrize("rnn", ["LSTM", "GRU"])
-def test_merge_modes_match_keras(rnn, merge_mode, return_sequences, dtype):
-    rng = np.random.default_rng([RNNS.index(rnn), MERGE_MODES.index(merge_mode), return_sequences])
-    features = 3 if rnn == "GRU" else 4  # square (4 -> 4) and rectangular (3 -> 4)
-    x = rng.standard_normal((3, 5, features)).astype(dtype)
-    kwargs = {"units": 4, "return_sequences": return_sequences}
-    kb, ours = bidirectional_twin(rnn, kwargs, merge_mode, x.shape, dtype, rng)
-    assert_matches_keras(ours(x), kb(x), dtype, f"Bidirectional({rnn}) {merge_mode}")
+    return twin
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=str)
-@pytest.mark.parametrize("rnn", ["LSTM", "GRU"])
-def test_return_state_order_matches_keras(rnn, merge_mode, dtype):
-    """Merged output (or both outputs), then the forward states, then the backward states."""
-    rng = np.random.default_rng([MERGE_MODES.index(merge_mode), len(rnn)])
-    x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    kb, ours = bidirectional_twin(
-        rnn, {"units": 3, "return_state": True, "return_sequences": True}, merge_mode, x.shape, dtype, rng
-    )
-    out = ours(x)
-    assert_matches_keras(out, kb(x), dtype, f"Bidirectional({rnn}, return_state) {merge_mode}")
-    assert [o.shape for o in out] == [tuple(s) for s in kb.compute_output_shape((2, 4, 3))]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
-@pytest.mark.parametrize("rnn", RNNS)
-def test_mask_goes_to_both_directions(rnn, return_sequences, dtype):
-    rng = np.random.default_rng([RNNS.index(rnn), return_sequences])
-    x = rng.standard_normal((5, 6, 4)).astype(dtype)
-    mask = left_and_right_padded_mask(5, 6)
-    kwargs = {"units": 4, "return_sequences": return_sequences}
+@pytest.mark.parametrize("rnn, dtype", [("LSTM", "float32"), ("GRU", "float64")])
+def test_large_shapes_match_keras(bidirectional_twin, rnn, dtype):
+    """A mask and initial states over 150 steps, across the fast kernels' chunks, in both directions."""
+    batch, timesteps, features, units = LARGE
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+    mask = left_and_right_padded_mask(batch, timesteps)
+    states = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(4 if rnn == "LSTM" else 2)]
+    kwargs = {"units": units, "return_sequences": True, "return_state": True}
     kb, ours = bidirectional_twin(rnn, kwargs, "concat", x.shape, dtype, rng)
-    assert_matches_keras(ours(x, mask=mask), kb(x, mask=mask), dtype, f"Bidirectional({rnn}) masked")
-    expected_mask = mask if return_sequences else None
-    assert ours.compute_mask(x, mask) is expected_mask
+    theirs = kb(x, mask=mask, initial_state=states)
+    assert_outputs_close(ours(x, mask=mask, initial_state=states), theirs, f"Bidirectional({rnn}) {LARGE}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_initial_state_is_split_half_and_half(dtype):
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    states = [rng.standard_normal((2, 5)).astype(dtype) for _ in range(4)]  # h_fw, c_fw, h_bw, c_bw
-    kb, ours = bidirectional_twin("LSTM", {"units": 5, "return_state": True}, "sum", x.shape, dtype, rng)
-    assert_matches_keras(ours(x, initial_state=states), kb(x, initial_state=states), dtype, "initial_state")
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+def test_the_mask_is_passed_on_only_with_sequences(return_sequences):
+    layer = scratch_rnn.Bidirectional(scratch_rnn.GRU(3, return_sequences=return_sequences))
+    x, mask = np.zeros((5, 6, 4)), left_and_right_padded_mask(5, 6)
+    assert layer.compute_mask(x, mask) is (mask if return_sequences else None)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_stateful_across_calls(dtype):
+def test_stateful_across_calls_and_reset_state(bidirectional_twin):
     rng = np.random.default_rng(8)
-    x1, x2 = (rng.standard_normal((2, 3, 4)).astype(dtype) for _ in range(2))
-    kb, ours = bidirectional_twin("GRU", {"units": 3, "stateful": True}, "concat", x1.shape, dtype, rng)
-    assert_matches_keras(ours(x1), kb(x1), dtype, "stateful call 1")
-    assert_matches_keras(ours(x2), kb(x2), dtype, "stateful call 2")
+    x1, x2 = (rng.standard_normal((2, 3, 4)) for _ in range(2))
+    kb, ours = bidirectional_twin("GRU", {"units": 3, "stateful": True}, "concat", x1.shape, "float64", rng)
+    assert_outputs_close(ours(x1), kb(x1), "stateful call 1")
+    assert_outputs_close(ours(x2), kb(x2), "stateful call 2")
     assert len(ours.states) == 2
     kb.reset_state()
     ours.reset_state()
-    assert_matches_keras(ours(x1), kb(x1), dtype, "stateful after reset_state")
+    assert_outputs_close(ours(x1), kb(x1), "stateful after reset_state")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_explicit_backward_layer_matches_keras(dtype):
+def test_explicit_backward_layer_matches_keras(bidirectional_twin, dtype):
     rng = np.random.default_rng(9)
     x = rng.standard_normal((3, 5, 4)).astype(dtype)
     mask = left_and_right_padded_mask(3, 5)
@@ -117,10 +95,10 @@ def test_explicit_backward_layer_matches_keras(dtype):
         rng,
         backward_kwargs={"units": 2, "activation": "relu", "go_backwards": True, "return_sequences": True},
     )
-    assert_matches_keras(ours(x, mask=mask), kb(x, mask=mask), dtype, "explicit backward_layer")
+    assert_outputs_close(ours(x, mask=mask), kb(x, mask=mask), "explicit backward_layer")
 
 
-def test_wrapper_dtype_casts_input_and_output_but_not_states_like_keras():
+def test_wrapper_dtype_casts_input_and_output_but_not_states_like_keras(keras):
     """A float32 wrapper around a float64 layer: Keras casts the input and the output, not the states."""
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, 4, 3))
@@ -129,13 +107,11 @@ def test_wrapper_dtype_casts_input_and_output_but_not_states_like_keras():
     ours = scratch_rnn.Bidirectional(scratch_rnn.LSTM(3, dtype="float64", return_state=True))
     ours.set_weights(randomize(kb, rng))
     out, theirs = ours(x), [np.asarray(t) for t in kb(x)]
-    assert [o.dtype for o in out] == [t.dtype for t in theirs] == [np.float32] + [np.float64] * 4
-    np.testing.assert_allclose(out[0], theirs[0], atol=1e-6)
-    for o, t in zip(out[1:], theirs[1:]):
-        np.testing.assert_allclose(o, t, atol=1e-12)
+    assert [t.dtype for t in theirs] == [np.float32] + [np.float64] * 4
+    assert_outputs_close(out, theirs, "float32 wrapper around a float64 LSTM")  # the dtypes too
 
 
-def test_clones_names_and_forced_zero_output_like_keras():
+def test_clones_names_and_forced_zero_output_like_keras(keras):
     kb = keras.layers.Bidirectional(keras.layers.GRU(2, return_sequences=True, name="enc"))
     ours = scratch_rnn.Bidirectional(scratch_rnn.GRU(2, return_sequences=True, name="enc"))
     for k, o in [(kb.forward_layer, ours.forward_layer), (kb.backward_layer, ours.backward_layer)]:
@@ -146,10 +122,12 @@ def test_clones_names_and_forced_zero_output_like_keras():
 
 @pytest.mark.parametrize("merge_mode", MERGE_MODES, ids=str)
 @pytest.mark.parametrize("return_state", [False, True])
-def test_output_shape_and_parameter_count_equal_keras(merge_mode, return_state):
-    kb = keras.layers.Bidirectional(keras.layers.LSTM(3, return_state=return_state), merge_mode=merge_mode)
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
+def test_output_shape_and_parameter_count_equal_keras(keras, merge_mode, return_state, return_sequences):
+    options = dict(return_state=return_state, return_sequences=return_sequences)
+    kb = keras.layers.Bidirectional(keras.layers.LSTM(3, **options), merge_mode=merge_mode)
     kb.build((None, 7, 5))
-    ours = scratch_rnn.Bidirectional(scratch_rnn.LSTM(3, return_state=return_state), merge_mode=merge_mode)
+    ours = scratch_rnn.Bidirectional(scratch_rnn.LSTM(3, **options), merge_mode=merge_mode)
     ours.build((None, 7, 5))
     theirs = kb.compute_output_shape((None, 7, 5))
     expected = [tuple(s) for s in theirs] if isinstance(theirs[0], tuple) else tuple(theirs)
@@ -158,7 +136,7 @@ def test_output_shape_and_parameter_count_equal_keras(merge_mode, return_state):
     assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in kb.get_weights()]
 
 
-def test_from_keras_converts_both_directions():
+def test_from_keras_converts_both_directions(keras):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 5, 4)).astype("float32")
     kb = keras.layers.Bidirectional(
@@ -173,7 +151,7 @@ def test_from_keras_converts_both_directions():
     ours = scratch_rnn.from_keras(kb)
     assert isinstance(ours, scratch_rnn.Bidirectional) and ours.merge_mode == "ave"
     assert (ours.forward_layer.name, ours.backward_layer.name) == (kb.forward_layer.name, kb.backward_layer.name)
-    assert_matches_keras(ours(x), kb(x), "float32", "from_keras(Bidirectional)")
+    assert_outputs_close(ours(x), kb(x), "from_keras(Bidirectional)")
 
 
 # --- Keras's own golden values (keras/src/layers/rnn/bidirectional_test.py) -----------------
@@ -190,28 +168,24 @@ def constants(kernel=0.01, recurrent=0.02, bias=0.03):
 def test_keras_golden_correctness():
     sequence = np.arange(24).reshape((2, 3, 4)).astype("float32")
     forward_layer = scratch_rnn.SimpleRNN(2, **constants())
-    close = dict(atol=1e-6, rtol=1e-6)
     output = scratch_rnn.Bidirectional(forward_layer)(sequence)
-    np.testing.assert_allclose(
-        output,
-        [[0.39687276, 0.39687276, 0.10004295, 0.10004295], [0.7237238, 0.7237238, 0.53391594, 0.53391594]],
-        **close,
-    )
+    expected = [[0.39687276, 0.39687276, 0.10004295, 0.10004295], [0.7237238, 0.7237238, 0.53391594, 0.53391594]]
+    assert_golden(output, expected, context="concat")
     output = scratch_rnn.Bidirectional(forward_layer, merge_mode="ave")(sequence)
-    np.testing.assert_allclose(output, [[0.24845785, 0.24845785], [0.6288199, 0.6288199]], **close)
+    assert_golden(output, [[0.24845785, 0.24845785], [0.6288199, 0.6288199]], context="ave")
     output1, output2 = scratch_rnn.Bidirectional(forward_layer, merge_mode=None)(sequence)
-    np.testing.assert_allclose(output1, [[0.39687276, 0.39687276], [0.7237238, 0.7237238]], **close)
-    np.testing.assert_allclose(output2, [[0.10004295, 0.10004295], [0.53391594, 0.53391594]], **close)
+    assert_golden(output1, [[0.39687276, 0.39687276], [0.7237238, 0.7237238]], "forward output", "merge_mode=None")
+    assert_golden(output2, [[0.10004295, 0.10004295], [0.53391594, 0.53391594]], "backward output", "merge_mode=None")
     backward_layer = scratch_rnn.SimpleRNN(2, go_backwards=True, **constants(0.03, 0.02, 0.01))
     output = scratch_rnn.Bidirectional(forward_layer, backward_layer=backward_layer, merge_mode="mul")(sequence)
-    np.testing.assert_allclose(output, [[0.08374989, 0.08374989], [0.6740834, 0.6740834]], **close)
+    assert_golden(output, [[0.08374989, 0.08374989], [0.6740834, 0.6740834]], context="mul, backward_layer")
     forward_layer = scratch_rnn.GRU(2, return_sequences=True, **constants())
     output = scratch_rnn.Bidirectional(forward_layer, merge_mode="sum")(sequence)
-    np.testing.assert_allclose(
-        output,
-        [[[0.20937867] * 2, [0.34462988] * 2, [0.40290534] * 2], [[0.59829646] * 2, [0.6734641] * 2, [0.6479671] * 2]],
-        **close,
-    )
+    expected = [
+        [[0.20937867] * 2, [0.34462988] * 2, [0.40290534] * 2],
+        [[0.59829646] * 2, [0.6734641] * 2, [0.6479671] * 2],
+    ]
+    assert_golden(output, expected, context="sum, GRU")
 
 
 def test_keras_golden_statefulness():
@@ -225,40 +199,28 @@ def test_keras_golden_initial_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32") * k for k in (1, 2, 3, 4)]
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, **constants()))
-    np.testing.assert_allclose(
-        layer(sequence, initial_state=initial_state),
-        [[0.20794602, 0.4577124, 0.14046375, 0.48191673], [0.6682636, 0.6711909, 0.60943645, 0.60950446]],
-        atol=1e-6,
-        rtol=1e-6,
-    )
+    expected = [[0.20794602, 0.4577124, 0.14046375, 0.48191673], [0.6682636, 0.6711909, 0.60943645, 0.60950446]]
+    assert_golden(layer(sequence, initial_state=initial_state), expected)
 
 
 def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
     layer = scratch_rnn.Bidirectional(scratch_rnn.GRU(2, **constants()))
-    np.testing.assert_allclose(
-        layer(sequence, mask=mask),
-        [[0.19393763, 0.19393763, 0.11669192, 0.11669192], [0.30818558, 0.30818558, 0.28380975, 0.28380975]],
-        atol=1e-6,
-        rtol=1e-6,
-    )
+    expected = [[0.19393763, 0.19393763, 0.11669192, 0.11669192], [0.30818558, 0.30818558, 0.28380975, 0.28380975]]
+    assert_golden(layer(sequence, mask=mask), expected)
 
 
 def test_keras_golden_return_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     layer = scratch_rnn.Bidirectional(scratch_rnn.LSTM(2, return_state=True, **constants()))
     output, h1, c1, h2, c2 = layer(sequence)
-    close = dict(atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(
-        output,
-        [[0.1990008, 0.1990008, 0.12659755, 0.12659755], [0.52335435, 0.52335435, 0.44717982, 0.44717982]],
-        **close,
-    )
-    np.testing.assert_allclose(h1, [[0.1990008] * 2, [0.52335435] * 2], **close)
-    np.testing.assert_allclose(c1, [[0.35567185] * 2, [1.0492687] * 2], **close)
-    np.testing.assert_allclose(h2, [[0.12659755] * 2, [0.44717982] * 2], **close)
-    np.testing.assert_allclose(c2, [[0.2501858] * 2, [0.941473] * 2], **close)
+    expected = [[0.1990008, 0.1990008, 0.12659755, 0.12659755], [0.52335435, 0.52335435, 0.44717982, 0.44717982]]
+    assert_golden(output, expected)
+    assert_golden(h1, [[0.1990008] * 2, [0.52335435] * 2], "forward h")
+    assert_golden(c1, [[0.35567185] * 2, [1.0492687] * 2], "forward c")
+    assert_golden(h2, [[0.12659755] * 2, [0.44717982] * 2], "backward h")
+    assert_golden(c2, [[0.2501858] * 2, [0.941473] * 2], "backward c")
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -1,94 +1,57 @@
-"""scratch_rnn.GRU against keras.layers.GRU: both reset_after modes, every option, golden values, errors."""
+"""scratch_rnn.GRU: what the Keras sweep does not reach, Keras's golden values, errors.
+
+The sweep (``test_harness.py::test_engine_equals_keras``) holds every option against Keras on random
+weights, both ``reset_after`` modes included: activations, bias, masks, initial states, go_backwards,
+stateful, unroll, return flags, both dtypes. Here: shapes beyond the sweep's, an initial state given as
+an array rather than a list, the parameter count and both bias layouts, ``from_keras`` on a Keras layer,
+Keras's published golden values (``keras/src/layers/rnn/gru_test.py``) and the error messages.
+"""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from keras_reference import (
-    DTYPES,
+import numpy as np
+import pytest
+from helpers import (
+    LARGE,
+    assert_golden,
     assert_golden_statefulness,
-    assert_matches_keras,
+    assert_outputs_close,
     left_and_right_padded_mask,
     randomize,
-    twin,
-)  # noqa: E402
-
-import scratch_rnn  # noqa: E402
-from scratch_rnn.initializers import Constant  # noqa: E402
-
-SHAPES = [(4, 4), (6, 2)]  # (features, units): square, and more features than units
-
-OPTIONS = {
-    "default": {},
-    "return_sequences": {"return_sequences": True},
-    "go_backwards": {"go_backwards": True, "return_sequences": True},
-    "return_state": {"return_state": True, "return_sequences": True},
-    "no_bias": {"use_bias": False},
-    "relu_hard_sigmoid": {"activation": "relu", "recurrent_activation": "hard_sigmoid", "return_sequences": True},
-    "linear_tanh": {"activation": None, "recurrent_activation": "tanh"},
-    "sigmoid_linear": {"activation": "sigmoid", "recurrent_activation": "linear", "return_state": True},
-}
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
-@pytest.mark.parametrize("features, units", SHAPES)
-@pytest.mark.parametrize("option", list(OPTIONS))
-def test_random_weights_match_keras(option, features, units, reset_after, dtype):
-    rng = np.random.default_rng([list(OPTIONS).index(option), features, units, reset_after])
-    x = rng.standard_normal((3, 5, features)).astype(dtype)
-    kl, ours = twin("GRU", {"units": units, "reset_after": reset_after, **OPTIONS[option]}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x), kl(x), dtype, f"GRU {option} reset_after={reset_after} {features}->{units}")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("reset_after", [True, False], ids=["reset_after", "reset_before"])
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"return_sequences": True},
-        {"return_sequences": True, "zero_output_for_mask": True},
-        {"return_sequences": True, "go_backwards": True, "return_state": True},
-        {"go_backwards": True, "zero_output_for_mask": True},
-    ],
-    ids=lambda k: "-".join(k),
 )
-def test_masks_match_keras(kwargs, reset_after, dtype):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((5, 6, 3)).astype(dtype)
-    mask = left_and_right_padded_mask(5, 6)
-    kl, ours = twin("GRU", {"units": 3, "reset_after": reset_after, **kwargs}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x, mask=mask), kl(x, mask=mask), dtype, f"GRU masked {kwargs}")
+
+import scratch_rnn
+from scratch_rnn.initializers import Constant
+from scratch_rnn.testing import assert_close
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after, dtype", [(True, "float32"), (False, "float64")])  # each layout, each dtype
+def test_large_shapes_match_keras(twin, reset_after, dtype):
+    """A mask and an initial state over 150 steps, across the fast kernel's chunks."""
+    batch, timesteps, features, units = LARGE
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+    mask = left_and_right_padded_mask(batch, timesteps)
+    h0 = rng.standard_normal((batch, units)).astype(dtype)
+    config = {"units": units, "reset_after": reset_after, "return_sequences": True, "return_state": True}
+    kl, ours = twin("GRU", config, x.shape, dtype, rng)
+    theirs = kl(x, mask=mask, initial_state=[h0])
+    assert_outputs_close(ours(x, mask=mask, initial_state=[h0]), theirs, f"GRU reset_after={reset_after} {LARGE}")
+
+
 @pytest.mark.parametrize("as_list", [False, True], ids=["array", "list"])
-def test_initial_state_matches_keras(as_list, dtype):
+def test_initial_state_as_an_array_or_a_list_matches_keras(twin, as_list):
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    h0 = rng.standard_normal((2, 5)).astype(dtype)
+    x = rng.standard_normal((2, 4, 3))
+    h0 = rng.standard_normal((2, 5))
     state = [h0] if as_list else h0
-    kl, ours = twin("GRU", {"units": 5, "return_state": True, "go_backwards": True}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x, initial_state=state), kl(x, initial_state=state), dtype, "GRU initial_state")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_stateful_across_calls(dtype):
-    rng = np.random.default_rng(3)
-    x1, x2 = (rng.standard_normal((2, 3, 4)).astype(dtype) for _ in range(2))
-    kl, ours = twin("GRU", {"units": 4, "stateful": True, "reset_after": False}, x1.shape, dtype, rng)
-    assert_matches_keras(ours(x1), kl(x1), dtype, "GRU stateful call 1")
-    assert_matches_keras(ours(x2), kl(x2), dtype, "GRU stateful call 2")
+    kl, ours = twin("GRU", {"units": 5, "return_state": True, "go_backwards": True}, x.shape, "float64", rng)
+    assert_outputs_close(ours(x, initial_state=state), kl(x, initial_state=state), "GRU initial_state")
 
 
 @pytest.mark.parametrize("reset_after, bias_shape", [(True, (2, 12)), (False, (12,))])
 @pytest.mark.parametrize("features", [4, 7])
-def test_parameter_count_and_bias_layout_equal_keras(reset_after, bias_shape, features):
+def test_parameter_count_and_bias_layout_equal_keras(keras, reset_after, bias_shape, features):
     units = 4
     kl = keras.layers.GRU(units, reset_after=reset_after)
     kl.build((None, None, features))
@@ -100,7 +63,7 @@ def test_parameter_count_and_bias_layout_equal_keras(reset_after, bias_shape, fe
     assert ours.get_weights()[2].shape == bias_shape
 
 
-def test_from_keras_keeps_reset_after():
+def test_from_keras_keeps_reset_after(keras):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 5, 3)).astype("float64")
     for reset_after in (True, False):
@@ -109,7 +72,7 @@ def test_from_keras_keeps_reset_after():
         randomize(kl, rng)
         ours = scratch_rnn.from_keras(kl)
         assert ours.reset_after is reset_after and ours.dtype == np.float64
-        assert_matches_keras(ours(x), kl(x), "float64", f"from_keras(GRU reset_after={reset_after})")
+        assert_outputs_close(ours(x), kl(x), f"from_keras(GRU reset_after={reset_after})")
 
 
 # --- Keras's own golden values (keras/src/layers/rnn/gru_test.py) ---------------------------
@@ -134,7 +97,7 @@ CONSTANTS = {
 )
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
-    np.testing.assert_allclose(scratch_rnn.GRU(3, **CONSTANTS, **kwargs)(sequence), expected, atol=1e-6, rtol=1e-6)
+    assert_golden(scratch_rnn.GRU(3, **CONSTANTS, **kwargs)(sequence), expected, context=str(kwargs))
 
 
 def test_keras_golden_statefulness():
@@ -153,33 +116,29 @@ def test_keras_golden_initial_and_return_state():
     ]:
         layer = scratch_rnn.GRU(2, go_backwards=go_backwards, return_state=True, **CONSTANTS)
         output, state = layer(sequence, initial_state=initial_state)
-        np.testing.assert_allclose(output, expected, atol=1e-6, rtol=1e-6)
-        np.testing.assert_array_equal(output, state)
+        assert_golden(output, expected, context=f"go_backwards={go_backwards}")
+        assert_close(state, output, 0.0, name="state", context="a GRU's state is its last output")
 
 
 def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, False, True], [True, False, False, True]])
     layer = scratch_rnn.GRU(2, unroll=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.19393763] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6)
+    assert_golden(layer(sequence, mask=mask), [[0.19393763] * 2, [0.30818558] * 2], context="unroll")
     layer = scratch_rnn.GRU(2, return_sequences=True, **CONSTANTS)
-    output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(
-        output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2], atol=1e-6, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        output[1], [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6
-    )
+    expected = [
+        [[0.03606692] * 2, [0.09497581] * 2, [0.09497581] * 2, [0.19393763] * 2],
+        [[0.16051409] * 2, [0.16051409] * 2, [0.16051409] * 2, [0.30818558] * 2],
+    ]
+    assert_golden(layer(sequence, mask=mask), expected, context="return_sequences")
     layer = scratch_rnn.GRU(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
-    output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(
-        output[0], [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2], atol=1e-6, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        output[1], [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2], atol=1e-6, rtol=1e-6
-    )
+    expected = [
+        [[0.03606692] * 2, [0.09497581] * 2, [0.0] * 2, [0.19393763] * 2],
+        [[0.16051409] * 2, [0.0] * 2, [0.0] * 2, [0.30818558] * 2],
+    ]
+    assert_golden(layer(sequence, mask=mask), expected, context="zero_output_for_mask")
     layer = scratch_rnn.GRU(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11669192] * 2, [0.28380975] * 2], atol=1e-6, rtol=1e-6)
+    assert_golden(layer(sequence, mask=mask), [[0.11669192] * 2, [0.28380975] * 2], context="go_backwards")
 
 
 # --- errors --------------------------------------------------------------------------------

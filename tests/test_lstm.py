@@ -1,88 +1,46 @@
-"""scratch_rnn.LSTM against keras.layers.LSTM: random weights for every option, Keras's golden values, errors."""
+"""scratch_rnn.LSTM: what the Keras sweep does not reach, Keras's golden values, errors.
+
+The sweep (``test_harness.py::test_engine_equals_keras``) holds every option against Keras on random
+weights: activations, bias, masks, initial states, go_backwards, stateful, unroll, return flags, both
+dtypes. Here: shapes beyond the sweep's, initial states near the largest float, ``reset_state``, the
+parameter count and weight shapes, ``from_keras`` on a Keras layer, Keras's published golden values
+(``keras/src/layers/rnn/lstm_test.py``) and the error messages.
+"""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from keras_reference import (
+import numpy as np
+import pytest
+from helpers import (
     DTYPES,
-    as_list,
+    LARGE,
+    assert_golden,
     assert_golden_statefulness,
-    assert_matches_keras,
+    assert_outputs_close,
     left_and_right_padded_mask,
     randomize,
-    twin,
-)  # noqa: E402
-
-import scratch_rnn  # noqa: E402
-from scratch_rnn.initializers import Constant  # noqa: E402
-
-# (features, units): square kernels are where a forgotten transpose still has the right shape.
-SHAPES = [(4, 4), (3, 5)]
-
-OPTIONS = {
-    "default": {},
-    "return_sequences": {"return_sequences": True},
-    "go_backwards": {"go_backwards": True, "return_sequences": True},
-    "return_state": {"return_state": True, "return_sequences": True},
-    "no_bias": {"use_bias": False},
-    "relu_hard_sigmoid": {"activation": "relu", "recurrent_activation": "hard_sigmoid", "return_sequences": True},
-    "linear_tanh": {"activation": None, "recurrent_activation": "tanh"},
-    "sigmoid_linear": {"activation": "sigmoid", "recurrent_activation": "linear", "return_state": True},
-    "unroll": {"unroll": True, "return_sequences": True},
-}
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("features, units", SHAPES)
-@pytest.mark.parametrize("option", list(OPTIONS))
-def test_random_weights_match_keras(option, features, units, dtype):
-    rng = np.random.default_rng([list(OPTIONS).index(option), features, units])
-    x = rng.standard_normal((3, 5, features)).astype(dtype)
-    kl, ours = twin("LSTM", {"units": units, **OPTIONS[option]}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x), kl(x), dtype, f"LSTM {option} {features}->{units}")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"return_sequences": True},
-        {"return_sequences": True, "zero_output_for_mask": True},
-        {"return_sequences": True, "go_backwards": True},
-        {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True, "return_state": True},
-        {"return_state": True},
-        {"unroll": True, "return_sequences": True, "zero_output_for_mask": True},
-    ],
-    ids=lambda k: "-".join(k),
 )
-def test_masks_match_keras(kwargs, dtype):
-    """Masked first steps, padding, holes, a full row and an all-masked row, in one batch."""
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((5, 6, 4)).astype(dtype)
-    mask = left_and_right_padded_mask(5, 6)
-    kl, ours = twin("LSTM", {"units": 4, **kwargs}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x, mask=mask), kl(x, mask=mask), dtype, f"LSTM masked {kwargs}")
+
+import scratch_rnn
+from scratch_rnn.initializers import Constant
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("go_backwards", [False, True])
-def test_initial_state_matches_keras(go_backwards, dtype):
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 4, 3)).astype(dtype)
-    h0, c0 = (rng.standard_normal((2, 5)).astype(dtype) for _ in range(2))
-    kl, ours = twin("LSTM", {"units": 5, "go_backwards": go_backwards, "return_state": True}, x.shape, dtype, rng)
-    assert_matches_keras(ours(x, initial_state=[h0, c0]), kl(x, initial_state=[h0, c0]), dtype, "LSTM initial_state")
+def test_large_shapes_match_keras(twin, dtype):
+    """A mask and an initial state over 150 steps, across the fast kernel's chunks."""
+    batch, timesteps, features, units = LARGE
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+    mask = left_and_right_padded_mask(batch, timesteps)
+    state = [rng.standard_normal((batch, units)).astype(dtype) for _ in range(2)]
+    kl, ours = twin("LSTM", {"units": units, "return_sequences": True, "return_state": True}, x.shape, dtype, rng)
+    theirs = kl(x, mask=mask, initial_state=state)
+    assert_outputs_close(ours(x, mask=mask, initial_state=state), theirs, f"LSTM {LARGE}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("huge", ["h0", "c0"])
-def test_initial_state_near_the_largest_float_matches_keras(huge, dtype):
+def test_initial_state_near_the_largest_float_matches_keras(twin, huge, dtype):
     # The fast kernel holds h as 2h and forms 2f * c; either overflows for a state above max / 2
     # where Keras, with small recurrent weights, stays finite. The all-masked sample returns h0 itself.
     rng = np.random.default_rng(4)
@@ -98,25 +56,24 @@ def test_initial_state_near_the_largest_float_matches_keras(huge, dtype):
     kl.set_weights([kernel, recurrent_kernel * 1e-3, bias])
     ours.set_weights(kl.get_weights())
     mask = left_and_right_padded_mask(5, 6)
-    theirs = kl(x, initial_state=[h0, c0], mask=mask)
-    assert all(np.isfinite(t).all() for t in as_list(theirs))
-    assert_matches_keras(ours(x, initial_state=[h0, c0], mask=mask), theirs, dtype, f"LSTM {huge} near max")
+    theirs = [np.asarray(t) for t in kl(x, initial_state=[h0, c0], mask=mask)]
+    assert all(np.isfinite(t).all() for t in theirs)
+    assert_outputs_close(ours(x, initial_state=[h0, c0], mask=mask), theirs, f"LSTM {huge} near max")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_stateful_carries_both_states_across_calls(dtype):
+def test_stateful_carries_both_states_and_reset_state_clears_them(twin):
     rng = np.random.default_rng(3)
-    x1, x2 = (rng.standard_normal((2, 3, 4)).astype(dtype) for _ in range(2))
-    kl, ours = twin("LSTM", {"units": 4, "stateful": True, "return_state": True}, x1.shape, dtype, rng)
-    assert_matches_keras(ours(x1), kl(x1), dtype, "LSTM stateful call 1")
-    assert_matches_keras(ours(x2), kl(x2), dtype, "LSTM stateful call 2")
+    x1, x2 = (rng.standard_normal((2, 3, 4)) for _ in range(2))
+    kl, ours = twin("LSTM", {"units": 4, "stateful": True, "return_state": True}, x1.shape, "float64", rng)
+    assert_outputs_close(ours(x1), kl(x1), "LSTM stateful call 1")
+    assert_outputs_close(ours(x2), kl(x2), "LSTM stateful call 2")
     kl.reset_state()
     ours.reset_state()
-    assert_matches_keras(ours(x2), kl(x2), dtype, "LSTM stateful after reset_state")
+    assert_outputs_close(ours(x2), kl(x2), "LSTM stateful after reset_state")
 
 
 @pytest.mark.parametrize("units, features", [(4, 4), (2, 7)])
-def test_parameter_count_and_weight_shapes_equal_keras(units, features):
+def test_parameter_count_and_weight_shapes_equal_keras(keras, units, features):
     kl = keras.layers.LSTM(units)
     kl.build((None, None, features))
     ours = scratch_rnn.LSTM(units)
@@ -126,7 +83,7 @@ def test_parameter_count_and_weight_shapes_equal_keras(units, features):
     assert ours.compute_output_shape((None, 7, features)) == (None, units)
 
 
-def test_from_keras_copies_config_and_weights():
+def test_from_keras_copies_config_and_weights(keras):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 5, 3)).astype("float32")
     kl = keras.layers.LSTM(4, activation="relu", go_backwards=True, return_sequences=True, unit_forget_bias=False)
@@ -134,7 +91,7 @@ def test_from_keras_copies_config_and_weights():
     randomize(kl, rng)
     ours = scratch_rnn.from_keras(kl)
     assert isinstance(ours, scratch_rnn.LSTM) and ours.name == kl.name and ours.go_backwards
-    assert_matches_keras(ours(x), kl(x), "float32", "from_keras(LSTM)")
+    assert_outputs_close(ours(x), kl(x), "from_keras(LSTM)")
 
 
 def test_unit_forget_bias_initialises_forget_block_to_ones():
@@ -168,8 +125,7 @@ CONSTANTS = {
 )
 def test_keras_golden_correctness(kwargs, expected):
     sequence = np.arange(72).reshape((3, 6, 4)).astype("float32")
-    layer = scratch_rnn.LSTM(3, **CONSTANTS, **kwargs)
-    np.testing.assert_allclose(layer(sequence), expected, atol=1e-6, rtol=1e-6)
+    assert_golden(scratch_rnn.LSTM(3, **CONSTANTS, **kwargs)(sequence), expected, context=str(kwargs))
 
 
 def test_keras_golden_statefulness():
@@ -183,47 +139,32 @@ def test_keras_golden_initial_state():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     initial_state = [np.arange(4).reshape((2, 2)).astype("float32")] * 2
     layer = scratch_rnn.LSTM(2, **CONSTANTS)
-    np.testing.assert_allclose(
-        layer(sequence, initial_state=initial_state),
-        [[0.20574439, 0.3558822], [0.64930826, 0.66276]],
-        atol=1e-6,
-        rtol=1e-6,
-    )
+    assert_golden(layer(sequence, initial_state=initial_state), [[0.20574439, 0.3558822], [0.64930826, 0.66276]])
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(
-        layer(sequence, initial_state=initial_state),
-        [[0.13281618, 0.2790356], [0.5839337, 0.5992567]],
-        atol=1e-6,
-        rtol=1e-6,
-    )
+    expected = [[0.13281618, 0.2790356], [0.5839337, 0.5992567]]
+    assert_golden(layer(sequence, initial_state=initial_state), expected, context="go_backwards")
 
 
 def test_keras_golden_masking():
     sequence = np.arange(24).reshape((2, 4, 3)).astype("float32")
     mask = np.array([[True, True, True, False], [True, True, False, False]])
     layer = scratch_rnn.LSTM(2, unroll=True, **CONSTANTS)
-    np.testing.assert_allclose(layer(sequence, mask=mask), [[0.11755939] * 2, [0.28556206] * 2], atol=1e-6, rtol=1e-6)
+    assert_golden(layer(sequence, mask=mask), [[0.11755939] * 2, [0.28556206] * 2], context="unroll")
     layer = scratch_rnn.LSTM(2, return_sequences=True, **CONSTANTS)
-    output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(
-        output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.11755939] * 2], atol=1e-6, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.28556206] * 2, [0.28556206] * 2], atol=1e-6, rtol=1e-6
-    )
+    expected = [
+        [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.11755939] * 2],
+        [[0.14185596] * 2, [0.28556206] * 2, [0.28556206] * 2, [0.28556206] * 2],
+    ]
+    assert_golden(layer(sequence, mask=mask), expected, context="return_sequences")
     layer = scratch_rnn.LSTM(2, return_sequences=True, zero_output_for_mask=True, **CONSTANTS)
-    output = layer(sequence, mask=mask)
-    np.testing.assert_allclose(
-        output[0], [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.0] * 2], atol=1e-6, rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        output[1], [[0.14185596] * 2, [0.28556206] * 2, [0.0] * 2, [0.0] * 2], atol=1e-6, rtol=1e-6
-    )
+    expected = [
+        [[0.01588910] * 2, [0.05552048] * 2, [0.11755939] * 2, [0.0] * 2],
+        [[0.14185596] * 2, [0.28556206] * 2, [0.0] * 2, [0.0] * 2],
+    ]
+    assert_golden(layer(sequence, mask=mask), expected, context="zero_output_for_mask")
     backwards_mask = np.array([[False, True, True, True], [False, False, True, True]])
     layer = scratch_rnn.LSTM(2, go_backwards=True, **CONSTANTS)
-    np.testing.assert_allclose(
-        layer(sequence, mask=backwards_mask), [[0.15341201] * 2, [0.3844719] * 2], atol=1e-6, rtol=1e-6
-    )
+    assert_golden(layer(sequence, mask=backwards_mask), [[0.15341201] * 2, [0.3844719] * 2], context="go_backwards")
 
 
 # --- errors --------------------------------------------------------------------------------
