@@ -127,3 +127,35 @@ def test_output_names_say_which_tensor():
     assert output_names(3, 1, 0) == ["output", "state[0]", "state[1]"]
     assert output_names(2, 2, 1) == ["call 2 output", "call 2 state[0]"]
     assert output_names(4, 1, 0, split_directions=True) == ["forward output", "backward output", "state[0]", "state[1]"]
+
+
+# --- the tests' own wrappers around assert_close (tests/helpers.py) ----------------------------
+
+
+def test_outputs_close_checks_the_count_then_each_output_with_a_tolerance_scaling_with_the_reference():
+    from helpers import assert_outputs_close
+
+    expected = [np.array([1.0, 1000.0], np.float32), np.zeros(2, np.float32)]
+    assert_outputs_close([e.copy() + np.float32(5e-6) for e in expected], expected, "within 1e-5 + 1e-5 |e|")
+    assert_outputs_close([np.array([1.0, 1000.005], np.float32), expected[1]], expected, "relative at 1000")
+    with pytest.raises(AssertionError, match=r"output\[1\]: .*worst at index \(0,\).*\[beyond\]"):
+        assert_outputs_close([expected[0], np.array([1e-4, 0], np.float32)], expected, "beyond")
+    with pytest.raises(AssertionError, match=r"1 outputs, but should be 2 \[a state missing\]"):
+        assert_outputs_close(expected[:1], expected, "a state missing")
+
+
+def test_outputs_close_is_strict_about_dtype_arrays_and_nan():
+    from helpers import assert_golden, assert_outputs_close
+
+    expected = np.array([0.5, np.nan], np.float32)
+    with pytest.raises(AssertionError, match="dtype float64, but should be float32"):
+        assert_outputs_close(expected.astype(np.float64), expected)
+    with pytest.raises(AssertionError, match="expected a numpy array, got list"):
+        assert_outputs_close([[0.5, 0.0]], [expected])  # a list of one output that is itself a list
+    with pytest.raises(AssertionError, match="1 of 2 elements differ"):
+        assert_outputs_close(expected.copy(), expected)  # NaN is not NaN ...
+    assert_outputs_close(expected.copy(), expected, equal_nan=True)  # ... unless a test is about NaN
+    with pytest.raises(AssertionError, match="dtype float64, but should be float32"):
+        assert_golden(np.array([0.25]), [0.25])  # Keras's golden values are float32 outputs
+    with pytest.raises(AssertionError, match=r"\|error\| 3.01e-06 > tol 1.25e-06"):
+        assert_golden(np.array([0.250003], np.float32), [0.25])
