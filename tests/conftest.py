@@ -36,15 +36,6 @@ KERAS_FIXTURES = frozenset({"keras", "keras3", "tf_keras", "keras_reference", "s
 #: may not edit. Each should take the ``keras`` fixture or ``@pytest.mark.keras`` instead; then its
 #: name goes from here. A name its module no longer defines is reported as a warning.
 NEEDS_KERAS = {
-    "test_cli.py": (  # main(["verify", ...]) and main(["record", ...]) import Keras before anything else
-        "test_verify_passes_and_prints_the_table",
-        "test_verify_the_reference_step",
-        "test_verify_a_candidate_named_on_the_command_line",
-        "test_an_unusable_candidate_exits_2",
-        "test_verify_mutants_prints_the_kill_table",
-        "test_record_exits_1_when_the_engine_disagrees_with_keras",
-        "test_record_into_a_file_exits_2",
-    ),
     "test_mutants.py": (  # kill and verify run the sweep against Keras
         "test_every_mutant_is_killed",
         "test_mutants_are_killed_in_float64",
