@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, initializers, kernels
+from scratch_rnn import activations, kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import RNN
@@ -67,53 +67,10 @@ class GRU(RNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        reset_after=True,
-        zero_output_for_mask=False,
-        dtype="float32",
-        seed=None,
-        name=None,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            dtype=dtype,
-            name=name,
-            **kwargs,
-        )
-        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+    def __init__(self, units, activation="tanh", *, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
-        self.use_bias = boolean(use_bias, "use_bias")
         self.reset_after = boolean(reset_after, "reset_after")
-        self.initializers = {
-            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
-            "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
-            "bias": initializers.get(bias_initializer, "bias_initializer"),
-        }
 
     def weight_spec(self):
         u, f = self.units, self.input_dim
@@ -157,8 +114,6 @@ class GRU(RNN):
     def get_config(self):
         return {
             **super().get_config(),
-            "activation": activations.name_of(self.activation),
             "recurrent_activation": activations.name_of(self.recurrent_activation),
-            "use_bias": self.use_bias,
             "reset_after": self.reset_after,
         }

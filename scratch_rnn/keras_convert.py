@@ -17,6 +17,7 @@ import numpy as np
 
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
+from scratch_rnn.layer import Layer
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.models import Input, Sequential
 from scratch_rnn.simple_rnn import SimpleRNN
@@ -35,17 +36,9 @@ _NOT_INFERENCE = {
     "kernel_initializer",
     "recurrent_initializer",
     "bias_initializer",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "activity_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "seed",
     "embeddings_initializer",
-    "embeddings_regularizer",
-    "embeddings_constraint",
+    "seed",
+    *Layer.TRAINING_ONLY,  # regularizers and constraints
 }
 
 #: Config keys whose Keras default, None, is the only value scratch_rnn supports: dropped when None.
@@ -81,7 +74,12 @@ def kwargs_from_config(cls, config: dict) -> dict:
     Inference-irrelevant keys are dropped; every other key must be one the
     scratch class accepts, so an unknown (possibly semantic) option is refused by name.
     """
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    accepted = {
+        name
+        for klass in cls.__mro__
+        if "__init__" in vars(klass)
+        for name in inspect.signature(vars(klass)["__init__"]).parameters
+    } - {"self", "kwargs"}  # a layer's own options, then its bases' (RNN's shared ones, Layer's name and dtype)
     kwargs = {}
     for key, value in config.items():
         if key == "trainable":  # every layer takes it (summary()'s trainable count), none computes with it

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratch_rnn import checks, initializers
+from scratch_rnn import activations, checks, initializers
 from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int, rate
 from scratch_rnn.layer import Layer
 
@@ -270,6 +270,11 @@ def recurrence(
 class RNN(Layer):
     """Base for recurrent layers; see :class:`scratch_rnn.SimpleRNN` for the call contract.
 
+    It takes the options every recurrent layer shares (``units``, ``activation``, ``use_bias``,
+    the initialisers, the call flags, dropout, ``seed``); each layer adds its own (LSTM's
+    ``recurrent_activation`` and ``unit_forget_bias``, GRU's ``reset_after``). Options after
+    ``activation`` are keyword-only.
+
     ``fast`` (an attribute, not a constructor argument, so that configs stay Keras's) chooses
     what a call runs: the layer's fast :meth:`kernel` (True, the default) or its readable
     :meth:`project` and :meth:`step` (False), through the same loop, masks and states. Set
@@ -282,20 +287,32 @@ class RNN(Layer):
     def __init__(
         self,
         units,
+        activation="tanh",
         *,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
         return_sequences=False,
         return_state=False,
         go_backwards=False,
         stateful=False,
         unroll=False,
         zero_output_for_mask=False,
-        dropout=0.0,
-        recurrent_dropout=0.0,
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # name, dtype, trainable, the training-only options
         self.units = positive_int(units, "units")
+        self.activation = activations.get(activation, "activation", activations.RECURRENT)
+        self.use_bias = boolean(use_bias, "use_bias")
+        self.initializers = {
+            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
+            "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
+            "bias": initializers.get(bias_initializer, "bias_initializer"),
+        }
         self.return_sequences = boolean(return_sequences, "return_sequences")
         self.return_state = boolean(return_state, "return_state")
         self.go_backwards = boolean(go_backwards, "go_backwards")
@@ -478,6 +495,8 @@ class RNN(Layer):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "activation": activations.name_of(self.activation),
+            "use_bias": self.use_bias,
             **{
                 argument: initializers.name_of(self.initializers[weight])
                 for weight, argument in self.INITIALIZER_ARGUMENTS.items()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from scratch_rnn import activations, initializers, kernels
-from scratch_rnn.checks import boolean
+from scratch_rnn import kernels
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import RNN
 
@@ -49,50 +48,6 @@ class SimpleRNN(RNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
-        dtype="float32",
-        seed=None,
-        name=None,
-        **kwargs,
-    ):
-        super().__init__(
-            units,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            zero_output_for_mask=zero_output_for_mask,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            dtype=dtype,
-            name=name,
-            **kwargs,
-        )
-        self.activation = activations.get(activation, "activation", activations.RECURRENT)
-        self.use_bias = boolean(use_bias, "use_bias")
-        self.initializers = {
-            "kernel": initializers.get(kernel_initializer, "kernel_initializer"),
-            "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
-            "bias": initializers.get(bias_initializer, "bias_initializer"),
-        }
-
     def weight_spec(self):
         u, f = self.units, self.input_dim
         spec = [
@@ -115,6 +70,3 @@ class SimpleRNN(RNN):
 
     def kernel(self, batch):
         return kernels.simple_rnn_kernel(self)
-
-    def get_config(self):
-        return {**super().get_config(), "activation": activations.name_of(self.activation), "use_bias": self.use_bias}
