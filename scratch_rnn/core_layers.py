@@ -170,6 +170,8 @@ class Embedding(Layer):
         self.mask_zero = boolean(mask_zero, "mask_zero")
         self.initializers = {"embeddings": initializers.get(embeddings_initializer, "embeddings_initializer")}
 
+    SIZE_ARGUMENTS = ("input_dim", "output_dim")
+
     def build(self, input_shape=None, initialize=True):
         super().build((None, None) if input_shape is None else input_shape, initialize)
 

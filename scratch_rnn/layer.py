@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from scratch_rnn import keras_layout
-from scratch_rnn.checks import check_dtype
+from scratch_rnn.checks import as_numeric, check_dtype
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -59,6 +59,8 @@ class Layer:
                 )
             raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {unknown}.{hint}")
         self.training_only = dict(kwargs)
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"Received an invalid value for argument `name`, expected a string, got {name!r:.80}.")
         self.name = name if name is not None else auto_name(type(self).__name__)
         self.dtype = check_dtype(dtype)
         self.trainable = bool(trainable)
@@ -99,17 +101,43 @@ class Layer:
         """The initialiser of weight ``keras_name`` (set by the concrete layer's constructor)."""
         return self.initializers[keras_name]
 
+    #: The constructor arguments that size the weights (named when they cannot be allocated).
+    SIZE_ARGUMENTS = ("units",)
+
+    #: The constructor argument that names each Keras weight's initialiser.
+    INITIALIZER_ARGUMENTS = {
+        "kernel": "kernel_initializer",
+        "recurrent_kernel": "recurrent_initializer",
+        "bias": "bias_initializer",
+        "embeddings": "embeddings_initializer",
+    }
+
     def initialize_weights(self, rng: np.random.Generator) -> None:
         """Draw every weight from its initialiser, in Keras's layout, and store it like ``set_weights``."""
         specs = self.weight_spec()
-        try:
-            weights = [self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng) for spec in specs]
-        except (MemoryError, ValueError) as err:  # e.g. units=10**12: numpy cannot allocate the kernel
-            shapes = [spec.keras_shape for spec in specs]
-            raise ValueError(
-                f"Layer {self.name!r} cannot allocate its weights of shapes {shapes} ({type(err).__name__}: {err}); "
-                "check `units` and the input's feature size."
-            ) from None
+        shapes = [spec.keras_shape for spec in specs]
+        weights = []
+        for spec in specs:
+            argument = self.INITIALIZER_ARGUMENTS[spec.keras_name]
+            try:
+                value = self.initializer_for(spec.keras_name)(spec.keras_shape, self.dtype, rng)
+            except (MemoryError, ValueError) as err:  # e.g. units=10**12: numpy cannot allocate the kernel
+                sizes = " and ".join(f"`{size}`" for size in self.SIZE_ARGUMENTS)
+                raise ValueError(
+                    f"Layer {self.name!r} cannot allocate its weights of shapes {shapes} ({type(err).__name__}: "
+                    f"{err}); check {sizes} and the input's feature size (or `{argument}`)."
+                ) from None
+            except Exception as err:  # a user's callable initialiser failed
+                raise ValueError(
+                    f"Argument `{argument}` of layer {self.name!r} raised {type(err).__name__}: {err}"
+                ) from None
+            array = as_numeric(value, argument)
+            if array.shape != spec.keras_shape:
+                raise ValueError(
+                    f"Argument `{argument}` of layer {self.name!r} must return an array of shape {spec.keras_shape}, "
+                    f"got {array.shape}."
+                )
+            weights.append(array)
         keras_layout.assign_weights(self, weights)
 
     def input_shape_from_weights(self, first_weight_shape: tuple) -> tuple:

@@ -474,12 +474,6 @@ class RNN(Layer):
         return output
 
     #: The constructor argument that names each Keras weight's initialiser.
-    INITIALIZER_ARGUMENTS = {
-        "kernel": "kernel_initializer",
-        "recurrent_kernel": "recurrent_initializer",
-        "bias": "bias_initializer",
-    }
-
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this layer, unbuilt (``type(layer)(**config)``), as Keras's do."""
         return {
@@ -500,5 +494,6 @@ class RNN(Layer):
             **{
                 argument: initializers.name_of(self.initializers[weight])
                 for weight, argument in self.INITIALIZER_ARGUMENTS.items()
+                if weight in self.initializers
             },
         }

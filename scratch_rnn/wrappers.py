@@ -67,7 +67,7 @@ class Bidirectional(Layer):
                 "Received an invalid value for argument `backward_layer`, expected a scratch_rnn recurrent "
                 f"layer or None, got {backward_layer!r}."
             )
-        if merge_mode not in MERGE_MODES:
+        if not (merge_mode is None or (isinstance(merge_mode, str) and merge_mode in MERGE_MODES)):
             raise ValueError(
                 f"Received an invalid value for argument `merge_mode`, expected one of {list(MERGE_MODES)}, "
                 f"got {merge_mode!r}."
