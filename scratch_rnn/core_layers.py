@@ -98,7 +98,7 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         x = as_numeric(x, "x", self.dtype)
         if x.ndim < 2:
             raise ValueError(
@@ -189,7 +189,7 @@ class Embedding(Layer):
             return None
         return as_numeric(inputs, "x") != 0  # (batch, timesteps)
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         ids = as_numeric(x, "x")
         if ids.dtype.kind == "f":
             if not np.all(np.isfinite(ids)):
@@ -255,7 +255,7 @@ class Masking(_Weightless):
     def compute_mask(self, inputs, mask):
         return self._keep(inputs)[1]
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         x, keep = self._keep(x)
         return np.where(keep[..., None], x, self.dtype.type(0))  # (batch, timesteps, features)
 
@@ -278,7 +278,7 @@ class Dropout(_Weightless):
         self.noise_shape = noise_shape
         self.seed = checks.seed(seed)
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         return self._input(x).copy()
 
     def get_config(self):
@@ -303,7 +303,7 @@ class Activation(_Weightless):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.activation = activations.get(activation, "activation")
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         return self.activation(self._input(x))
 
     def get_config(self):

@@ -152,6 +152,15 @@ class Layer:
             raise ValueError(f"Layer {self.name!r} is not built yet: call it, or give the model an Input, first.")
         return sum(int(np.prod(spec.keras_shape)) for spec in self.weight_spec())
 
+    # --- calling ---------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        """Run the layer: :meth:`call` (each layer's computation, as in Keras)."""
+        return self.call(*args, **kwargs)
+
+    def call(self, x, mask=None):  # pragma: no cover - abstract
+        """The layer's computation on concrete arrays; see each layer's docstring."""
+        raise NotImplementedError
+
     # --- shapes ----------------------------------------------------------------------
     def build(self, input_shape: tuple, initialize: bool = True) -> None:
         """Take ``input_shape`` and, with ``initialize``, draw the default weights; ``built`` is set last,

@@ -438,7 +438,7 @@ class RNN(Layer):
         vars(self).update(state)
         self._threads = threading.local()
 
-    def __call__(self, x, mask=None, initial_state=None):
+    def call(self, x, mask=None, initial_state=None):
         """Run the layer on ``x`` ``(batch, timesteps, features)``; see the class docstring."""
         x = self._check_inputs(x)
         batch, timesteps, _ = x.shape

@@ -188,7 +188,7 @@ class Bidirectional(Layer):
         half = n // 2
         return list(initial_state[:half]), list(initial_state[half:])
 
-    def __call__(self, x, mask=None, initial_state=None):
+    def call(self, x, mask=None, initial_state=None):
         """Run both directions on ``x`` ``(batch, timesteps, features)`` and merge; see the class docstring."""
         x = as_numeric(x, "x", self.dtype)
         forward_state, backward_state = self._split_initial_state(initial_state)
@@ -300,7 +300,7 @@ class TimeDistributed(Layer):
         child_out = self.layer.compute_output_shape(self._child_shape(input_shape))
         return (child_out[0], input_shape[1], *child_out[1:])
 
-    def __call__(self, x, mask=None):
+    def call(self, x, mask=None):
         x = as_numeric(x, "x")
         if x.dtype.kind == "f":
             x = x.astype(self.dtype, copy=False)
