@@ -22,7 +22,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from helpers import randomize, require
+from helpers import EXTRAS, randomize, require
 
 import scratch_rnn
 from scratch_rnn.testing.hypothesis_internals import seed_only
@@ -54,7 +54,8 @@ def keras_missing() -> str | None:
         except (ImportError, ValueError):  # blocked (tests/block_keras), or a broken stub in sys.modules
             found = False
         if not found:
-            return f"needs TensorFlow and Keras; {module} is not installed (pip install 'scratch-rnn[test]')"
+            extra = EXTRAS.get(module, "test")
+            return f"needs TensorFlow and Keras; {module} is not installed (pip install 'scratch-rnn[{extra}]')"
     return None
 
 
