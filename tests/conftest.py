@@ -9,8 +9,7 @@ The ``keras`` marker is applied here, at collection, to every test that needs Te
 * a test using a fixture of :data:`KERAS_FIXTURES`, directly or through another fixture
   (``item.fixturenames`` holds them all);
 * a test marked ``@pytest.mark.keras`` itself, or by its module's ``pytestmark``: for tests that run
-  Keras without a Keras object of their own (``scratch_rnn.verify``, the ``scratch-rnn`` command);
-* a test named in :data:`NEEDS_KERAS`.
+  Keras without a Keras object of their own (``scratch_rnn.verify``, the ``scratch-rnn`` command).
 
 ``pytest -m "not keras"`` is then the quick NumPy-only lane; without TensorFlow or Keras installed, every
 ``keras`` test is skipped with the reason. ``PYTHONPATH=tests/block_keras`` blocks both, to prove it.
@@ -29,20 +28,8 @@ from scratch_rnn.testing.hypothesis_internals import seed_only
 from scratch_rnn.testing.runners import default_reference
 
 #: Fixtures that import Keras. ``keras_reference`` and ``scratch_rnn_verify`` are the pytest plugin's
-#: (scratch_rnn.pytest_plugin); ``keras3`` is overridden by test_mutants.py's own.
+#: (scratch_rnn.pytest_plugin).
 KERAS_FIXTURES = frozenset({"keras", "keras3", "tf_keras", "keras_reference", "scratch_rnn_verify"})
-
-#: The last resort: tests that run Keras with nothing at collection saying so, in files this scheme
-#: may not edit. Each should take the ``keras`` fixture or ``@pytest.mark.keras`` instead; then its
-#: name goes from here. A name its module no longer defines is reported as a warning.
-NEEDS_KERAS = {
-    "test_mutants.py": (  # kill and verify run the sweep against Keras
-        "test_every_mutant_is_killed",
-        "test_mutants_are_killed_in_float64",
-        "test_the_engine_passes_on_every_seed",
-    ),
-    "test_plugin.py": ("test_plugin_is_registered_by_entry_point_in_a_porters_project",),  # in a subprocess
-}
 
 
 def keras_missing() -> str | None:
@@ -60,26 +47,17 @@ def keras_missing() -> str | None:
 
 
 def needs_keras(item) -> bool:
-    if item.get_closest_marker("keras") or KERAS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-        return True
-    return getattr(item, "originalname", item.name) in NEEDS_KERAS.get(item.path.name, ())
+    return bool(item.get_closest_marker("keras") or KERAS_FIXTURES.intersection(getattr(item, "fixturenames", ())))
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by `-m`
 def pytest_collection_modifyitems(config, items):
     missing = keras_missing()
-    stale_checked = set()
     for item in items:
         if needs_keras(item):
             item.add_marker(pytest.mark.keras)
             if missing:
                 item.add_marker(pytest.mark.skip(reason=missing))
-        module = item.getparent(pytest.Module)
-        if module is not None and item.path.name in NEEDS_KERAS and module not in stale_checked:
-            stale_checked.add(module)
-            gone = [name for name in NEEDS_KERAS[item.path.name] if not hasattr(module.obj, name)]
-            if gone:
-                module.warn(pytest.PytestWarning(f"tests/conftest.py NEEDS_KERAS names tests no longer here: {gone}"))
 
 
 @pytest.fixture(scope="session")

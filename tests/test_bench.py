@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from optional import require
+from helpers import require
 
 from scratch_rnn import bench
 from scratch_rnn.cli import main

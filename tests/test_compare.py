@@ -88,6 +88,12 @@ def test_elementwise_tolerance_is_used_per_element_and_never_broadcast():
         compare_tensor(actual, expected, np.ones(2))
 
 
+@pytest.mark.parametrize("tol", [np.nan, -1e-6, np.array([0.1, np.nan])])
+def test_a_nan_or_negative_tolerance_is_refused(tol):
+    with pytest.raises(ValueError, match="`tol` must hold non-negative numbers"):
+        compare_tensor(np.zeros(2), np.zeros(2), tol)
+
+
 def test_zero_tolerance_demands_exact_equality():
     assert not compare_tensor(np.array([np.nextafter(0.0, 1.0)]), np.array([0.0]), 0.0).ok
 

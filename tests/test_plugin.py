@@ -32,6 +32,7 @@ def test_fixture_fails_a_wrong_candidate(scratch_rnn_verify):
         scratch_rnn_verify(no_bias, layer="SimpleRNN", max_examples=40, seed=2, shrink_seconds=0)
 
 
+@pytest.mark.keras  # its inner pytest run imports Keras in a subprocess
 def test_plugin_is_registered_by_entry_point_in_a_porters_project(pytester):
     pytester.makepyfile(
         test_port="""

@@ -55,6 +55,8 @@ def compare_tensor(actual, expected, tol, name: str = "output", equal_nan: bool 
     tol = np.asarray(tol, dtype=np.float64)
     if tol.ndim != 0 and tol.shape != expected.shape:
         raise ValueError(f"Argument `tol` must be a scalar or have shape {expected.shape}, got {tol.shape}.")
+    if np.isnan(tol).any() or (tol < 0).any():  # a NaN tolerance would pass nothing and say "0 elements differ"
+        raise ValueError("Argument `tol` must hold non-negative numbers (inf allowed), got NaN or a negative value.")
     if actual.size == 0:
         return TensorComparison(name, True)
     a = actual.astype(np.float64)
