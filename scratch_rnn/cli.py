@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import re
 import sys
 import time
@@ -30,7 +31,7 @@ from scratch_rnn.testing import golden, mutants
 from scratch_rnn.testing.candidates import CandidateError, load_candidate
 from scratch_rnn.testing.case import LAYERS
 from scratch_rnn.testing.errors import missing_extra
-from scratch_rnn.testing.runners import REFERENCES
+from scratch_rnn.testing.runners import REFERENCES, default_reference
 
 #: ``--dtype`` of verify and record: the dtypes each choice sweeps.
 DTYPES = {"float32": ("float32",), "float64": ("float64",), "both": golden.DTYPES}
@@ -49,6 +50,17 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """The argparse type of ``--timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 
@@ -141,13 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_candidate_option(parser, action: str) -> None:
+def add_candidate_option(parser, action: str, timeout: float | None) -> None:
+    """``--candidate`` and its ``--timeout``."""
     parser.add_argument(
         "--candidate",
         metavar="MODULE:FUNCTION",
         default=None,
         help=f"{action} candidate(config, weights, x, mask, initial_state) instead of the engine; "
         "a candidate implements one layer, so pair it with --layer",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=timeout,
+        metavar="SECONDS",
+        help="a --candidate case that has not returned after this long fails, and the run stops there "
+        "(default %(default)s)",
     )
 
 
@@ -192,7 +213,7 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         default=defaults.get("reference"),
         help="keras (Keras 3) or tf_keras (Keras 2); default $SCRATCH_RNN_REFERENCE or keras",
     )
-    add_candidate_option(parser, "verify")
+    add_candidate_option(parser, "verify", defaults.get("timeout"))
     parser.add_argument(
         "--reference-step",
         action="store_true",
@@ -217,7 +238,18 @@ def add_record_parser(sub) -> argparse.ArgumentParser:
         description="Record cases and real Keras's outputs as golden vectors "
         f"(a directory holding {golden.MANIFEST} and {golden.ARRAYS}).",
     )
-    parser.add_argument("--out", required=True, metavar="PATH", help="directory to write (created if needed)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="directory to write (created if needed): new, empty, or holding a recording already",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"write into a non-empty directory that holds no recording (its {golden.MANIFEST} and {golden.ARRAYS} "
+        "are replaced, nothing else is touched)",
+    )
     add_layers_option(parser, "layer to record")
     add_sweep_options(
         parser,
@@ -239,7 +271,7 @@ def add_check_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "path", metavar="PATH", help=f"a recording: a directory holding {golden.MANIFEST} and {golden.ARRAYS}"
     )
-    add_candidate_option(parser, "check")
+    add_candidate_option(parser, "check", keyword_defaults(golden.check)["timeout"])
     add_layers_option(parser, "only this layer's cases")
     parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
     return parser
@@ -339,6 +371,12 @@ def run_verify(args) -> int:
         return refuse(
             "verify", "--reference-step sweeps the engine's own readable step: not with --candidate or --mutants"
         )
+    if args.reference is None and default_reference() not in REFERENCES:
+        return refuse(
+            "verify",
+            f"$SCRATCH_RNN_REFERENCE is {default_reference()!r}; expected one of {', '.join(REFERENCES)} "
+            "(or pass --reference)",
+        )
     try:
         from scratch_rnn.testing.runners import import_keras
         from scratch_rnn.testing.verify import verify
@@ -347,6 +385,8 @@ def run_verify(args) -> int:
         console = make_console()
     except ImportError as err:
         return fail_missing_extra("verify", "keras2" if args.reference == "tf_keras" else "verify", err)
+    except (ValueError, RuntimeError) as err:  # a reference that is not Keras on TensorFlow
+        return refuse("verify", str(err))
     try:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
     except CandidateError as err:
@@ -364,6 +404,8 @@ def run_verify(args) -> int:
             for layer in LAYERS if args.layer == "all" else [args.layer]:
                 for dtype in DTYPES[args.dtype]:
                     task = progress.add_task(f"{layer} {dtype} cases", total=args.examples)
+                    if not console.is_terminal:  # no progress bar: a line per sweep as it starts, for CI logs
+                        console.print(f"{layer} {dtype}: {args.examples} cases ...", highlight=False)
                     reports.append(
                         verify(
                             candidate,
@@ -374,6 +416,7 @@ def run_verify(args) -> int:
                             reference=args.reference,
                             on_example=lambda _result, task=task: progress.advance(task),
                             fast=not args.reference_step,
+                            timeout=args.timeout,
                         )
                     )
     except ValueError as err:  # an argument verify refuses (e.g. more --examples than a sweep may ask for)
@@ -396,6 +439,11 @@ def run_mutants(args, console) -> int:
         with progress_bars(console) as progress:
             task = progress.add_task("mutants", total=total)
             for dtype in dtypes:
+                if not console.is_terminal:  # no progress bar: a line per dtype as it starts, for CI logs
+                    console.print(
+                        f"{total // len(dtypes)} mutants, {dtype}: up to {args.examples} cases each ...",
+                        highlight=False,
+                    )
                 rows += mutants.kill_table(
                     args.examples,
                     seed,
@@ -423,10 +471,17 @@ def run_mutants(args, console) -> int:
 def run_record(args) -> int:
     """``scratch-rnn record``: 0 when recorded and the engine agrees with Keras on every case, 1 if not, 2 on errors."""
     try:
+        console = make_console()
+    except ImportError as err:
+        return fail_missing_extra("record", "verify", err)
+    try:  # before Keras takes seconds to import: a refused --out is refused at once
+        golden.check_output_directory(args.out, args.force)
+    except (OSError, ValueError) as err:
+        return print_error(console, err)
+    try:
         from scratch_rnn.testing.runners import import_keras
 
         keras = import_keras("keras")
-        console = make_console()
     except ImportError as err:
         return fail_missing_extra("record", "verify", err)
     console.print(f"Recording Keras {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}")
@@ -447,6 +502,7 @@ def run_record(args) -> int:
                 seed=args.seed,
                 dtypes=DTYPES[args.dtype],
                 on_case=on_case,
+                force=args.force,
             )
     except ImportError as err:
         return fail_missing_extra("record", "verify", err)
@@ -467,8 +523,14 @@ def run_check(args) -> int:
         return fail_missing_extra("check", "verify", err)
     try:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
-        result = golden.check(args.path, candidate, layers=selected_layers(args.layer), ids=args.case)
-    except (golden.GoldenFileError, CandidateError, ValueError) as err:
+    except CandidateError as err:
+        return print_error(console, err)
+    layers = selected_layers(args.layer)
+    if candidate is not None and len(layers) != 1:
+        return refuse("check", "a --candidate implements one layer; name it with --layer")
+    try:
+        result = golden.check(args.path, candidate, layers=layers, ids=args.case, timeout=args.timeout)
+    except (golden.GoldenFileError, ValueError) as err:
         return print_error(console, err)
     w = result.recorded_with
     console.print(

@@ -41,6 +41,8 @@ def test_verify_passes_and_prints_the_table(keras, capsys):
         "All cases agree with Keras.",
     ):
         assert word in out
+    # not a terminal: no progress bar, a line per sweep as it starts (a CI log shows where a run is)
+    assert "SimpleRNN float32: 4 cases ...\nSimpleRNN float64: 4 cases ..." in out
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,10 @@ def test_verify_passes_and_prints_the_table(keras, capsys):
         ["verify", "--examples", "many"],
         ["verify", "--dtype", "float16"],
         ["verify", "--layer", "Conv1D"],
+        ["verify", "--timeout", "0"],
+        ["verify", "--timeout", "nan"],
+        ["check", "x", "--timeout", "-1"],
+        ["check", "x", "--timeout", "inf"],
         ["record"],  # --out is required
         ["record", "--out", "x", "--examples", "0"],
         ["check"],  # the recording is required
@@ -99,10 +105,12 @@ def test_defaults_are_the_librarys_own():
 
     args = parser.parse_args(["verify"])
     assert args.examples == default(verify, "max_examples") and args.seed == default(verify, "seed")
-    assert args.reference == default(verify, "reference")
+    assert args.reference == default(verify, "reference") and args.timeout == default(verify, "timeout")
+    assert parser.parse_args(["check", "somewhere"]).timeout == default(golden.check, "timeout")
     assert not args.reference_step and default(verify, "fast") is True
     args = parser.parse_args(["record", "--out", "somewhere"])
     assert (args.examples, args.seed) == (default(golden.record, "examples"), default(golden.record, "seed"))
+    assert args.force is default(golden.record, "force") is False
     args = parser.parse_args(["bench"])
     assert (args.layers, args.shapes, args.against) == tuple(
         list(default(bench.benchmark, name)) for name in ("layers", "shapes", "against")
@@ -166,9 +174,12 @@ def test_verify_a_candidate_named_on_the_command_line(keras, tmp_path, monkeypat
     monkeypatch.setattr(verify_module, "verify", unshrunk)
     argv = ["verify", "--layer", "GRU", "--examples", "3", "--seed", "1", "--dtype", "float32", "--candidate"]
     assert main([*argv, "my_port:gru"]) == 0, capsys.readouterr().out
+    capsys.readouterr()
     assert main([*argv, "my_port:broken"]) == 1
     out = flat(capsys.readouterr().out)
     assert "the candidate raised" in out and "not ported yet" in out and "Mismatch: see above." in out
+    row = out.split("│ GRU")[1].split("│")[1:9]  # dtype, cases, skipped, weak, max |err|, rel, err/tol, failures
+    assert [cell.strip() for cell in row] == ["float32", "1", "0", "0", "inf", "inf", "inf", "1"]  # folded in
 
 
 @pytest.mark.parametrize(
@@ -200,7 +211,20 @@ def test_verify_mutants_prints_the_kill_table(keras, capsys):
     code = main(["verify", "--mutants", "--layer", "Bidirectional", "--dtype", "float32"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "backward" in out
+    assert "backward" in out and "mutants, float32: up to 100 cases each ..." in out
+
+
+def test_a_bad_reference_in_the_environment_exits_2(monkeypatch, capsys):
+    """Refused before Keras is imported: no traceback, exit 2 (it was a ValueError and exit 1)."""
+    monkeypatch.setenv("SCRATCH_RNN_REFERENCE", "bogus")
+    assert main(["verify", "--layer", "SimpleRNN", "--examples", "1"]) == 2
+    assert "$SCRATCH_RNN_REFERENCE is 'bogus'; expected one of keras, tf_keras" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, True, "60", float("nan"), float("inf")])
+def test_verify_refuses_a_bad_timeout_before_running_anything(timeout):
+    with pytest.raises(ValueError, match="`timeout`"):
+        verify(layer="SimpleRNN", max_examples=1, timeout=timeout)
 
 
 # --- record and bench exit codes (check's are in test_golden.py) -------------------------------

@@ -6,11 +6,17 @@ The function is a candidate as :mod:`scratch_rnn.testing.verify` defines it:
 be dotted (``module:Class.method``). As with uvicorn and gunicorn, the current
 directory is importable, so ``--candidate my_port:simple_rnn`` finds
 ``./my_port.py``.
+
+Importing the module is the candidate's code running: whatever it raises, ``SystemExit`` (a port
+script's ``sys.exit(main())``, or its argparse refusing scratch-rnn's arguments) and
+``KeyboardInterrupt`` included, is a :class:`CandidateError` saying the candidate module did it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
 import sys
 
@@ -29,27 +35,56 @@ def load_candidate(spec: str):
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     importlib.invalidate_caches()  # a module written a moment ago is found
+    printed = io.StringIO()
     try:
-        obj = importlib.import_module(module_name)
-    except Exception as err:  # not found; or a syntax error or a failing import inside the candidate's module
-        missing = err.name if isinstance(err, ModuleNotFoundError) else None
-        if missing is not None and (missing == module_name or module_name.startswith(f"{missing}.")):
-            raise CandidateError(
-                f"Cannot import module {module_name!r} for candidate {spec!r}: no module named "
-                f"{missing!r} (searched the current directory and sys.path)."
-            ) from None
-        raise CandidateError(
-            f"Importing module {module_name!r} for candidate {spec!r} failed: {one_line(err)}"
-        ) from None
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            obj = importlib.import_module(module_name)
+    except BaseException as err:  # the module's own code raised or exited: the candidate's failure
+        raise _import_error(err, spec, module_name, printed.getvalue()) from None
+    _replay(printed.getvalue())
     parts = attribute.split(".")
     for i, part in enumerate(parts):
-        if not hasattr(obj, part):
+        try:
+            found = hasattr(obj, part)
+            obj = getattr(obj, part) if found else obj
+        except BaseException as err:  # a module __getattr__ or a descriptor of the candidate's
+            raise CandidateError(f"Looking up candidate {spec!r} raised {one_line(err)}") from None
+        if not found:
             where = f"module {module_name!r}" if i == 0 else repr(f"{module_name}:{'.'.join(parts[:i])}")
             raise CandidateError(f"Candidate {spec!r} not found: {where} has no attribute {part!r}.")
-        obj = getattr(obj, part)
     if not callable(obj):
         raise CandidateError(
             f"Candidate {spec!r} must be callable as candidate(config, weights, x, mask, "
             f"initial_state), got a {type(obj).__name__}: {obj!r:.80}."
         )
     return obj
+
+
+def _import_error(err: BaseException, spec: str, module_name: str, printed: str) -> CandidateError:
+    """Why importing the candidate's module failed, in words that cannot pass for scratch-rnn's own error."""
+    missing = err.name if isinstance(err, ModuleNotFoundError) else None
+    if missing is not None and (missing == module_name or module_name.startswith(f"{missing}.")):
+        _replay(printed)
+        return CandidateError(
+            f"Cannot import module {module_name!r} for candidate {spec!r}: no module named "
+            f"{missing!r} (searched the current directory and sys.path)."
+        )
+    if isinstance(err, SystemExit):
+        said = " ".join(printed.split())
+        said = f"; it printed: {said[-300:]!r}" if said else ""
+        return CandidateError(
+            f"Importing module {module_name!r} for candidate {spec!r} failed: the candidate module exited "
+            f"({one_line(err)}) while being imported{said}. A port script's `sys.exit(main())` or argument "
+            'parsing belongs under `if __name__ == "__main__":`.'
+        )
+    _replay(printed)
+    what = "raised KeyboardInterrupt" if isinstance(err, KeyboardInterrupt) else f"raised {one_line(err)}"
+    return CandidateError(
+        f"Importing module {module_name!r} for candidate {spec!r} failed: the candidate module {what}"
+    )
+
+
+def _replay(printed: str) -> None:
+    """What the candidate's module printed while imported, on stderr (stdout is the command's report)."""
+    if printed:
+        sys.stderr.write(printed)

@@ -14,7 +14,8 @@ import numpy as np
 from scratch_rnn.testing import tolerance
 from scratch_rnn.testing.case import Case
 from scratch_rnn.testing.compare import TensorComparison, compare_outputs
-from scratch_rnn.testing.runners import engine_layer, keras_layer, run_candidate, run_layer
+from scratch_rnn.testing.errors import one_line
+from scratch_rnn.testing.runners import call_candidate, engine_layer, keras_layer, run_layer
 
 #: A compared case is counted as weakly checked when some output's tolerance exceeds this
 #: fraction of the output's scale (``max tol / max |Keras|``): ill-conditioned cases (linear or
@@ -27,8 +28,9 @@ WEAK = 0.1
 class CaseResult:
     case: Case
     comparisons: list[TensorComparison] = field(default_factory=list)
-    error: str = ""  # the candidate raised
+    error: str = ""  # the candidate raised (or did not return: see timed_out)
     skipped: str = ""  # outside the finite range the sweep checks (see check_case)
+    timed_out: bool = False  # the candidate did not return within the timeout; ``error`` says so
 
     @property
     def ok(self) -> bool:
@@ -36,6 +38,9 @@ class CaseResult:
 
     @property
     def max_abs_error(self) -> float:
+        """The worst |candidate - reference| over the outputs; inf when nothing could be compared (it raised)."""
+        if self.error:
+            return np.inf
         return max((c.max_abs_error for c in self.comparisons), default=0.0)
 
     @property
@@ -45,15 +50,23 @@ class CaseResult:
 
     @property
     def max_rel_error(self) -> float:
+        if self.error:
+            return np.inf
         return max((c.max_rel_error for c in self.comparisons if not np.isnan(c.max_rel_error)), default=0.0)
 
     @property
     def margin(self) -> float:
+        """The worst |error| / tolerance; > 1 when the case failed, inf when a shape or dtype differed or
+        nothing could be compared (the candidate raised or did not return)."""
+        if self.error:
+            return np.inf
         return max((c.margin for c in self.comparisons), default=0.0)
 
     def message(self) -> str:
         lines = [f"Mismatch for {self.case.describe()}"]
-        if self.error:
+        if self.timed_out:
+            lines.append(f"  {self.error}")
+        elif self.error:
             lines.append(f"  the candidate raised: {self.error}")
         lines += [f"  {c}" for c in self.comparisons if not c.ok]
         return "\n".join(lines)
@@ -90,20 +103,35 @@ class Report:
         return not self.failures and self.examples > 0
 
     def record(self, result: CaseResult) -> None:
+        """Count a compared case and fold it into the worst-case numbers, a failing one included: a failing
+        row then shows a margin above 1 (inf for a shape or dtype mismatch, or a candidate that raised).
+        :func:`~scratch_rnn.testing.verify.verify` records the cases up to the first failing one, not
+        Hypothesis's shrink replays of it."""
         if result.skipped:
             self.skipped += 1
             return
         self.examples += 1
         self.weak += result.weak
-        if result.ok:  # failing cases are reported as failures, not folded into the worst-case numbers
-            self.max_abs_error = max(self.max_abs_error, result.max_abs_error)
-            self.max_rel_error = max(self.max_rel_error, result.max_rel_error)
-            self.max_margin = max(self.max_margin, result.margin)
+        self.max_abs_error = max(self.max_abs_error, result.max_abs_error)
+        self.max_rel_error = max(self.max_rel_error, result.max_rel_error)
+        self.max_margin = max(self.max_margin, result.margin)
 
 
-def check_case(case: Case, keras, candidate=None, fast: bool = True) -> CaseResult:
+def check_timeout(timeout) -> float | None:
+    """``timeout``, the seconds a candidate may take on one case, checked: a positive finite number, or None
+    (no limit)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.integer, np.floating)):
+        raise ValueError(f"Argument `timeout` must be a positive number of seconds or None, got {timeout!r:.80}.")
+    if not (np.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"Argument `timeout` must be a positive number of seconds or None, got {timeout!r}.")
+    return float(timeout)
+
+
+def check_case(case: Case, keras, candidate=None, fast: bool = True, timeout: float | None = None) -> CaseResult:
     """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance."""
-    return check_against(case, lambda: keras_outputs(case, keras), candidate, fast)
+    return check_against(case, lambda: keras_outputs(case, keras), candidate, fast, timeout)
 
 
 def keras_outputs(case: Case, keras):
@@ -117,11 +145,14 @@ def keras_outputs(case: Case, keras):
     return names, expected, reference.get_config()
 
 
-def check_against(case: Case, reference, candidate=None, fast: bool = True) -> CaseResult:
+def check_against(case: Case, reference, candidate=None, fast: bool = True, timeout: float | None = None) -> CaseResult:
     """Compare the candidate with ``reference() -> (names, outputs, keras_config)`` under the derived tolerance.
 
     The candidate is the scratch engine when ``candidate`` is None: its fast kernels, or its
-    readable ``project``/``step`` with ``fast=False``.
+    readable ``project``/``step`` with ``fast=False``, run here. A foreign candidate runs in a
+    worker thread (:func:`~scratch_rnn.testing.runners.call_candidate`): whatever it raises,
+    ``SystemExit`` and ``KeyboardInterrupt`` included, is the case's ``error``, and one that has
+    not returned after ``timeout`` seconds (None: no limit) is a failure with ``timed_out`` set.
 
     ``reference`` runs Keras (:func:`check_case`) or returns recorded outputs
     (:mod:`scratch_rnn.testing.golden`); it is called only for a case that is compared.
@@ -168,16 +199,33 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True) -> C
         if not all(np.isfinite(o).all() for o in own):
             result.skipped = f"overflows in {case.dtype} on the way to a finite exact result"
             return result
-    try:
-        if candidate is None:
+    if candidate is None:
+        try:
             _, actual = run_layer(engine_layer(case, config=config, fast=fast), case.chunks())
-        else:
-            _, actual = run_candidate(candidate, config, case)
-    except Exception as err:  # a candidate that raises is a reported failure, never a crash
-        result.error = "".join(traceback.format_exception_only(err)).strip()
-        return result
+        except Exception as err:  # the engine raising is a reported failure, never a crash
+            result.error = one_line(err)
+            return result
+    else:
+        kind, value = call_candidate(candidate, config, case, timeout)
+        if kind == "timeout":
+            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
+            return result
+        if kind == "error":  # whatever it raised, SystemExit and KeyboardInterrupt included: a failure
+            result.error = candidate_error(value)
+            return result
+        _, actual = value
     result.comparisons = compare_outputs(actual, expected, tols, names)
     return result
+
+
+def candidate_error(err: BaseException) -> str:
+    """What a candidate raised, on one line; an exit or an interrupt says it came from the candidate."""
+    text = one_line(err)
+    if isinstance(err, SystemExit):
+        return f"{text} (the candidate exited; it must return the layer's outputs instead)"
+    if isinstance(err, KeyboardInterrupt):
+        return f"{text} (raised inside the candidate, not a Ctrl-C of the harness)"
+    return text
 
 
 def float64_config(case: Case) -> dict:

@@ -17,11 +17,14 @@ are :mod:`scratch_rnn.cli`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import sys
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -29,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scratch_rnn.keras_convert import from_config
 from scratch_rnn.testing.case import LAYERS, Case
-from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against
+from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against, check_timeout
 from scratch_rnn.testing.errors import one_line
 
 FORMAT = "scratch-rnn-golden"
@@ -38,6 +42,19 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 DTYPES = ("float32", "float64")
+#: The dtypes an array may have: a case's float dtype, and bool for masks.
+ARRAY_DTYPES = (*DTYPES, "bool")
+
+#: Limits :func:`load` enforces before reading what they bound (docs/golden.md, "What a reader may trust").
+#: The shipped recording (48 cases) is a 120 KB manifest and 160 KB of arrays.
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_ARRAY_BYTES = 64 * 2**20  # one array's data, from its declared shape and dtype
+MAX_TOTAL_BYTES = 256 * 2**20  # every array's data together
+MAX_DEPTH = 32  # JSON nesting: a manifest is about 10 deep
+#: The most a .npy entry may hold beyond its data: magic, version, header length and NumPy's largest header.
+NPY_HEADER_MAX = 12 + 10_000
+#: The most an archive may hold beyond its arrays' data: zip headers per entry, the directory's end.
+ZIP_OVERHEAD_PER_ARRAY, ZIP_OVERHEAD = 1024, 64 * 1024
 
 
 class GoldenFileError(ValueError):
@@ -90,11 +107,16 @@ class GoldenCheck:
 # --- recording -------------------------------------------------------------------------
 
 
-def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES, on_case=None) -> dict:
+def record(
+    path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES, on_case=None, force: bool = False
+) -> dict:
     """Record ``examples`` cases per layer and dtype, run on real Keras, into the directory ``path``.
 
     Writes ``path/arrays.npz`` then ``path/manifest.json`` (the format of
-    ``docs/golden.md``), each through a temporary file, and returns the manifest.
+    ``docs/golden.md``), each through a fresh temporary file in ``path`` (``mkstemp``:
+    created, never followed if planted) renamed over the target, and returns the manifest.
+    ``path`` must be new, empty or hold a recording already (see :func:`check_output_directory`),
+    unless ``force``.
     ``on_case(golden_case, result)`` is called per recorded case with the
     engine's :class:`~scratch_rnn.testing.verify.CaseResult` against Keras, so a
     caller can report where the engine disagrees (the case is recorded anyway:
@@ -107,10 +129,13 @@ def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES,
     from scratch_rnn.version import __version__ as scratch_rnn_version
 
     layers, dtypes = _choices(layers, LAYERS, "layers"), _choices(dtypes, DTYPES, "dtypes")
-    if not isinstance(examples, int) or examples < 1:
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
         raise ValueError(f"Argument `examples` must be a positive int, got {examples!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Argument `seed` must be an int, got {seed!r}.")
+    seed = int(seed)
+    path = check_output_directory(path, force)
     keras = import_keras("keras")
-    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     arrays, entries = {}, []
     for layer in layers:
@@ -151,6 +176,39 @@ def record(path, layers=LAYERS, examples: int = 6, seed: int = 0, dtypes=DTYPES,
     text = _manifest_text(manifest)
     _write_atomic(path / MANIFEST, lambda f: f.write(text.encode("utf-8")))
     return manifest
+
+
+def check_output_directory(path, force: bool = False) -> Path:
+    """``path`` as :func:`record` may write to it: a new or empty directory, or one that already holds a
+    recording (its ``manifest.json`` says ``"format": "scratch-rnn-golden"``); any other directory only with
+    ``force``, which replaces ``manifest.json`` and ``arrays.npz`` there and leaves the rest. A ValueError
+    otherwise, before anything is written."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"Argument `path` (--out) must name a directory, got {path!r}.")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: not a directory; a recording is a directory holding {MANIFEST} and {ARRAYS}.")
+    if path.is_dir() and not force:
+        present = sorted(p.name for p in path.iterdir())
+        if present and not _holds_recording(path):
+            shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+            raise ValueError(
+                f"{path}: not empty ({shown}) and holds no {FORMAT} recording; record into a new or empty "
+                f"directory, or force it (--force, force=True) to replace {MANIFEST} and {ARRAYS} there."
+            )
+    return path
+
+
+def _holds_recording(path: Path) -> bool:
+    """Whether ``path/manifest.json`` is a regular file whose JSON says it is a recording."""
+    manifest = path / MANIFEST
+    try:
+        if not manifest.is_file() or manifest.stat().st_size > MAX_MANIFEST_BYTES:
+            return False
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(content, dict) and content.get("format") == FORMAT
 
 
 def _manifest_text(manifest: dict) -> str:
@@ -195,6 +253,9 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
         if case.split is not None and sum(g.case.split is not None for g, _ in kept) >= -(-examples // 3):
             return  # Hypothesis's first, small draws favour stateful ones (two timesteps at least): balance them
         golden = _run_keras(f"case{first_index + len(kept):04d}", case, keras)
+        if not all(np.isfinite(a).all() for a in [*golden.outputs, *(golden.carried_state or [])]):
+            dropped += 1  # Keras overflowed on the way: a recording holds finite values only
+            return
         result = check_against(case, lambda: (golden.output_names, golden.outputs, golden.keras_config))
         if result.skipped:  # not a case anyone compares (exact result not finite or too large)
             dropped += 1
@@ -211,7 +272,7 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
     if len(kept) < examples:
         raise RuntimeError(
             f"Only {len(kept)} of {examples} {layer} {dtype} cases could be recorded from {draws} "
-            f"draws ({dropped} of them had a non-finite or too large exact result)."
+            f"draws ({dropped} of them had a non-finite or too large exact or Keras result)."
         )
     return kept
 
@@ -299,10 +360,18 @@ def _jsonable(value, where: str):
 
 
 def _write_atomic(path: Path, write) -> str:
-    """Write through a temporary file in the same directory, then rename; the sha256 of what was written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write through a temporary file in the same directory, then rename; the sha256 of what was written.
+
+    The temporary file is ``mkstemp``'s: a fresh name, created with ``O_EXCL``, so a file or symlink
+    planted in the directory is never opened, followed or overwritten. ``os.replace`` then replaces
+    ``path`` itself, a symlink included, never what a symlink points to.
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):  # mkstemp's 0600, widened to what open() would have given
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
         digest = _sha256(tmp)
         os.replace(tmp, path)
@@ -310,6 +379,12 @@ def _write_atomic(path: Path, write) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return digest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _sha256(path: Path) -> str:
@@ -340,29 +415,42 @@ def _choices(values, allowed, argument):
 def load(path) -> Recording:
     """Read and validate a recording (a directory, or its ``manifest.json``) without TensorFlow or Keras.
 
-    Everything is checked before anything runs: the format and its version,
-    every case's fields, every array present with its recorded shape and
-    dtype, no array left over, and the archive's sha256. Any problem is a
-    :class:`GoldenFileError` naming the file and what is wrong.
+    Everything is checked before anything runs, and each size before what it bounds is read: the
+    manifest's size, nesting, keys and types; every case's fields; its ``config`` and ``keras_config``,
+    both buildable by the engine and agreeing on every option that changes the result and on the
+    case's dtype; every array's declared shape and dtype, and the archive's and each entry's size
+    against them, then each ``.npy`` header against them before its data is read; every value
+    finite; no array missing or left over; the archive's sha256. Nothing is unpickled. Any problem
+    is a :class:`GoldenFileError` naming the file and what is wrong (docs/golden.md, "What a
+    reader may trust").
     """
     manifest_path = _manifest_path(Path(path))
     manifest = _read_manifest(manifest_path)
+    for index, entry in enumerate(manifest["cases"]):
+        _check_entry(entry, index, manifest_path)
+    specs = {name: spec for entry in manifest["cases"] for name, spec in entry["arrays"].items()}
+    total = sum(_nbytes(spec) for spec in specs.values())
+    if total > MAX_TOTAL_BYTES:
+        raise GoldenFileError(
+            f"{manifest_path}: its arrays take {total} bytes together, more than the {MAX_TOTAL_BYTES} "
+            "a recording may hold."
+        )
     arrays_path = manifest_path.parent / manifest["arrays"]["file"]
     if not arrays_path.is_file():
         raise GoldenFileError(f"{arrays_path}: not found; {manifest_path.name} refers to it for every array.")
-    try:
-        npz = np.load(arrays_path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    limit = total + total // 1000 + sum(ZIP_OVERHEAD_PER_ARRAY + 2 * len(n) for n in specs) + ZIP_OVERHEAD
+    size = arrays_path.stat().st_size
+    if size > limit:
         raise GoldenFileError(
-            f"{arrays_path}: not a readable .npz archive ({one_line(err)}); the file may be truncated or corrupt."
-        ) from None
-    with npz:
-        available = set(npz.files)
+            f"{arrays_path}: {size} bytes, more than the {limit} that the arrays {manifest_path.name} lists "
+            "can take in a zip archive; it holds something else."
+        )
+    with _open_archive(arrays_path) as (archive, entries):
         cases, used = [], set()
-        for index, entry in enumerate(manifest["cases"]):
-            cases.append(_load_case(entry, index, npz, available, arrays_path, manifest_path))
+        for entry in manifest["cases"]:
+            cases.append(_load_case(entry, archive, entries, arrays_path, manifest_path))
             used.update(entry["arrays"])
-    extra = sorted(available - used)
+    extra = sorted(set(entries) - used)
     if extra:
         raise GoldenFileError(
             f"{arrays_path}: holds {len(extra)} arrays that {manifest_path.name} does not list "
@@ -379,6 +467,11 @@ def load(path) -> Recording:
 
 
 def _manifest_path(path: Path) -> Path:
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise GoldenFileError(
+            f"{path}: not a directory; expected a recording made by `scratch-rnn record` "
+            f"(a directory holding {MANIFEST} and {ARRAYS})."
+        )
     manifest = path / MANIFEST if path.is_dir() else path
     if not manifest.is_file():
         where = f"{path} has no {MANIFEST}" if path.is_dir() else f"{path}: not found"
@@ -388,27 +481,55 @@ def _manifest_path(path: Path) -> Path:
     return manifest
 
 
+#: A manifest's top-level keys, and its ``recording`` object's (``seed`` required, the rest optional).
+_TOP_LEVEL = ("format", "format_version", "recorded_with", "recording", "arrays", "cases")
+_RECORDING = {"seed": (int,), "examples": (int,), "layers": (list,), "dtypes": (list,), "command": (str,)}
+
+
 def _read_manifest(path: Path) -> dict:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise GoldenFileError(f"{path}: not valid JSON ({err}).") from None
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise GoldenFileError(
+                f"{path}: {size} bytes, more than the {MAX_MANIFEST_BYTES} a {FORMAT} manifest may take."
+            )
+        manifest = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        manifest = None  # nested too deeply for Python's parser: reported below
+    except GoldenFileError:
+        raise
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity, an integer too long
+        raise GoldenFileError(f"{path}: not valid JSON ({one_line(err)}).") from None
     except OSError as err:
         raise GoldenFileError(f"{path}: cannot be read ({one_line(err)}).") from None
+    if manifest is None or _too_deep(manifest):
+        raise GoldenFileError(f"{path}: nested more than {MAX_DEPTH} levels deep; not a {FORMAT} manifest.")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise GoldenFileError(f'{path}: not a {FORMAT} manifest (its "format" is {got!r}, expected {FORMAT!r}).')
+        raise GoldenFileError(f'{path}: not a {FORMAT} manifest (its "format" is {got!r:.80}, expected {FORMAT!r}).')
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version != FORMAT_VERSION:
         raise GoldenFileError(
-            f"{path}: format version {version!r} is not supported; this scratch_rnn reads "
+            f"{path}: format version {version!r:.80} is not supported; this scratch_rnn reads "
             f"version {FORMAT_VERSION}. Re-record with `scratch-rnn record`."
         )
+    unknown = [k for k in manifest if k not in _TOP_LEVEL]
+    if unknown:
+        raise GoldenFileError(
+            f"{path}: unknown top-level key {unknown[0]!r:.80}; a {FORMAT} manifest has exactly {list(_TOP_LEVEL)}."
+        )
+    recorded_with = manifest.get("recorded_with")
+    if not isinstance(recorded_with, dict) or not all(isinstance(v, str) for v in recorded_with.values()):
+        raise GoldenFileError(
+            f'{path}: "recorded_with" must be an object of version strings, got {recorded_with!r:.80}.'
+        )
+    _check_recording(manifest.get("recording"), path)
     arrays = manifest.get("arrays")
     if not (
         isinstance(arrays, dict)
-        and isinstance(arrays.get("file"), str)
-        and isinstance(arrays.get("sha256"), str)
+        and set(arrays) == {"file", "sha256"}
+        and isinstance(arrays["file"], str)
+        and isinstance(arrays["sha256"], str)
         and arrays["file"]
         and Path(arrays["file"]).name == arrays["file"]
     ):
@@ -428,7 +549,42 @@ def _read_manifest(path: Path) -> dict:
     return manifest
 
 
-#: Each case entry's fields and the JSON types they may hold.
+def _no_constant(name: str):
+    """``json.loads``'s ``parse_constant``: the format's JSON holds no NaN or Infinity."""
+    raise ValueError(f"{name} is not allowed in a {FORMAT} manifest")
+
+
+def _too_deep(value) -> bool:
+    """Whether JSON ``value`` nests more than :data:`MAX_DEPTH` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _check_recording(recording, path: Path) -> None:
+    """``recording``: how the file was made; its ``seed`` names the cases in a report."""
+    if not isinstance(recording, dict):
+        raise GoldenFileError(f'{path}: "recording" must be an object, got {recording!r:.80}.')
+    for key, value in recording.items():
+        if key not in _RECORDING:
+            raise GoldenFileError(
+                f'{path}: "recording" has an unknown key {key!r:.80}; it may hold {list(_RECORDING)}.'
+            )
+        types = _RECORDING[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise GoldenFileError(
+                f'{path}: "recording.{key}" must be {" or ".join(t.__name__ for t in types)}, got {value!r:.80}.'
+            )
+    if "seed" not in recording:
+        raise GoldenFileError(f'{path}: "recording.seed" is missing; it names the cases in a report.')
+
+
+#: Each case entry's fields and the JSON types they may hold; a case has exactly these.
 _FIELDS = {
     "id": (str,),
     "layer": (str,),
@@ -446,8 +602,27 @@ _FIELDS = {
     "arrays": (dict,),
 }
 
+#: The options that change what a recurrent layer computes: ``config`` and ``keras_config`` must agree on
+#: each (a Bidirectional's ``merge_mode`` and both directions' too). Initialisers, dropout and names do not.
+_OPTIONS = (
+    "dtype",
+    "merge_mode",
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "reset_after",
+)
 
-def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: Path) -> GoldenCase:
+
+def _check_entry(entry, index, manifest_path: Path) -> None:
+    """One case entry's fields, array specs, ``config`` and ``keras_config``; nothing of the archive read."""
     where = f"{manifest_path}: case {index}"
 
     def fail(problem):
@@ -460,6 +635,9 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
             fail(f"the field {key!r} is missing.")
         if not isinstance(entry[key], types) or isinstance(entry[key], bool):
             fail(f"the field {key!r} must be {' or '.join(t.__name__ for t in types)}, got {entry[key]!r:.80}.")
+    unknown = [k for k in entry if k not in _FIELDS]
+    if unknown:
+        fail(f"unknown field {unknown[0]!r:.80}; a case has exactly the fields {list(_FIELDS)}.")
     where = f"{manifest_path}: case {entry['id']!r}"
     for role in ("weights", "initial_state", "outputs", "output_names", "carried_state"):
         if not all(isinstance(n, str) for n in entry[role] or []):
@@ -479,7 +657,104 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
             f'"arrays" must describe exactly the arrays the case names; it lists {sorted(entry["arrays"])}, '
             f"the case names {sorted(names)}."
         )
-    missing = [n for n in names if n not in available]
+    for name in names:
+        _check_spec(name, entry["arrays"][name], fail)
+    _check_configs(entry, fail)
+
+
+def _check_spec(name: str, spec, fail) -> None:
+    """An array's declared ``{"shape", "dtype"}``: at most three non-negative dims, a known dtype, a bounded size."""
+    if not (
+        isinstance(spec, dict)
+        and set(spec) == {"shape", "dtype"}
+        and isinstance(spec["shape"], list)
+        and isinstance(spec["dtype"], str)
+    ):
+        fail(f'arrays[{name!r}] must be {{"shape": [...], "dtype": "..."}}, got {spec!r:.80}.')
+    shape = spec["shape"]
+    if len(shape) > 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        fail(f"arrays[{name!r}]: the shape must be a list of at most 3 non-negative ints, got {shape!r:.80}.")
+    if spec["dtype"] not in ARRAY_DTYPES:
+        fail(f"arrays[{name!r}]: the dtype must be one of {list(ARRAY_DTYPES)}, got {spec['dtype']!r:.80}.")
+    if _nbytes(spec) > MAX_ARRAY_BYTES:
+        fail(
+            f"the array {name!r} would take {_nbytes(spec)} bytes ({shape} {spec['dtype']}), more than the "
+            f"{MAX_ARRAY_BYTES} one array may."
+        )
+
+
+def _nbytes(spec: dict) -> int:
+    """The bytes of data a (checked) array spec declares."""
+    return math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
+
+
+def _check_configs(entry, fail) -> None:
+    """``config`` and ``keras_config`` both build an engine layer; both are in the case's dtype and agree on
+    every option that changes the result (:data:`_OPTIONS`), so a bad file is never taken for a wrong engine."""
+    options = {}
+    for key in ("config", "keras_config"):
+        try:
+            options[key] = _computed_options(from_config(entry["layer"], entry[key]))
+        except Exception as err:  # unknown options, missing keys, wrong types: the file's fault
+            fail(f'"{key}" is not a {entry["layer"]} config scratch_rnn can build ({one_line(err)}).')
+    for key, value in options["config"].items():
+        if key.rpartition(".")[2] == "dtype" and value != entry["dtype"]:
+            fail(f"\"config\" has `{key}` {value!r}, but the case's dtype (its arrays' dtype) is {entry['dtype']!r}.")
+    ours, theirs = options["config"], options["keras_config"]
+    for key in dict.fromkeys([*ours, *theirs]):
+        if ours.get(key, "<absent>") != theirs.get(key, "<absent>"):
+            fail(
+                f"config and keras_config disagree on `{key}`: {ours.get(key, '<absent>')!r} vs "
+                f"{theirs.get(key, '<absent>')!r}."
+            )
+
+
+def _computed_options(layer) -> dict:
+    """The :data:`_OPTIONS` an (unbuilt) engine layer computes with; a Bidirectional's directions as
+    ``layer.<option>`` and ``backward_layer.<option>``, with their class as ``layer.class_name``."""
+    options = {}
+    for key, value in layer.get_config().items():
+        if hasattr(value, "get_config"):  # a wrapped layer
+            options[f"{key}.class_name"] = type(value).__name__
+            options.update({f"{key}.{k}": v for k, v in _computed_options(value).items()})
+        elif key in _OPTIONS:
+            options[key] = value
+    return options
+
+
+@contextlib.contextmanager
+def _open_archive(arrays_path: Path):
+    """The zip archive and its entries by array name (``<name>.npy``); nothing decompressed yet."""
+    try:
+        archive = zipfile.ZipFile(arrays_path)
+    except (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile) as err:
+        raise GoldenFileError(
+            f"{arrays_path}: not a readable .npz archive ({one_line(err)}); the file may be truncated or corrupt."
+        ) from None
+    with archive:
+        entries = {}
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise GoldenFileError(
+                    f"{arrays_path}: the entry {info.filename!r:.120} is not named '<array>.npy'; an .npz "
+                    "archive stores each array as a .npy entry."
+                )
+            name = info.filename[: -len(".npy")]
+            if name in entries:
+                raise GoldenFileError(f"{arrays_path}: the entry {info.filename!r:.120} appears more than once.")
+            entries[name] = info
+        yield archive, entries
+
+
+def _load_case(entry, archive, entries, arrays_path: Path, manifest_path: Path) -> GoldenCase:
+    """A checked case entry with its arrays read from the archive."""
+    where = f"{manifest_path}: case {entry['id']!r}"
+
+    def fail(problem):
+        raise GoldenFileError(f"{where}: {problem}")
+
+    names = _array_names(entry)
+    missing = [n for n in names if n not in entries]
     if missing and len(missing) == len(names):
         fail(
             f"listed in {manifest_path.name}, but {arrays_path.name} holds none of its arrays "
@@ -487,23 +762,10 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
         )
     if missing:
         fail(f"the array {missing[0]!r} is missing from {arrays_path}.")
-    arrays = {}
-    for name in names:
-        spec = entry["arrays"][name]
-        if not (isinstance(spec, dict) and isinstance(spec.get("shape"), list) and isinstance(spec.get("dtype"), str)):
-            fail(f'arrays[{name!r}] must be {{"shape": [...], "dtype": "..."}}, got {spec!r:.80}.')
-        try:
-            array = npz[name]
-        except Exception as err:  # a damaged entry: bad CRC, a truncated .npy, an object array
-            raise GoldenFileError(
-                f"{arrays_path}: the array {name!r} cannot be read ({one_line(err)}); the file is corrupt."
-            ) from None
-        if list(array.shape) != spec["shape"] or array.dtype.name != spec["dtype"]:
-            fail(
-                f"the array {name!r} in {arrays_path.name} has shape {list(array.shape)} and dtype "
-                f"{array.dtype.name}, but the manifest records shape {spec['shape']} and dtype {spec['dtype']}."
-            )
-        arrays[name] = array.astype(array.dtype.newbyteorder("="), copy=False)
+    arrays = {n: _read_array(archive, entries[n], n, entry["arrays"][n], arrays_path, fail) for n in names}
+    for name, array in arrays.items():
+        if array.dtype != np.bool_ and not np.isfinite(array).all():
+            fail(f"the array {name!r} holds NaN or infinity; every value of a recorded case is finite.")
     _check_roles(entry, arrays, fail)
 
     def get(role):
@@ -521,6 +783,55 @@ def _load_case(entry, index, npz, available, arrays_path: Path, manifest_path: P
     return GoldenCase(
         entry["id"], case, entry["keras_config"], list(entry["output_names"]), get("outputs"), get("carried_state")
     )
+
+
+def _read_array(archive, info, name: str, spec: dict, arrays_path: Path, fail) -> np.ndarray:
+    """One ``.npy`` entry, its sizes checked before decompressing and its header before its data is read."""
+    shape, dtype, nbytes = spec["shape"], spec["dtype"], _nbytes(spec)
+    entry = f"{arrays_path}: the entry {info.filename!r}"
+    if info.file_size > nbytes + NPY_HEADER_MAX:
+        raise GoldenFileError(
+            f"{entry} inflates to {info.file_size} bytes, but the {shape} {dtype} array the manifest declares "
+            f"takes {nbytes} (and a header of at most {NPY_HEADER_MAX}); refused before decompressing it."
+        )
+    try:
+        with archive.open(info) as f:
+            try:
+                version = np.lib.format.read_magic(f)
+            except ValueError as err:
+                raise GoldenFileError(f"{entry} is not a .npy file ({one_line(err)}).") from None
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise GoldenFileError(f"{entry} is a .npy file of version {version}; this reader takes 1.0 and 2.0.")
+            got_shape, fortran_order, got_dtype = header
+            if list(got_shape) != shape or got_dtype.name != dtype:
+                fail(
+                    f"the array {name!r} in {arrays_path.name} has shape {list(got_shape)} and dtype "
+                    f"{got_dtype.name}, but the manifest records shape {shape} and dtype {dtype}."
+                )
+            data_size = info.file_size - f.tell()
+            if data_size != nbytes:
+                raise GoldenFileError(
+                    f"{entry} holds {data_size} bytes after its .npy header, but a {shape} {dtype} array "
+                    f"takes {nbytes}."
+                )
+            data = f.read(nbytes)
+            f.read()  # the end of the entry: its CRC is checked
+    except GoldenFileError:
+        raise
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error, zipfile.BadZipFile) as err:
+        raise GoldenFileError(
+            f"{arrays_path}: the array {name!r} cannot be read ({one_line(err)}); the file is corrupt."
+        ) from None
+    if len(data) != nbytes:
+        raise GoldenFileError(f"{entry} ends after {len(data)} of its {nbytes} bytes of data; the file is corrupt.")
+    if dtype == "bool" and np.frombuffer(data, np.uint8).max(initial=0) > 1:
+        raise GoldenFileError(f"{entry} holds bool bytes other than 0 and 1.")
+    array = np.frombuffer(data, dtype=got_dtype).reshape(shape, order="F" if fortran_order else "C")
+    return np.array(array, dtype=got_dtype.newbyteorder("="), order="C")
 
 
 def _check_roles(entry, arrays, fail) -> None:
@@ -571,7 +882,7 @@ def _check_roles(entry, arrays, fail) -> None:
         fail('"carried_state" must be given exactly when "split" is (a stateful case).')
 
 
-def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCheck:
+def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: float | None = 60.0) -> GoldenCheck:
     """Check the engine (``candidate=None``) or ``candidate`` against the recording at ``path``.
 
     Needs neither TensorFlow nor Keras. The recording is validated first
@@ -581,7 +892,18 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCh
     statefully; a candidate gets the recorded ``carried_state`` as its second
     call's initial state. ``layers`` and ``ids`` select cases (a ValueError if
     they select none); ``on_case(golden_case, result)`` is called after each.
+
+    A candidate runs in a worker thread: whatever it raises (``SystemExit`` and
+    ``KeyboardInterrupt`` included) fails that case; a case it has not finished
+    after ``timeout`` seconds (None: no limit) fails, and the check stops there,
+    since a hung candidate is not called again.
     """
+    if candidate is not None and not callable(candidate):
+        raise ValueError(
+            "Argument `candidate` must be None (the engine) or a callable "
+            f"candidate(config, weights, x, mask=None, initial_state=None), got {candidate!r:.80}."
+        )
+    timeout = check_timeout(timeout)
     recording = load(path)
     selected = [
         g for g in recording.cases if (layers is None or g.case.layer in layers) and (ids is None or g.id in ids)
@@ -595,7 +917,7 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCh
     name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
     result = GoldenCheck(recording.path, recording.recorded_with, name)
     reports = {}
-    for golden in selected:
+    for done, golden in enumerate(selected, start=1):
         key = (golden.case.layer, golden.case.dtype.name)
         if key not in reports:
             reports[key] = Report(
@@ -605,27 +927,34 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None) -> GoldenCh
                 seed=recording.manifest.get("recording", {}).get("seed", -1),
                 reference=f"recorded keras {recording.recorded_with.get('keras', '?')}",
             )
-        outcome = _check_one(golden, candidate)
+        outcome = _check_one(golden, candidate, timeout)
         reports[key].record(outcome)
         if not outcome.ok and not outcome.skipped:
+            stopped = (
+                f"; the check stopped there, {len(selected) - done} later cases not run" if outcome.timed_out else ""
+            )
             reports[key].failures.append(
                 Failure(
                     f"{golden.id}: {outcome.message()}",
                     f"recorded case {golden.id} in {recording.path / MANIFEST}; "
-                    f"to rerun it alone, add --case {golden.id}",
+                    f"to rerun it alone, add --case {golden.id}{stopped}",
                 )
             )
         if on_case is not None:
             on_case(golden, outcome)
+        if outcome.timed_out:
+            break
     result.reports = list(reports.values())
     return result
 
 
-def _check_one(golden: GoldenCase, candidate=None) -> CaseResult:
+def _check_one(golden: GoldenCase, candidate=None, timeout: float | None = None) -> CaseResult:
     """One recorded case against the engine or ``candidate``."""
     if candidate is not None and golden.carried_state is not None:
         candidate = _carrying(candidate, golden.carried_state)
-    return check_against(golden.case, lambda: (golden.output_names, golden.outputs, golden.keras_config), candidate)
+    return check_against(
+        golden.case, lambda: (golden.output_names, golden.outputs, golden.keras_config), candidate, timeout=timeout
+    )
 
 
 def _carrying(candidate, carried):

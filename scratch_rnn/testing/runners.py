@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -100,6 +101,31 @@ def run_candidate(candidate, keras_config: dict, case):
         names += output_names(len(outs), len(chunks), i, returns_both_directions(keras_config))
         arrays += [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
     return names, arrays
+
+
+def call_candidate(candidate, keras_config: dict, case, timeout: float | None = None):
+    """:func:`run_candidate` in a worker thread: ``("value", (names, arrays))``, ``("error", exception)`` or
+    ``("timeout", timeout)`` if it has not returned after ``timeout`` seconds (None: no limit).
+
+    Whatever the candidate raises, ``SystemExit`` and ``KeyboardInterrupt`` included, is returned
+    as its error, never raised here: it comes from the candidate's own code. A Ctrl-C aimed at the
+    harness arrives in the main thread, which only waits here, and propagates as usual. A candidate
+    that does not return is left running in its daemon thread: Python cannot stop a thread.
+    """
+    outcome = []
+
+    def work():
+        try:
+            outcome.append(("value", run_candidate(candidate, keras_config, case)))
+        except BaseException as err:  # the candidate's, whatever it is: reported, not raised
+            outcome.append(("error", err))
+
+    worker = threading.Thread(target=work, name="scratch-rnn candidate", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return ("timeout", timeout)
+    return outcome[0]
 
 
 def _to_numpy(value):

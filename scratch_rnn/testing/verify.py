@@ -20,6 +20,7 @@ from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
     Report,
     check_against,
     check_case,
+    check_timeout,
     float64_config,
     keras_outputs,
 )
@@ -35,6 +36,18 @@ class CaseMismatch(AssertionError):
     pass
 
 
+class _CandidateHung(BaseException):
+    """A candidate did not return within the timeout: leave the Hypothesis run at once.
+
+    A ``BaseException`` that is not an ``Exception``, ``SystemExit`` or ``GeneratorExit``, so Hypothesis
+    does not take it for a failure to shrink (which would call the hung candidate again), and lets it out.
+    """
+
+    def __init__(self, result: CaseResult):
+        super().__init__(result.error)
+        self.result = result
+
+
 def verify(
     candidate=None,
     layer: str = "SimpleRNN",
@@ -48,6 +61,7 @@ def verify(
     with_mask: bool = True,
     with_initial_state: bool = True,
     fast: bool = True,
+    timeout: float | None = 60.0,
 ) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
@@ -64,6 +78,11 @@ def verify(
     the known semantic differences (:data:`scratch_rnn.testing.strategies.KNOWN_DIFFERENCES`).
     ``fast=False`` sweeps the engine's readable ``project``/``step`` instead of its fast kernels
     (``candidate=None`` only).
+
+    A candidate runs in a worker thread: whatever it raises (``SystemExit`` and ``KeyboardInterrupt``
+    included) is a failed case, and a case it has not finished after ``timeout`` seconds (None: no
+    limit) is a failure that ends the sweep there, unshrunk, since a hung candidate is not called
+    again. A Ctrl-C of the harness still stops it. The engine (``candidate=None``) runs inline.
     """
     if dtype not in ("float32", "float64", np.float32, np.float64, np.dtype("float32"), np.dtype("float64")):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
@@ -80,6 +99,7 @@ def verify(
         raise ValueError(f"Argument `seed` must be an int or None, got {seed!r}.")
     if candidate is not None and not fast:
         raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
+    timeout = check_timeout(timeout)
     fixed = check_fixed(layer, fixed, for_candidate=candidate is not None, reference=reference or default_reference())
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
@@ -114,13 +134,15 @@ def verify(
         )
     )
     def sweep(case):
-        result = check_case(case, keras, candidate, fast)
+        result = check_case(case, keras, candidate, fast, timeout)
         if not failed:  # once a case fails, Hypothesis replays shrunk variants of it: not new cases
             report.record(result)
             if on_example is not None:
                 on_example(result)
             if not result.ok and not result.skipped:
                 failed.append(result)
+        if result.timed_out:
+            raise _CandidateHung(result)
         assume(not result.skipped)
         if not result.ok:
             raise CaseMismatch(result.message())
@@ -132,4 +154,9 @@ def verify(
         notes = "\n".join(getattr(err, "__notes__", []))
         reproducer = f"reproduce with seed={seed} (CLI: --seed {seed})\n{notes}"
         report.failures.append(Failure(str(err), reproducer))
+    except _CandidateHung as hung:
+        first = failed[0]  # the hung case itself, or the failing case whose shrunk variant hung
+        stop = "the sweep stopped at this case" if first is hung.result else f"shrinking stopped: {hung.result.error}"
+        reproducer = f"reproduce with seed={seed} (CLI: --seed {seed}); unshrunk, {stop}"
+        report.failures.append(Failure(first.message(), reproducer))
     return report
