@@ -11,6 +11,7 @@ from scratch_rnn.gru import GRU
 from scratch_rnn.keras_convert import from_keras
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.models import Input, Sequential
+from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.version import __version__
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
@@ -28,6 +29,8 @@ __all__ = [
     "Activation",
     "Input",
     "Sequential",
+    "LayerNormalization",
+    "BatchNormalization",
     "from_keras",
     "verify",
     "__version__",

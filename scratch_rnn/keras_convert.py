@@ -20,6 +20,7 @@ from scratch_rnn.gru import GRU
 from scratch_rnn.layer import Layer
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.models import Input, Sequential
+from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
@@ -28,6 +29,7 @@ KERAS_CLASSES = {
     cls.__name__: cls
     for cls in (
         SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking, Dense, TimeDistributed, Dropout, Activation,
+        LayerNormalization, BatchNormalization,
     )
 }  # fmt: skip
 

@@ -39,12 +39,14 @@ from scratch_rnn.checks import as_numeric
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """One weight: its Keras name and shape, the seed attribute holding it, and whether they differ by a transpose."""
+    """One weight: its Keras name and shape, the seed attribute holding it, whether they differ by a transpose,
+    and whether Keras trains it (``BatchNormalization``'s moving statistics are not: summary's split)."""
 
     keras_name: str
     attr: str
     keras_shape: tuple
     transpose: bool
+    trainable: bool = True
 
     @property
     def seed_shape(self) -> tuple:

@@ -152,6 +152,14 @@ class Layer:
             raise ValueError(f"Layer {self.name!r} is not built yet: call it, or give the model an Input, first.")
         return sum(int(np.prod(spec.keras_shape)) for spec in self.weight_spec())
 
+    def count_trainable_params(self) -> int:
+        """Keras's trainable count (summary's "Trainable params"): 0 for a frozen layer (``trainable=False``),
+        else the weights whose :class:`~scratch_rnn.keras_layout.WeightSpec` is trainable."""
+        self.count_params()  # refuses an unbuilt layer
+        if not self.trainable:
+            return 0
+        return sum(int(np.prod(spec.keras_shape)) for spec in self.weight_spec() if spec.trainable)
+
     # --- calling ---------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         """Run the layer: :meth:`call` (each layer's computation, as in Keras)."""
