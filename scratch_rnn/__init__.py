@@ -11,6 +11,7 @@ from scratch_rnn.gru import GRU
 from scratch_rnn.keras_convert import from_keras
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.models import Input, Sequential
+from scratch_rnn.saving import load_model
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.version import __version__
@@ -32,6 +33,7 @@ __all__ = [
     "LayerNormalization",
     "BatchNormalization",
     "from_keras",
+    "load_model",
     "verify",
     "__version__",
 ]
