@@ -6,6 +6,7 @@ imports NumPy only; the harness (:mod:`scratch_rnn.testing`, :func:`verify`) imp
 Keras and Hypothesis when it is used.
 """
 
+from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
 from scratch_rnn.keras_convert import from_keras
@@ -32,6 +33,7 @@ __all__ = [
     "Sequential",
     "LayerNormalization",
     "BatchNormalization",
+    "Conv1D",
     "from_keras",
     "load_model",
     "verify",

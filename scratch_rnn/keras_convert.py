@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
 from scratch_rnn.layer import Layer
@@ -29,7 +30,7 @@ KERAS_CLASSES = {
     cls.__name__: cls
     for cls in (
         SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking, Dense, TimeDistributed, Dropout, Activation,
-        LayerNormalization, BatchNormalization,
+        LayerNormalization, BatchNormalization, Conv1D,
     )
 }  # fmt: skip
 
