@@ -11,9 +11,13 @@ from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Maski
 from scratch_rnn.gru import GRU
 from scratch_rnn.keras_convert import from_keras
 from scratch_rnn.lstm import LSTM
+from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from scratch_rnn.models import Input, Sequential
-from scratch_rnn.saving import load_model
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
+from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
+from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
+from scratch_rnn.saving import load_model
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.version import __version__
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
@@ -29,6 +33,25 @@ __all__ = [
     "TimeDistributed",
     "Dropout",
     "Activation",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "RepeatVector",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
     "Input",
     "Sequential",
     "LayerNormalization",

@@ -20,8 +20,12 @@ from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Maski
 from scratch_rnn.gru import GRU
 from scratch_rnn.layer import Layer
 from scratch_rnn.lstm import LSTM
+from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from scratch_rnn.models import Input, Sequential
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
+from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
+from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
@@ -31,8 +35,20 @@ KERAS_CLASSES = {
     for cls in (
         SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking, Dense, TimeDistributed, Dropout, Activation,
         LayerNormalization, BatchNormalization, Conv1D,
+        *(Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot),
+        *(RepeatVector, Flatten, Reshape, Permute),
+        *(GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D, AveragePooling1D),
+        *(SpatialDropout1D, GaussianNoise, GaussianDropout),
     )
 }  # fmt: skip
+
+#: Weightless scratch layers: copied from a Keras layer even before Keras has built it (a merge layer
+#: builds at its first call).
+_WEIGHTLESS = (
+    Dropout, Masking, Activation, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot,
+    RepeatVector, Flatten, Reshape, Permute, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D,
+    AveragePooling1D, SpatialDropout1D, GaussianNoise, GaussianDropout,
+)  # fmt: skip
 
 #: Config keys that shape only training or default initialisation; weights are copied, so they are dropped.
 _NOT_INFERENCE = {
@@ -146,7 +162,7 @@ def _keras_class(obj) -> str:
 def _has_weights(layer) -> bool:
     if isinstance(layer, TimeDistributed):
         return _has_weights(layer.layer)
-    return not isinstance(layer, (Dropout, Masking, Activation))
+    return not isinstance(layer, _WEIGHTLESS)
 
 
 def from_keras(obj):
