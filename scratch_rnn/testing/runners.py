@@ -103,20 +103,20 @@ def run_candidate(candidate, keras_config: dict, case):
     return names, arrays
 
 
-def call_candidate(candidate, keras_config: dict, case, timeout: float | None = None):
-    """:func:`run_candidate` in a worker thread: ``("value", (names, arrays))``, ``("error", exception)`` or
+def call_with_timeout(function, timeout: float | None = None):
+    """``function()`` in a worker thread: ``("value", result)``, ``("error", exception)`` or
     ``("timeout", timeout)`` if it has not returned after ``timeout`` seconds (None: no limit).
 
-    Whatever the candidate raises, ``SystemExit`` and ``KeyboardInterrupt`` included, is returned
-    as its error, never raised here: it comes from the candidate's own code. A Ctrl-C aimed at the
-    harness arrives in the main thread, which only waits here, and propagates as usual. A candidate
+    Whatever ``function`` raises, ``SystemExit`` and ``KeyboardInterrupt`` included, is returned as
+    its error, never raised here: it comes from a candidate's own code. A Ctrl-C aimed at the
+    harness arrives in the main thread, which only waits here, and propagates as usual. A function
     that does not return is left running in its daemon thread: Python cannot stop a thread.
     """
     outcome = []
 
     def work():
         try:
-            outcome.append(("value", run_candidate(candidate, keras_config, case)))
+            outcome.append(("value", function()))
         except BaseException as err:  # the candidate's, whatever it is: reported, not raised
             outcome.append(("error", err))
 
@@ -126,6 +126,11 @@ def call_candidate(candidate, keras_config: dict, case, timeout: float | None = 
     if worker.is_alive():
         return ("timeout", timeout)
     return outcome[0]
+
+
+def call_candidate(candidate, keras_config: dict, case, timeout: float | None = None):
+    """:func:`run_candidate` through :func:`call_with_timeout`."""
+    return call_with_timeout(lambda: run_candidate(candidate, keras_config, case), timeout)
 
 
 def _to_numpy(value):

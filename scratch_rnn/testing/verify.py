@@ -84,22 +84,11 @@ def verify(
     limit) is a failure that ends the sweep there, unshrunk, since a hung candidate is not called
     again. A Ctrl-C of the harness still stops it. The engine (``candidate=None``) runs inline.
     """
-    if dtype not in ("float32", "float64", np.float32, np.float64, np.dtype("float32"), np.dtype("float64")):
-        raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
     if layer not in LAYERS:
         raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")
-    if candidate is not None and not callable(candidate):
-        raise ValueError(
-            "Argument `candidate` must be None (the engine) or a callable "
-            f"candidate(config, weights, x, mask=None, initial_state=None), got {candidate!r:.80}."
-        )
-    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or not 1 <= max_examples <= MAX_EXAMPLES:
-        raise ValueError(f"Argument `max_examples` must be an int in [1, {MAX_EXAMPLES}], got {max_examples!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise ValueError(f"Argument `seed` must be an int or None, got {seed!r}.")
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
     if candidate is not None and not fast:
         raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
-    timeout = check_timeout(timeout)
     fixed = check_fixed(layer, fixed, for_candidate=candidate is not None, reference=reference or default_reference())
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
@@ -110,6 +99,43 @@ def verify(
         name = getattr(candidate, "__qualname__", repr(candidate))
     report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
 
+    strategy = cases(
+        layer,
+        dtype,
+        allow_stateful=candidate is None,
+        fixed=fixed,
+        with_mask=with_mask,
+        with_initial_state=with_initial_state,
+        reference=reference,
+    )
+    return sweep(
+        strategy,
+        lambda case: check_case(case, keras, candidate, fast, timeout),
+        report,
+        seed,
+        max_examples,
+        shrink_seconds,
+        on_example,
+    )
+
+
+def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout):
+    """The arguments every sweep takes, checked before anything runs; returns the checked ``timeout``."""
+    if dtype not in ("float32", "float64", np.float32, np.float64, np.dtype("float32"), np.dtype("float64")):
+        raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
+    if candidate is not None and not callable(candidate):
+        raise ValueError(f"Argument `candidate` must be None (the engine) or a callable, got {candidate!r:.80}.")
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or not 1 <= max_examples <= MAX_EXAMPLES:
+        raise ValueError(f"Argument `max_examples` must be an int in [1, {MAX_EXAMPLES}], got {max_examples!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"Argument `seed` must be an int or None, got {seed!r}.")
+    return check_timeout(timeout)
+
+
+def sweep(strategy, check_one, report: Report, seed: int, max_examples: int, shrink_seconds: float, on_example=None):
+    """Run ``check_one(case) -> CaseResult`` on ``max_examples`` cases drawn from ``strategy`` and fill
+    ``report``: the first failing case is shrunk (for at most ``shrink_seconds``) and reported with its
+    reproducer; a case that timed out ends the run unshrunk. Shared by the layer and the model sweeps."""
     failed = []  # the first failing case, once there is one
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
@@ -122,19 +148,9 @@ def verify(
         phases=phases,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
-    @given(
-        case=cases(
-            layer,
-            dtype,
-            allow_stateful=candidate is None,
-            fixed=fixed,
-            with_mask=with_mask,
-            with_initial_state=with_initial_state,
-            reference=reference,
-        )
-    )
-    def sweep(case):
-        result = check_case(case, keras, candidate, fast, timeout)
+    @given(case=strategy)
+    def run(case):
+        result = check_one(case)
         if not failed:  # once a case fails, Hypothesis replays shrunk variants of it: not new cases
             report.record(result)
             if on_example is not None:
@@ -149,7 +165,7 @@ def verify(
 
     try:
         with shrink_time_limit(shrink_seconds), seed_only():
-            sweep()
+            run()
     except CaseMismatch as err:
         notes = "\n".join(getattr(err, "__notes__", []))
         reproducer = f"reproduce with seed={seed} (CLI: --seed {seed})\n{notes}"
