@@ -12,7 +12,7 @@ from scratch_rnn.gru import GRU
 from scratch_rnn.keras_convert import from_keras
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
-from scratch_rnn.models import Input, Sequential
+from scratch_rnn.models import Input, Model, Sequential
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
@@ -54,6 +54,7 @@ __all__ = [
     "GaussianDropout",
     "Input",
     "Sequential",
+    "Model",
     "LayerNormalization",
     "BatchNormalization",
     "Conv1D",

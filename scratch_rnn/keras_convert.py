@@ -21,7 +21,7 @@ from scratch_rnn.gru import GRU
 from scratch_rnn.layer import Layer
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
-from scratch_rnn.models import Input, Sequential
+from scratch_rnn.models import OPERATIONS, Input, Model, Sequential
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
@@ -178,6 +178,8 @@ def from_keras(obj):
     ``states`` and, for wrappers, the wrapped layer attributes.
     """
     kind = _keras_class(obj)
+    if kind == "Functional":  # keras.Model(inputs, outputs): its graph from its config, each layer copied live
+        return model_from_config(obj.get_config(), lambda class_name, config: from_keras(obj.get_layer(config["name"])))
     if kind == "Sequential":
         batch_shape = getattr(obj, "input_shape", None) if getattr(obj, "built", False) else None
         layers = [from_keras(layer) for layer in obj.layers]
@@ -221,3 +223,82 @@ def _flatten(states) -> list:
     if isinstance(states, (list, tuple)):
         return [leaf for s in states for leaf in _flatten(s)]
     return [states]
+
+
+def model_from_config(config: dict, custom_layer_factory=from_config) -> Model:
+    """A :class:`~scratch_rnn.models.Model` from a Keras functional model's ``get_config()`` dict.
+
+    Each entry of ``config["layers"]`` becomes an ``Input`` (``InputLayer``), an operation Keras 3 records in
+    its graph (``NotEqual``, ``Any``: the masks of ``Embedding(mask_zero=True)`` and ``Masking``; any other is
+    refused by name), or a layer made by ``custom_layer_factory(class_name, layer_config)`` (default
+    :func:`from_config`, unweighted; :func:`from_keras` passes one that copies the live layer). Then every
+    ``inbound_nodes`` entry is called, in an order that has its inputs ready (``keras_history`` =
+    ``[layer name, node index, tensor index]``); ``training`` arguments are dropped (inference).
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise ValueError("Argument `config` must be a Keras functional model's get_config() dict (with `layers`).")
+    made: dict[tuple, list] = {}  # (layer name, node index) -> the node's output tensors
+    pending = []  # [layer, its config's inbound nodes, the next node to call]
+    for spec in config["layers"]:
+        class_name, layer_config = spec.get("class_name"), dict(spec.get("config", {}))
+        name = spec.get("name", layer_config.get("name"))
+        if class_name == "InputLayer":
+            shape = layer_config.get("batch_shape", layer_config.get("batch_input_shape"))
+            dtype = _dtype_name(layer_config.get("dtype"))
+            made[(name, 0)] = [Input(batch_shape=tuple(shape), dtype=dtype, name=name)]
+            continue
+        if class_name in ("Functional", "Sequential", "Model"):
+            raise ValueError(f"Keras model {name!r} nested in a functional model is not supported by scratch_rnn.")
+        if class_name in OPERATIONS:
+            layer = OPERATIONS[class_name](**layer_config)
+        elif spec.get("module", "").startswith("keras.src.ops"):
+            raise ValueError(
+                f"Keras operation {class_name!r} ({name}) is not supported by scratch_rnn; supported operations: "
+                f"{sorted(OPERATIONS)}."
+            )
+        else:
+            layer = custom_layer_factory(class_name, layer_config)
+        pending.append([layer, spec.get("inbound_nodes", []), 0, name])
+
+    def resolve(item):
+        if isinstance(item, dict) and item.get("class_name") == "__keras_tensor__":
+            layer_name, node_index, tensor_index = item["config"]["keras_history"]
+            return made[(layer_name, node_index)][tensor_index]  # KeyError: not made yet
+        if isinstance(item, list):
+            return [resolve(each) for each in item]
+        if isinstance(item, dict):
+            return {key: resolve(each) for key, each in item.items()}
+        return item
+
+    while any(entry[2] < len(entry[1]) for entry in pending):
+        progress = False
+        for entry in pending:
+            layer, nodes, index, name = entry
+            while index < len(nodes):
+                try:
+                    args = resolve(list(nodes[index].get("args", [])))
+                    kwargs = resolve(dict(nodes[index].get("kwargs", {})))
+                except KeyError:
+                    break
+                kwargs.pop("training", None)
+                outputs = layer(*args, **kwargs)
+                made[(name, index)] = outputs if isinstance(outputs, list) else [outputs]
+                index += 1
+                entry[2] = index
+                progress = True
+        if not progress:
+            stuck = [entry[3] for entry in pending if entry[2] < len(entry[1])]
+            raise ValueError(
+                f"Keras functional config: the inputs of layers {stuck} are never made (a disconnected graph)."
+            )
+
+    def ends(key):
+        refs = config.get(key)
+        single = bool(refs) and isinstance(refs[0], str)  # one [name, node, tensor], not a list of them
+        try:
+            tensors = [made[(n, i)][t] for n, i, t in ([refs] if single else refs)]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"Keras functional config: `{key}` {refs!r} names no tensor of the graph.") from None
+        return tensors[0] if single else tensors
+
+    return Model(ends("input_layers"), ends("output_layers"), name=config.get("name"))

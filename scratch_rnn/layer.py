@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from scratch_rnn import keras_layout
+from scratch_rnn import keras_layout, symbolic
 from scratch_rnn.checks import as_numeric, check_dtype
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
@@ -161,8 +161,17 @@ class Layer:
         return sum(int(np.prod(spec.keras_shape)) for spec in self.weight_spec() if spec.trainable)
 
     # --- calling ---------------------------------------------------------------------
+    #: Whether the layer passes on or computes a mask (Keras's ``supports_masking``): its ``compute_mask`` is the
+    #: next layer's mask in a model. A layer that sets it False drops the mask, as Keras does (with a warning).
+    supports_masking = True
+
     def __call__(self, *args, **kwargs):
-        """Run the layer: :meth:`call` (each layer's computation, as in Keras)."""
+        """Run the layer: :meth:`call` (each layer's computation, as in Keras) on arrays; on symbolic tensors
+        (any argument, at any depth, a :class:`~scratch_rnn.symbolic.SymbolicTensor`), build the layer on their
+        shapes, record a node of the functional graph and return symbolic outputs
+        (:func:`scratch_rnn.symbolic.symbolic_call`)."""
+        if symbolic.any_symbolic(args, kwargs):
+            return symbolic.symbolic_call(self, args, kwargs)
         return self.call(*args, **kwargs)
 
     def call(self, x, mask=None):  # pragma: no cover - abstract

@@ -1,22 +1,64 @@
-"""``Input`` and ``Sequential``: stacks of layers with Keras's call, weights and ``summary()``."""
+"""``Input``, ``Sequential`` and the functional ``Model``: layers in a stack or a graph, with Keras's call,
+masks, weights and ``summary()``."""
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
-from scratch_rnn.checks import as_numeric, positive_int
+from scratch_rnn import rnn as _rnn
+from scratch_rnn import symbolic
+from scratch_rnn.checks import DTYPES, as_numeric, boolean, positive_int
+from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.layer import BUILD_LOCK, Layer, auto_name, unchanged_on_error
+from scratch_rnn.symbolic import Node, SymbolicTensor
+from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
 
-class Input:
-    """The input of a model: ``shape`` without the batch, or the full ``batch_shape``.
+class InputLayer:
+    """The layer behind an :class:`Input` (Keras's ``InputLayer``): no weights, no computation."""
 
-    ``Input(shape=(2, 10), batch_size=8)`` is ``Input(batch_shape=(8, 2, 10))``.
+    supports_masking = True
+
+    def __init__(self, batch_shape: tuple, dtype, name: str):
+        self.batch_shape = batch_shape
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        self.built = True
+        self.trainable = True
+        self.inbound_nodes: list[Node] = []
+
+    def weight_spec(self):
+        return []
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, weights):
+        if len(weights):
+            raise ValueError(f"Argument `weights` for InputLayer {self.name!r} must be empty, got {len(weights)}.")
+
+    def count_params(self) -> int:
+        return 0
+
+    def count_trainable_params(self) -> int:
+        return 0
+
+    def __repr__(self):
+        return f"<InputLayer name={self.name!r}, batch_shape={self.batch_shape}>"
+
+
+class Input(SymbolicTensor):
+    """The input of a model, a symbolic tensor: ``shape`` without the batch, or the full ``batch_shape``.
+
+    ``Input(shape=(2, 10), batch_size=8)`` is ``Input(batch_shape=(8, 2, 10))``. ``dtype`` is float32 (default),
+    float64, or an integer type for token ids (``"int32"``). It starts a :class:`Model` (``Model(inputs, outputs)``)
+    or a :class:`Sequential` (its first entry). Its layer, an :class:`InputLayer`, is ``input.layer``.
     """
 
-    def __init__(self, shape=None, batch_size=None, batch_shape=None, name=None):
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
         if (shape is None) == (batch_shape is None):
             raise ValueError("Give exactly one of `shape` and `batch_shape` to Input.")
         given, argument = (batch_shape, "batch_shape") if batch_shape is not None else (shape, "shape")
@@ -27,26 +69,46 @@ class Input:
         if batch_shape is not None:
             if batch_size is not None:
                 raise ValueError("Give `batch_size` only with `shape`; `batch_shape` already includes it.")
-            self.batch_shape = tuple(batch_shape)
+            full = tuple(batch_shape)
         else:
             if batch_size is not None:
                 positive_int(batch_size, "batch_size")
-            self.batch_shape = (batch_size, *tuple(shape))
+            full = (batch_size, *tuple(shape))
         if not all(
-            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
-            for d in self.batch_shape
+            d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0) for d in full
         ):
             raise ValueError(
                 f"Argument `{argument}` of Input must hold non-negative ints or None, got {tuple(given)!r}."
             )
-        self.name = name if name is not None else auto_name("InputLayer")
+        dtype = _input_dtype(dtype)
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"Received an invalid value for argument `name`, expected a string, got {name!r:.80}.")
+        name = name if name is not None else auto_name("InputLayer")
+        super().__init__(full, dtype, name=name)
+        Node(InputLayer(self.shape, dtype, name), (), {}, [self])
 
     @property
-    def shape(self):
-        return self.batch_shape
+    def batch_shape(self) -> tuple:
+        return self.shape
 
     def __repr__(self):
-        return f"Input(batch_shape={self.batch_shape})"
+        return f"Input(batch_shape={self.batch_shape}, dtype={self.dtype.name!r}, name={self.name!r})"
+
+
+def _input_dtype(dtype) -> np.dtype:
+    """An Input's dtype: a float one a layer computes in, or an integer one (token ids); bool for masks."""
+    if dtype is None:
+        return np.dtype("float32")
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind not in "biu" and resolved.name not in DTYPES:
+        raise ValueError(
+            f"Received an invalid value for argument `dtype`, expected one of {list(DTYPES)}, an integer type "
+            f"or 'bool', got {dtype!r}."
+        )
+    return resolved
 
 
 class Sequential:
@@ -195,3 +257,476 @@ class Sequential:
             "_" * width,
         ]
         print_fn("\n".join(lines))
+
+
+# --- the functional graph -------------------------------------------------------------------
+
+
+class Operation:
+    """A weightless operation of a functional graph (Keras's ``keras.src.ops`` classes): the masks Keras 3 records
+    as ops (``NotEqual`` for ``Embedding(mask_zero=True)``, ``Any`` for ``Masking``) are these. Calling it on
+    arrays computes; on symbolic tensors it records a node, like a layer. It takes and makes no mask."""
+
+    supports_masking = False
+    built = True
+    trainable = True
+
+    def __init__(self, name=None):
+        self.name = name if name is not None else auto_name(type(self).__name__)
+        self.inbound_nodes: list[Node] = []
+
+    def __call__(self, *args, **kwargs):
+        if symbolic.any_symbolic(args, kwargs):
+            return symbolic.symbolic_call(self, args, kwargs)
+        return self.call(*args, **kwargs)
+
+    def output_dtypes(self, n):
+        return [np.dtype(bool)] * n
+
+    def weight_spec(self):
+        return []
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, weights):
+        if len(weights):
+            raise ValueError(f"Operation {self.name!r} has no weights, got {len(weights)}.")
+
+    def count_params(self) -> int:
+        return 0
+
+    def count_trainable_params(self) -> int:
+        return 0
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class NotEqual(Operation):
+    """Keras's ``ops.not_equal``: ``x1 != x2`` elementwise, a bool array (``x2`` a number or an array)."""
+
+    def call(self, x1, x2):
+        return np.not_equal(_value(x1, "x1"), _value(x2, "x2"))  # broadcast, as Keras's
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class Any(Operation):
+    """Keras's ``ops.any``: whether any element along ``axis`` is true, a bool array."""
+
+    def __init__(self, axis=None, keepdims=False, name=None):
+        super().__init__(name=name)
+        self.axis, self.keepdims = axis, boolean(keepdims, "keepdims")
+
+    def call(self, x):
+        return np.any(_value(x, "x"), axis=self.axis, keepdims=self.keepdims)
+
+    def compute_output_shape(self, input_shape):
+        if self.axis is None:
+            return tuple(1 for _ in input_shape) if self.keepdims else ()
+        axes = {a % len(input_shape) for a in ([self.axis] if isinstance(self.axis, int) else self.axis)}
+        return tuple(1 if i in axes else d for i, d in enumerate(input_shape) if self.keepdims or i not in axes)
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis, "keepdims": self.keepdims}
+
+
+#: The operations a functional model may hold, by Keras class name (``model_from_config`` reads these).
+OPERATIONS = {cls.__name__: cls for cls in (NotEqual, Any)}
+
+
+def _value(x, argument):
+    return x if isinstance(x, (int, float, bool, np.number, np.bool_)) else as_numeric(x, argument)
+
+
+# Masks recorded as Keras 3 records them: Embedding(mask_zero) makes ``not_equal(ids, 0)``, Masking
+# ``any(not_equal(x, mask_value), axis=-1)`` (keras/src/layers/core/embedding.py and masking.py, compute_mask).
+symbolic.MASK_MAKERS[Embedding] = lambda layer, ids: NotEqual()(ids, 0) if layer.mask_zero else None
+symbolic.MASK_MAKERS[Masking] = lambda layer, x: Any(axis=-1)(NotEqual()(x, layer.mask_value))
+# Keras's call of these takes no ``mask`` (keras/src/layers/core/*.py): none is recorded for them.
+symbolic.CALL_WITHOUT_MASK.update({Dense, Embedding, Masking, Dropout, Activation})
+
+
+#: How a functional model passes masks, by the Keras version whose behaviour it reproduces: ``{(first, end):
+#: semantics}`` with versions as tuples, ``end`` excluded (None: open). ``sequence_layers_pass_mask``: whether
+#: ``RNN`` layers (with ``return_sequences``), ``Bidirectional`` and ``TimeDistributed`` pass their input's mask
+#: to the next layer. Keras 3.0-3.15 do; Keras's main branch after PR #23235 (unreleased at 3.15.1; taken here
+#: as 3.16 onwards) stops them. ``Model(..., keras_version=...)`` picks a row; the default is 3.15's.
+KERAS_SEMANTICS = {
+    ((3, 0), (3, 16)): {"sequence_layers_pass_mask": True},
+    ((3, 16), None): {"sequence_layers_pass_mask": False},
+}
+
+#: The recurrent base class (``RNN``, renamed ``BaseRNN`` when the cell-based ``RNN`` layer arrived).
+_RECURRENT = getattr(_rnn, "BaseRNN", None) or _rnn.RNN
+
+#: The Keras version whose semantics a Model follows unless told otherwise.
+DEFAULT_KERAS_VERSION = "3.15.1"
+
+
+def keras_semantics(version: str) -> dict:
+    """The row of :data:`KERAS_SEMANTICS` for Keras ``version`` (``"3.15.1"``), else a ValueError."""
+    try:
+        key = tuple(int(part) for part in str(version).split(".")[:2])
+    except ValueError:
+        key = None
+    for (first, end), semantics in KERAS_SEMANTICS.items():
+        if key is not None and first <= key and (end is None or key < end):
+            return semantics
+    raise ValueError(
+        f"Received an invalid value for argument `keras_version`, expected a Keras 3 version such as "
+        f"{DEFAULT_KERAS_VERSION!r}, got {version!r}."
+    )
+
+
+def _as_list(structure, argument: str) -> tuple[list, bool]:
+    """``structure`` (one symbolic tensor or a list/tuple of them) as a list, and whether it was one tensor."""
+    if isinstance(structure, SymbolicTensor):
+        return [structure], True
+    if isinstance(structure, (list, tuple)) and structure and all(isinstance(t, SymbolicTensor) for t in structure):
+        return list(structure), False
+    raise ValueError(
+        f"Argument `{argument}` of Model must be a symbolic tensor or a non-empty list of them "
+        f"(from scratch_rnn.Input and layer calls), got {structure!r:.200}."
+    )
+
+
+class Model:
+    """A functional model: the graph of layer calls from ``inputs`` (:class:`Input` tensors) to ``outputs``.
+
+    ``Model(inputs, outputs)`` takes one symbolic tensor or a list of them for each. Calling it on arrays
+    (``model(x)``, ``model([x1, x2])``) runs every node of the graph once, in Keras's order (deepest first);
+    a layer called twice (shared) has two nodes and one set of weights. Masks flow as in Keras 3: each layer's
+    ``compute_mask`` is attached to its outputs, and a layer called on one tensor whose ``call`` takes ``mask``
+    receives that tensor's mask (a layer called with ``initial_state=`` tensors has two tensor arguments and is
+    given no mask, as in Keras; a merge layer gets a list of masks). ``keras_version`` picks the row of
+    :data:`KERAS_SEMANTICS` to follow (default: Keras 3.15's).
+    """
+
+    def __init__(self, inputs, outputs, name=None, keras_version=DEFAULT_KERAS_VERSION):
+        self.semantics = keras_semantics(keras_version)
+        self.keras_version = keras_version
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"Received an invalid value for argument `name`, expected a string, got {name!r:.80}.")
+        self.name = name if name is not None else auto_name("Functional")
+        self.inputs, self._single_input = _as_list(inputs, "inputs")
+        self.outputs, self._single_output = _as_list(outputs, "outputs")
+        for tensor in self.inputs:
+            if not isinstance(tensor, Input):
+                raise ValueError(
+                    f"Every entry of `inputs` of Model {self.name!r} must be an Input (scratch_rnn.Input(...)), "
+                    f"got {tensor!r}, made by layer {tensor.layer.name!r}."
+                )
+        if len({id(t) for t in self.inputs}) != len(self.inputs):
+            raise ValueError(f"Argument `inputs` of Model {self.name!r} lists the same Input twice.")
+        self._map_graph()
+
+    # --- the graph, as keras/src/ops/function.py maps it -----------------------------
+    def _map_graph(self):
+        finished, in_progress, ordered, indices = set(), set(), [], {}
+
+        def visit(tensor):
+            node = tensor.node
+            if id(node) in finished:
+                return
+            if id(node) in in_progress:
+                raise ValueError(f"Tensor {tensor} from layer {node.layer.name!r} is part of a cycle.")
+            indices.setdefault(id(node.layer), (len(indices), node.layer))
+            in_progress.add(id(node))
+            for parent in node.input_tensors:
+                visit(parent)
+            finished.add(id(node))
+            in_progress.discard(id(node))
+            ordered.append(node)
+
+        for tensor in self.outputs:
+            visit(tensor)
+        in_graph = {id(node) for node in ordered}
+        node_depth, layer_depth = {}, {}
+        for node in reversed(ordered):
+            depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+            layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+            for parent in node.parent_nodes:
+                if id(parent) in in_graph:
+                    node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+        for tensor in self.inputs:  # an Input no output depends on still belongs to the model, as in Keras
+            if id(tensor.layer) not in layer_depth:
+                indices[id(tensor.layer)] = (-1, tensor.layer)
+                layer_depth[id(tensor.layer)] = node_depth[id(tensor.node)] = 0
+                ordered.append(tensor.node)
+        by_id = {id(node): node for node in ordered}
+        self._nodes = sorted(ordered, key=lambda node: -node_depth[id(node)])  # stable: traversal order kept
+        self._nodes_by_depth = {}
+        for node_id, depth in node_depth.items():
+            self._nodes_by_depth.setdefault(depth, []).append(by_id[node_id])
+        self.operations = [
+            layer
+            for _, layer in sorted(
+                (indices[key] for key in layer_depth), key=lambda item: (-layer_depth[id(item[1])], item[0])
+            )
+        ]
+        computable = {id(t) for t in self.inputs}
+        for node in self._nodes:
+            if node.is_input and id(node.outputs[0]) not in computable:
+                raise ValueError(
+                    f"Graph disconnected: model {self.name!r} needs Input {node.layer.name!r}, which is not in its "
+                    f"`inputs` ({[t.name for t in self.inputs]})."
+                )
+            for tensor in node.input_tensors:
+                if id(tensor) not in computable:  # pragma: no cover - an Input's node comes first
+                    raise ValueError(f"Graph disconnected: cannot compute {tensor} for layer {node.layer.name!r}.")
+            computable.update(id(t) for t in node.outputs)
+        names = [layer.name for layer in self.operations]
+        for layer_name in names:
+            if names.count(layer_name) > 1:
+                raise ValueError(
+                    f'The name "{layer_name}" is used {names.count(layer_name)} times in the model. '
+                    "All layer names should be unique."
+                )
+
+    @property
+    def layers(self) -> list:
+        """The model's layers in Keras's order (``InputLayer`` s included, operations such as ``NotEqual`` not)."""
+        return [op for op in self.operations if not isinstance(op, Operation)]
+
+    @property
+    def built(self) -> bool:
+        return True
+
+    # --- calling -------------------------------------------------------------------------
+    def __call__(self, inputs, mask=None):
+        """Run the graph on arrays: ``inputs`` one array per model input (an array for a single input, else a
+        list); ``mask`` optional, one per input. Returns one array or a list, as the outputs were given."""
+        if symbolic.any_symbolic([inputs], {}):
+            raise ValueError(
+                f"Model {self.name!r} cannot be called on symbolic tensors: nested models are not supported."
+            )
+        arrays = [inputs] if self._single_input and not isinstance(inputs, (list, tuple)) else inputs
+        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.inputs):
+            got = f"a list of {len(arrays)}" if isinstance(arrays, (list, tuple)) else "one array"
+            raise ValueError(
+                f"Model {self.name!r} expects {len(self.inputs)} input(s) {[t.name for t in self.inputs]}, got {got}."
+            )
+        masks = [None] * len(self.inputs) if mask is None else (mask if isinstance(mask, (list, tuple)) else [mask])
+        if len(masks) != len(self.inputs):
+            raise ValueError(
+                f"Argument `mask` of model {self.name!r} must hold one mask per input ({len(self.inputs)})."
+            )
+        values, value_masks = {}, {}
+        for tensor, array, m in zip(self.inputs, arrays, masks):
+            array = as_numeric(array, f"inputs[{tensor.name!r}]")
+            if array.dtype.kind == "f" or tensor.dtype.kind == "f":
+                array = array.astype(tensor.dtype, copy=False)
+            expected = tensor.shape
+            if array.ndim != len(expected) or any(
+                e is not None and e != s for e, s in zip(expected[1:], array.shape[1:])
+            ):
+                raise ValueError(
+                    f"Input {tensor.name!r} of model {self.name!r} must have shape {('batch', *expected[1:])}, "
+                    f"got {array.shape}."
+                )
+            values[id(tensor)] = array
+            value_masks[id(tensor)] = None if m is None else as_numeric(m, "mask").astype(bool)
+        for node in self._nodes:
+            if not node.is_input:
+                self._run_node(node, values, value_masks)
+        outputs = [values[id(t)] for t in self.outputs]
+        return outputs[0] if self._single_output else outputs
+
+    def _run_node(self, node, values, value_masks):
+        """One node, with Keras 3's mask rules (keras/src/layers/layer.py ``Layer.__call__``, steps 6-7)."""
+        layer = node.layer
+        args, kwargs = node.fill_in(values)
+        if isinstance(layer, Operation):
+            outputs = layer.call(*args, **kwargs)
+            outputs = outputs if isinstance(outputs, list) else [outputs]
+            for tensor, value in zip(node.outputs, outputs):
+                values[id(tensor)], value_masks[id(tensor)] = value, None
+            return
+        if node.auto_mask:  # recorded from the input's mask at construction: propagated here instead, per version
+            kwargs.pop("mask")
+        recorded = {key: value for key, value in node.kwargs.items() if not (node.auto_mask and key == "mask")}
+        bound = symbolic.inspect.signature(layer.call).bind(*node.args, **recorded).arguments
+        first = next(iter(bound.values()))
+        first_mask = symbolic.map_structure(
+            lambda t: value_masks.get(id(t)) if isinstance(t, SymbolicTensor) else None, first
+        )
+        tensor_args = [name for name, value in bound.items() if symbolic._is_tensor_argument(value)]
+        has_mask = any(m is not None for m in _leaves(first_mask))
+        if len(tensor_args) == 1 and symbolic.takes_mask(layer) and kwargs.get("mask") is None and has_mask:
+            kwargs["mask"] = first_mask
+        previous_mask = kwargs["mask"] if kwargs.get("mask") is not None else first_mask
+        outputs = layer(*args, **kwargs)
+        several = len(node.outputs) > 1
+        outputs = outputs if several else [outputs]
+        masks = [None] * len(outputs)
+        if layer.supports_masking:
+            if not self.semantics["sequence_layers_pass_mask"] and isinstance(
+                layer, (_RECURRENT, Bidirectional, TimeDistributed)
+            ):
+                computed = None
+            else:
+                computed = layer.compute_mask(next(iter(_fill_first(args, kwargs, layer))), previous_mask)
+            if not several:
+                masks = [computed]
+            elif isinstance(computed, (list, tuple)):
+                masks = list(computed) + [None] * (len(outputs) - len(computed))
+            else:
+                masks[0] = computed
+        elif any(m is not None for m in _leaves(previous_mask)):
+            warnings.warn(
+                f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a mask attached to "
+                "it. However, this layer does not support masking and will therefore destroy the mask information. "
+                "Downstream layers will not see the mask.",
+                stacklevel=3,
+            )
+        for tensor, value, m in zip(node.outputs, outputs, masks):
+            values[id(tensor)], value_masks[id(tensor)] = value, m
+
+    def predict(self, x, batch_size=None):
+        """``self(x)``, optionally in chunks of ``batch_size`` samples (each output concatenated)."""
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "batch_size")
+        arrays = [x] if self._single_input and not isinstance(x, (list, tuple)) else list(x)
+        arrays = [as_numeric(a, "x") for a in arrays]
+        n = len(arrays[0]) if arrays else 0
+        if batch_size is None or n <= batch_size:
+            return self(x)
+        chunks = []
+        for i in range(0, n, batch_size):
+            part = [a[i : i + batch_size] for a in arrays]
+            out = self(part[0] if self._single_input and not isinstance(x, (list, tuple)) else part)
+            chunks.append(out if isinstance(out, list) else [out])
+        outputs = [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
+        return outputs[0] if self._single_output else outputs
+
+    # --- weights -------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        """Every layer's weights, in Keras's order (``layers``); all or nothing."""
+        if not isinstance(weights, (list, tuple)):
+            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
+        weights = list(weights)
+        layers = [layer for layer in self.layers if isinstance(layer, Layer)]
+        counts = [len(layer.weight_spec()) for layer in layers]
+        if len(weights) != sum(counts):
+            raise ValueError(
+                f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
+            )
+        start = 0
+        with BUILD_LOCK, contextlib.ExitStack() as guard:
+            for layer in layers:
+                guard.enter_context(unchanged_on_error(layer))
+            for layer, n in zip(layers, counts):
+                layer.set_weights(weights[start : start + n])
+                start += n
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    # --- summary, as keras/src/utils/summary_utils.py prints it --------------------------
+    def _sequential_like(self) -> bool:
+        nodes = []
+        for depth_nodes in self._nodes_by_depth.values():
+            if len(depth_nodes) > 1 or (len(depth_nodes) == 1 and len(depth_nodes[0].input_tensors) > 1):
+                return False
+            nodes += depth_nodes
+        for layer in self.layers:
+            if sum(1 for node in layer.inbound_nodes if any(node is n for n in nodes)) > 1:
+                return False
+        return True
+
+    def summary_rows(self) -> list[tuple]:
+        """The summary's table: ``(name (type), output shape, param #[, connected to])`` per operation."""
+        sequential_like = self._sequential_like()
+        relevant = [node for nodes in self._nodes_by_depth.values() for node in nodes]
+        rows = []
+        for op in self.operations:
+            nodes = op.inbound_nodes
+            shapes = [_format_shapes(t.shape for t in nodes[-1].outputs)] if nodes else ["?"]
+            row = [f"{op.name} ({type(op).__name__})", shapes[0], f"{op.count_params():,}"]
+            if not sequential_like:
+                links = [
+                    "{}[{}][{}]".format(*tensor.history)
+                    for node in nodes
+                    if any(node is n for n in relevant)
+                    for tensor in node.input_tensors
+                ]
+                row.append(", ".join(links) or "-")
+            rows.append(tuple(row))
+        return rows
+
+    def summary(self, print_fn=print) -> None:
+        """Print Keras 3's summary: each operation's name (type), output shape, parameter count and, for a model
+        with several inputs or branches, what it is connected to (``layer[node][tensor]``); then the totals."""
+        rows = self.summary_rows()
+        header = ("Layer (type)", "Output Shape", "Param #", "Connected to")[: len(rows[0]) if rows else 3]
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+        def line(cells):
+            return "  ".join(
+                (str(c).rjust(w) if i == 2 else str(c).ljust(w)) for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
+
+        width = sum(widths) + 2 * (len(widths) - 1)
+        weights = [(layer, w) for layer in self.layers for w in layer.get_weights()]
+        total = self.count_params()
+        trainable = sum(_trainable_params(layer) for layer in self.layers)
+        nbytes = sum(w.nbytes for _, w in weights)
+        t_bytes = sum(_trainable_params(layer) * np.dtype(layer.dtype).itemsize for layer in self.layers)
+        lines = [f'Model: "{self.name}"', "=" * width, line(header), "=" * width]
+        for row in rows:
+            lines += [line(row), "-" * width]
+        lines[-1] = "=" * width
+        lines += [
+            f" Total params: {total:,} ({_readable_size(nbytes)})",
+            f" Trainable params: {trainable:,} ({_readable_size(t_bytes)})",
+            f" Non-trainable params: {total - trainable:,} ({_readable_size(nbytes - t_bytes)})",
+        ]
+        print_fn("\n".join(lines))
+
+    def __repr__(self):
+        return f"<Model name={self.name!r}, inputs={[t.name for t in self.inputs]}, outputs={len(self.outputs)}>"
+
+
+def _trainable_params(layer) -> int:
+    """A layer's trainable parameter count (0 when frozen)."""
+    if hasattr(layer, "count_trainable_params"):
+        return layer.count_trainable_params()
+    return layer.count_params() if layer.trainable else 0
+
+
+def _leaves(structure) -> list:
+    if isinstance(structure, (list, tuple)):
+        return [leaf for item in structure for leaf in _leaves(item)]
+    return [structure]
+
+
+def _fill_first(args, kwargs, layer):
+    """The value of the call's first argument (positional or keyword)."""
+    bound = symbolic.inspect.signature(layer.call).bind(*args, **kwargs).arguments
+    return iter(bound.values())
+
+
+def _format_shapes(shapes) -> str:
+    def one(shape):
+        return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+    shapes = [one(s) for s in shapes]
+    return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+
+
+def _readable_size(nbytes: float) -> str:
+    """Keras's ``readable_memory_size``: ``960.00 B``, ``4.82 KB``, ..."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if nbytes / 1024 < 1:
+            return f"{nbytes:.2f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.2f} PB"
