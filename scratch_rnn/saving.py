@@ -447,8 +447,13 @@ def _functional_from_config(config: dict, path: str):
     )
 
 
+def _weights_of(layer) -> list:
+    """The layer's :class:`~scratch_rnn.keras_layout.WeightSpec` list; none for an ``Input``."""
+    return layer.weight_spec() if isinstance(layer, Layer) else []
+
+
 def _has_weights(model) -> bool:
-    return any(layer.weight_spec() for layer in model.layers)
+    return any(_weights_of(layer) for layer in model.layers)
 
 
 # --- weights ------------------------------------------------------------------------------------------------
@@ -466,8 +471,8 @@ def _keras3_keys(model) -> list[str]:
     case, ``_1``, ``_2``, ... for later layers of the same class (saving_lib's ``_get_unique_name``)."""
     used: dict[str, int] = {}
     keys = []
-    for layer in model.layers:
-        base = _snake(type(layer).__name__)
+    for layer in model.layers:  # a functional model's include its Inputs, Keras's InputLayers
+        base = _snake("InputLayer" if isinstance(layer, Input) else type(layer).__name__)
         used[base] = used[base] + 1 if base in used else 0
         keys.append(base if used[base] == 0 else f"{base}_{used[base]}")
     return keys
@@ -482,7 +487,7 @@ def _vars_groups(layer: Layer, prefix: str) -> list[tuple[str, Layer]]:
         )
     if isinstance(layer, TimeDistributed):
         return _vars_groups(layer.layer, f"{prefix}/layer")
-    if isinstance(layer, (Dropout, Masking, Activation)):
+    if isinstance(layer, (Dropout, Masking, Activation, Input)) or not _weights_of(layer):
         return []
     if isinstance(layer, BaseRNN):  # a recurrent layer: its weights belong to its cell
         return [(f"{prefix}/cell/vars", layer)]
@@ -523,7 +528,7 @@ def _read_legacy(group, model, where: str, max_bytes: int) -> list[list[np.ndarr
         weight_names = _list_attr(layer_group, "weight_names")
         if weight_names:
             saved.append((name, layer_group, weight_names))
-    layers = [layer for layer in model.layers if layer.weight_spec()]
+    layers = [layer for layer in model.layers if _weights_of(layer)]
     if len(saved) != len(layers):
         raise ValueError(
             f"File {where!r} holds weights for {len(saved)} layers ({[s[0] for s in saved]}), but model "
@@ -544,7 +549,7 @@ def _read_legacy(group, model, where: str, max_bytes: int) -> list[list[np.ndarr
             ]
         )
     read = iter([[_read(ds, where) for ds in datasets] for datasets in plan])
-    return [next(read) if layer.weight_spec() else [] for layer in model.layers]  # one entry per model layer
+    return [next(read) if _weights_of(layer) else [] for layer in model.layers]  # one entry per model layer
 
 
 def _group(parent, name: str, where: str, layer):

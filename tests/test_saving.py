@@ -267,7 +267,7 @@ def edit_layer(index, **changes):
         (edit_layer(3, class_name="Lambda", config={"function": "gASVAAAA"}), ["'Lambda'", "run code"]),
         (edit_layer(3, module="my_pkg.layers"), ["'my_pkg.layers'", "'Dense'"]),
         (edit_layer(3, registered_name="MyPkg>Dense"), ["'MyPkg>Dense'", "custom"]),
-        (edit_layer(3, class_name="Conv1D"), ["'Conv1D'", "does not implement"]),
+        (edit_layer(3, class_name="Conv3DTranspose"), ["'Conv3DTranspose'", "does not implement"]),
         (edit_layer(3, config={"activation": {"module": "builtins", "class_name": "function", "config": "evil"}}),
          ["'function'", "run code"]),
         (edit_layer(3, config={"kernel_size": 3}), ["kernel_size", "not supported"]),
@@ -451,3 +451,18 @@ def test_load_weights_needs_a_built_model(tmp_path, real):
     model = scratch_rnn.Sequential([scratch_rnn.Dense(2)])
     with pytest.raises(ValueError, match=r"not built"):
         model.load_weights(real / "m.weights.h5")
+
+
+def test_keras3_keys_count_classes_not_names():
+    """saving_lib's keys: snake-case class, then _1, _2 per class; an Input is an InputLayer (functional)."""
+    s = scratch_rnn
+    model = s.Sequential([s.Input(shape=(3, 2)), s.LSTM(2, return_sequences=True, name="dense"), s.LSTM(2),
+                          s.Dense(2, name="lstm"), s.Dense(1)])  # fmt: skip
+    assert saving._keras3_keys(model) == ["lstm", "lstm_1", "dense", "dense_1"]
+
+    class Functional:  # the shape of a functional model: its layers include its Inputs
+        layers = [s.Input(shape=(3,)), s.Dense(2), s.Input(shape=(2,)), s.SimpleRNN(1), s.TimeDistributed(s.Dense(1))]
+
+    assert saving._keras3_keys(Functional) == [
+        "input_layer", "dense", "input_layer_1", "simple_rnn", "time_distributed",
+    ]  # fmt: skip
