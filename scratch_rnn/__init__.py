@@ -6,6 +6,7 @@ imports NumPy only; the harness (:mod:`scratch_rnn.testing`, :func:`verify`) imp
 Keras and Hypothesis when it is used.
 """
 
+from scratch_rnn.attention import AdditiveAttention, Attention
 from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
@@ -58,6 +59,8 @@ __all__ = [
     "LayerNormalization",
     "BatchNormalization",
     "Conv1D",
+    "Attention",
+    "AdditiveAttention",
     "from_keras",
     "load_model",
     "verify",

@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from scratch_rnn.attention import AdditiveAttention, Attention
 from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
@@ -34,7 +35,7 @@ KERAS_CLASSES = {
     cls.__name__: cls
     for cls in (
         SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking, Dense, TimeDistributed, Dropout, Activation,
-        LayerNormalization, BatchNormalization, Conv1D,
+        LayerNormalization, BatchNormalization, Conv1D, Attention, AdditiveAttention,
         *(Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot),
         *(RepeatVector, Flatten, Reshape, Permute),
         *(GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D, AveragePooling1D),
