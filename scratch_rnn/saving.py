@@ -42,9 +42,9 @@ import zlib
 import numpy as np
 
 from scratch_rnn.core_layers import Activation, Dropout, Masking
-from scratch_rnn.keras_convert import KERAS_CLASSES, from_config
+from scratch_rnn.keras_convert import KERAS_CLASSES, from_config, model_from_config
 from scratch_rnn.layer import Layer
-from scratch_rnn.models import Input, Sequential
+from scratch_rnn.models import Input, Model, Sequential
 from scratch_rnn.rnn import BaseRNN
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
@@ -442,9 +442,13 @@ def _build(layers: list[Layer], batch_shape: tuple) -> None:
 
 
 def _functional_from_config(config: dict, path: str):
-    raise ValueError(
-        f"The model in {path!r} is a functional model: scratch_rnn loads Sequential models from files so far."
-    )
+    """A functional model through :func:`scratch_rnn.keras_convert.model_from_config` (its layers from
+    :data:`KERAS_CLASSES` only; the config was checked by :func:`_check_safe` first)."""
+    body = config.get("config")
+    try:
+        return model_from_config(body)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"The functional model in {path!r} cannot be built: {err}") from None
 
 
 def _weights_of(layer) -> list:
@@ -645,3 +649,4 @@ def _model_load_weights(self, filepath, *, max_bytes: int = MAX_BYTES) -> None:
 # ``model.load_weights(path)``, as in Keras: the method lives here, above the models, so that models.py
 # does not import the file loaders (dependencies point down; see docs/architecture.md).
 Sequential.load_weights = _model_load_weights
+Model.load_weights = _model_load_weights

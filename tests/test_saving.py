@@ -466,3 +466,37 @@ def test_keras3_keys_count_classes_not_names():
     assert saving._keras3_keys(Functional) == [
         "input_layer", "dense", "input_layer_1", "simple_rnn", "time_distributed",
     ]  # fmt: skip
+
+
+def test_functional_models(keras, rng, tmp_path):
+    """A functional model with two outputs, a layer named as another class, as .keras, .h5 and .weights.h5."""
+    L = keras.layers
+    inputs = keras.Input((6, 3))
+    hidden = L.LSTM(4, return_sequences=True, name="dense")(inputs)
+    summary = L.GRU(2)(hidden)
+    model = keras.Model(inputs, [L.Dense(3, name="lstm")(summary), summary])
+    randomize(model, rng)
+    model.save(tmp_path / "f.keras")
+    keras.saving.save_model(model, tmp_path / "f.h5")
+    model.save_weights(tmp_path / "f.weights.h5")
+    x = rng.standard_normal((2, 6, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    np.save(tmp_path / "x.npy", x)
+    run_blocked(
+        """
+        import numpy as np, scratch_rnn
+        x = np.load("x.npy")
+        for name in ("f.keras", "f.h5"):
+            for i, out in enumerate(scratch_rnn.load_model(name)(x)):
+                np.save(f"{name}.{i}.npy", out)
+        model = scratch_rnn.load_model("f.keras")
+        model.set_weights([w * 0 for w in model.get_weights()])
+        model.load_weights("f.weights.h5")
+        for i, out in enumerate(model(x)):
+            np.save(f"w.{i}.npy", out)
+        """,
+        tmp_path,
+    )
+    for prefix in ("f.keras", "f.h5", "w"):
+        for i, e in enumerate(expected):
+            assert_close(np.load(tmp_path / f"{prefix}.{i}.npy"), np.asarray(e), F32, name=f"{prefix} output[{i}]")
