@@ -64,15 +64,21 @@ __all__ = [
     "from_keras",
     "load_model",
     "verify",
+    "verify_model",
     "__version__",
 ]
 
 
 def __getattr__(name):
-    """``scratch_rnn.verify`` is :func:`scratch_rnn.testing.verify.verify` itself, imported on first use,
+    """``scratch_rnn.verify`` and ``scratch_rnn.verify_model`` are the harness's functions themselves
+    (:mod:`scratch_rnn.testing.verify`, :mod:`scratch_rnn.testing.model_verify`), imported on first use,
     so that ``import scratch_rnn`` stays NumPy-only (the harness needs the ``verify`` extra)."""
     if name == "verify":
         from scratch_rnn.testing.verify import verify
 
         return verify
+    if name == "verify_model":
+        from scratch_rnn.testing.model_verify import verify_model
+
+        return verify_model
     raise AttributeError(f"module 'scratch_rnn' has no attribute {name!r}")

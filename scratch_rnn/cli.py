@@ -150,6 +150,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_parser(sub)
     add_check_parser(sub)
     add_bench_parser(sub)
+    add_inspect_parser(sub)
+    add_predict_parser(sub)
+    return parser
+
+
+def add_inspect_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "inspect",
+        help="print a saved Keras model's summary (layers, output shapes, parameter counts), without TensorFlow",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a .keras archive or a legacy .h5 model file")
+    return parser
+
+
+def add_predict_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("predict", help="run a saved Keras model on .npy inputs, without TensorFlow")
+    parser.add_argument("model", metavar="MODEL", help="a .keras archive or a legacy .h5 model file")
+    parser.add_argument("inputs", metavar="INPUT.npy", nargs="+", help="one .npy file per model input, in order")
+    parser.add_argument(
+        "--out", required=True, metavar="OUT", help="OUT.npy for a model with one output, OUT.npz for several"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N", help="samples per call")
     return parser
 
 
@@ -207,6 +229,13 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         dtype_help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)",
     )
     parser.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        default=None,
+        help="verify a whole saved model (.keras or .h5) on generated inputs instead of the layers; a "
+        "--candidate then is candidate(model_file, inputs) -> outputs",
+    )
     parser.add_argument(
         "--reference",
         choices=REFERENCES,
@@ -391,6 +420,8 @@ def run_verify(args) -> int:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
     except CandidateError as err:
         return refuse("verify", str(err))
+    if args.model is not None:
+        return run_verify_model(args, candidate, keras)
     if candidate is not None and args.layer == "all":
         return refuse("verify", "a --candidate implements one layer; name it with --layer")
     console.print(
@@ -576,7 +607,102 @@ def run_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"verify": run_verify, "record": run_record, "check": run_check, "bench": run_bench}
+def run_verify_model(args, candidate, keras) -> int:
+    """``scratch-rnn verify --model PATH``: 0 when every generated input agrees, 1 if not, 2 for an unusable file."""
+    from scratch_rnn.testing.model_verify import verify_model
+
+    if args.mutants or args.reference_step or args.layer != "all":
+        return refuse("verify", "--model verifies a whole model: not with --mutants, --reference-step or --layer")
+    console = make_console()
+    console.print(f"Reference: {keras.__name__} {keras.__version__}; model {args.model}", highlight=False)
+    reports = []
+    try:
+        with progress_bars(console) as progress:
+            for dtype in DTYPES[args.dtype]:
+                task = progress.add_task(f"model {dtype} cases", total=args.examples)
+                if not console.is_terminal:
+                    console.print(f"model {dtype}: {args.examples} cases ...", highlight=False)
+                reports.append(
+                    verify_model(
+                        args.model,
+                        candidate,
+                        max_examples=args.examples,
+                        seed=args.seed,
+                        dtype=dtype,
+                        reference=args.reference,
+                        on_example=lambda _result, task=task: progress.advance(task),
+                        timeout=args.timeout,
+                    )
+                )
+    except (ValueError, OSError) as err:  # an unusable file, or an argument verify_model refuses
+        return refuse("verify", str(err))
+    print_reports(console, reports, f"{reports[0].candidate} vs Keras ({args.model})", seeds=True)
+    ok = all(r.ok for r in reports)
+    console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
+    return 0 if ok else 1
+
+
+def load_model_or_refuse(command: str, path: str):
+    """``(model, None)`` from :func:`scratch_rnn.saving.load_model`, or ``(None, exit status)`` after saying why."""
+    try:
+        from scratch_rnn.saving import load_model
+
+        return load_model(path), None
+    except ImportError as err:
+        return None, fail_missing_extra(command, "h5", err)
+    except (ValueError, OSError) as err:
+        return None, refuse(command, str(err))
+
+
+def run_inspect(args) -> int:
+    """``scratch-rnn inspect MODEL``: the model's summary, as Keras prints it; 2 for an unusable file."""
+    model, status = load_model_or_refuse("inspect", args.model)
+    if model is None:
+        return status
+    model.summary(print_fn=print)
+    return 0
+
+
+def run_predict(args) -> int:
+    """``scratch-rnn predict MODEL INPUT.npy ... --out OUT``: 0 when written, 2 for unusable files or arguments."""
+    import numpy as np
+
+    model, status = load_model_or_refuse("predict", args.model)
+    if model is None:
+        return status
+    inputs = []
+    for path in args.inputs:
+        try:
+            inputs.append(np.load(path, allow_pickle=False))  # a .npy holding objects is refused, never unpickled
+        except (OSError, ValueError) as err:
+            return refuse("predict", f"cannot read input {path!r}: {err}")
+    try:
+        outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], batch_size=args.batch_size)
+    except ValueError as err:
+        return refuse("predict", str(err))
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    out = Path(args.out)
+    if len(outputs) == 1 and out.suffix == ".npy":
+        np.save(out, outputs[0])
+    elif out.suffix == ".npz":
+        np.savez(out, **{f"output_{i}": o for i, o in enumerate(outputs)})
+    else:
+        return refuse(
+            "predict",
+            f"--out must end in .npy (one output) or .npz (any), got {args.out!r} for {len(outputs)} output(s)",
+        )
+    print(f"{len(outputs)} output(s) {[o.shape for o in outputs]} written to {out}")
+    return 0
+
+
+COMMANDS = {
+    "verify": run_verify,
+    "record": run_record,
+    "check": run_check,
+    "bench": run_bench,
+    "inspect": run_inspect,
+    "predict": run_predict,
+}
 
 
 def main(argv=None) -> int:

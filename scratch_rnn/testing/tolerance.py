@@ -63,15 +63,28 @@ def derive(case, run_oracle, seed: int = 0):
     applying ``jitter(a) -> a'`` to every activation output when it is given
     (see :func:`jitter_activations`).
     """
-    u = unit_roundoff(case.dtype)
-    tiny = float(np.finfo(case.dtype).tiny)
-    n = dot_length(case)
-    rng = np.random.default_rng(seed)
     weights = [w.astype(np.float64) for w in case.weights]
     chunks = [
         (x.astype(np.float64), m, None if s is None else [a.astype(np.float64) for a in s]) for x, m, s in case.chunks()
     ]
-    oracle = run_oracle(weights, chunks)
+
+    def perturb_chunks(jitter, u):
+        return [(jitter(x, u), m, None if s is None else [jitter(a, u) for a in s]) for x, m, s in chunks]
+
+    return derive_from_runs(run_oracle, weights, chunks, perturb_chunks, dot_length(case), case.dtype, seed)
+
+
+def derive_from_runs(run_oracle, weights, inputs, perturb_inputs, n: int, dtype, seed: int = 0):
+    """``(oracle_outputs, tolerances)`` for any computation (a layer case, a whole model).
+
+    ``run_oracle(weights, inputs, jitter=None) -> list of arrays`` runs the float64 reference;
+    ``perturb_inputs(jitter, u)`` returns ``inputs`` with every float perturbed by ``jitter(a, u)``
+    (ids and masks left alone); ``n`` is the longest dot product of one step.
+    """
+    u = unit_roundoff(dtype)
+    tiny = float(np.finfo(dtype).tiny)
+    rng = np.random.default_rng(seed)
+    oracle = run_oracle(weights, inputs)
 
     def jitter(a, rel):
         return a * (1 + rel * rng.uniform(-1, 1, a.shape))
@@ -79,9 +92,9 @@ def derive(case, run_oracle, seed: int = 0):
     sensitivity = [np.zeros_like(o) for o in oracle]
     for _ in range(PERTURBATIONS):
         p_weights = [jitter(w, n * u) for w in weights]
-        p_chunks = [(jitter(x, u), m, None if s is None else [jitter(a, u) for a in s]) for x, m, s in chunks]
+        p_inputs = perturb_inputs(jitter, u)
         p_activations = lambda a: jitter(a, ACTIVATION_ULPS * u)  # noqa: E731
-        for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_chunks, p_activations), oracle):
+        for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_inputs, p_activations), oracle):
             np.maximum(acc, np.abs(out - ref), out=acc)
     tolerances = []
     for ref, sens in zip(oracle, sensitivity):

@@ -1,0 +1,313 @@
+"""Verifying a whole model: a saved file (or a Keras model) run on generated inputs by Keras and by the
+engine, or by a user's port of that model.
+
+``verify_model(model, candidate=None, ...)`` loads the model in Keras (the reference) and in the engine,
+draws inputs that fit the model's input specs with Hypothesis, and compares every output under a
+tolerance derived for that model and input, as :func:`~scratch_rnn.testing.verify.verify` does for a
+layer. A candidate is ``candidate(model_file, inputs) -> outputs``: the path of the saved model and a
+list with one array per model input; it returns an array or a list, one per model output.
+
+The inputs fit what each input feeds (read from the Keras model): token ids inside the vocabulary of
+the ``Embedding`` an input feeds, with padding zeros leading, trailing or filling whole rows where that
+Embedding has ``mask_zero``; the ``mask_value`` of a ``Masking`` layer in random steps; floats in
+[-2, 2] elsewhere. The batch (1-4) and every free dimension (1-12) vary; one size is drawn per axis and
+shared by all inputs, since a model may combine its inputs along that axis.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+
+from scratch_rnn.testing import tolerance
+from scratch_rnn.testing.check import CaseResult, Report, candidate_error
+from scratch_rnn.testing.compare import compare_outputs
+from scratch_rnn.testing.runners import call_with_timeout, default_reference, import_keras
+from scratch_rnn.testing.strategies import float_arrays
+from scratch_rnn.testing.verify import check_sweep_arguments, sweep
+
+MAX_BATCH = 4
+MAX_FREE = 12
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: its name, shape without the batch (None: free), dtype, and what it feeds."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    vocabulary: int | None = None  # ids in [0, vocabulary): the input feeds an Embedding
+    mask_zero: bool = False  # ... whose mask_zero makes 0 padding
+    mask_value: float | None = None  # the input feeds a Masking layer
+
+
+@dataclass
+class ModelCase:
+    """Generated inputs for one model call, one array per model input."""
+
+    inputs: list
+    specs: list
+    padding: list = field(default_factory=list)  # how each input's padding was drawn
+
+    def describe(self) -> str:
+        parts = []
+        for spec, x, pad in zip(self.specs, self.inputs, self.padding):
+            parts.append(f"{spec.name}: {x.dtype}{x.shape}" + (f" ({pad})" if pad else ""))
+        return "model inputs " + ", ".join(parts)
+
+
+def input_specs(keras_model) -> list[InputSpec]:
+    """The input specs of a Keras model, with what each input feeds (Embedding, Masking)."""
+    specs = []
+    for tensor in keras_model.inputs:
+        consumers = [
+            layer
+            for layer in keras_model.layers
+            for node in getattr(layer, "_inbound_nodes", ())
+            if any(t is tensor for t in node.input_tensors)
+        ]
+        spec = {"name": tensor.name, "shape": tuple(tensor.shape[1:]), "dtype": str(tensor.dtype)}
+        for layer in consumers:
+            kind = type(layer).__name__
+            if kind == "Embedding":
+                spec.update(vocabulary=int(layer.input_dim), mask_zero=bool(layer.mask_zero))
+            elif kind == "Masking":
+                spec.update(mask_value=float(layer.mask_value))
+        specs.append(InputSpec(**spec))
+    return specs
+
+
+@st.composite
+def model_cases(draw, specs: list[InputSpec], dtype: str = "float32"):
+    """A :class:`ModelCase` for ``specs``: one batch size, one size per free axis, inputs that fit."""
+    batch = draw(st.integers(1, MAX_BATCH), label="batch")
+    free = {}
+    inputs, padding = [], []
+    for spec in specs:
+        shape = [batch]
+        for axis, size in enumerate(spec.shape, start=1):
+            if size is None:
+                if axis not in free:
+                    free[axis] = draw(st.integers(1, MAX_FREE), label=f"size of axis {axis}")
+                size = free[axis]
+            shape.append(size)
+        shape = tuple(shape)
+        pad = ""
+        if spec.vocabulary is not None:
+            x = draw(
+                st.lists(
+                    st.integers(1, max(1, spec.vocabulary - 1)),
+                    min_size=int(np.prod(shape)),
+                    max_size=int(np.prod(shape)),
+                ),
+                label="ids",
+            )
+            x = np.array(x, dtype=spec.dtype).reshape(shape)
+            if spec.mask_zero and x.ndim == 2:
+                pad = draw(st.sampled_from(["none", "leading", "trailing", "whole rows", "random"]), label="padding")
+                x = _pad(draw, x, pad)
+        elif np.dtype(spec.dtype).kind in "iu":
+            x = draw(st.integers(0, 9).map(lambda v: v), label="int fill") * np.ones(shape, spec.dtype)
+        else:
+            x = draw(float_arrays(dtype, shape, bound=2.0, unique=False), label=f"input {spec.name}")
+            if spec.mask_value is not None and x.ndim >= 3:
+                steps = draw(st.lists(st.booleans(), min_size=shape[1], max_size=shape[1]), label="masked steps")
+                x[:, np.array(steps, dtype=bool)] = spec.mask_value
+                pad = f"Masking value in {sum(steps)} steps"
+        inputs.append(x)
+        padding.append(pad if pad != "none" else "")
+    return ModelCase(inputs, list(specs), padding)
+
+
+def _pad(draw, ids: np.ndarray, kind: str) -> np.ndarray:
+    """Zeros (padding) in ``ids`` ``(batch, timesteps)``: leading or trailing per row, whole rows, or random."""
+    ids = ids.copy()
+    batch, steps = ids.shape
+    if kind in ("leading", "trailing"):
+        for row in range(batch):
+            k = draw(st.integers(0, steps), label="padding length")
+            if kind == "leading":
+                ids[row, :k] = 0
+            else:
+                ids[row, steps - k :] = 0
+    elif kind == "whole rows":
+        rows = draw(st.lists(st.booleans(), min_size=batch, max_size=batch), label="padded rows")
+        ids[np.array(rows, dtype=bool)] = 0
+    elif kind == "random":
+        zeros = draw(st.lists(st.booleans(), min_size=ids.size, max_size=ids.size), label="zeros")
+        ids[np.array(zeros, dtype=bool).reshape(ids.shape)] = 0
+    return ids
+
+
+def keras_in_dtype(keras, keras_model, dtype: str):
+    """The same Keras model computing in ``dtype`` (its config's float dtypes rewritten, weights copied)."""
+    if dtype == "float32":
+        return keras_model
+    config = _float_dtypes_to(keras_model.get_config(), dtype)
+    clone = type(keras_model).from_config(config)
+    clone.set_weights([np.asarray(w).astype(dtype) for w in keras_model.get_weights()])
+    return clone
+
+
+def _float_dtypes_to(config, dtype: str):
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return {**config, "config": {**config.get("config", {}), "name": dtype}}
+        return {
+            k: (dtype if k == "dtype" and v == "float32" else _float_dtypes_to(v, dtype)) for k, v in config.items()
+        }
+    if isinstance(config, list):
+        return [_float_dtypes_to(v, dtype) for v in config]
+    return config
+
+
+def _output_name(tensor, i: int) -> str:
+    """An output's name for reports: the Keras layer that makes it (``dense``), else ``output[i]``."""
+    operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    return f"output[{i}] ({operation.name})" if operation is not None else f"output[{i}]"
+
+
+def _as_list(outputs) -> list:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _dot_length(weights) -> int:
+    """The longest dot product a step of the model can take: twice the largest fan-in, plus the bias
+    (an RNN's step adds a kernel's and a recurrent kernel's products)."""
+    fan_in = max((w.shape[0] for w in weights if w.ndim >= 2), default=1)
+    return 2 * fan_in + 1
+
+
+def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int = 0):
+    """``(oracle_outputs, tolerances)``: the float64 engine's outputs and their derived tolerances
+    (:mod:`scratch_rnn.testing.tolerance`), weights and float inputs perturbed, recurrent layers'
+    activations jittered."""
+    weights = [np.asarray(w, np.float64) for w in weights]
+    inputs = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in case.inputs]
+
+    def run(p_weights, p_inputs, jitter=None):
+        model = oracle_model if jitter is None else copy.deepcopy(oracle_model)  # jitter patches its layers
+        model.set_weights(p_weights)
+        if jitter is not None:
+            for layer in model.layers:
+                if hasattr(layer, "forward_layer") or hasattr(layer, "step"):  # recurrent: its activations
+                    tolerance.jitter_activations(layer, jitter)
+        outputs = model(p_inputs if len(p_inputs) > 1 else p_inputs[0])
+        return [np.asarray(o, np.float64) for o in _as_list(outputs)]
+
+    def perturb_inputs(jitter, u):
+        return [jitter(x, u) if x.dtype.kind == "f" else x for x in inputs]
+
+    return tolerance.derive_from_runs(run, weights, inputs, perturb_inputs, _dot_length(weights), dtype, seed)
+
+
+def verify_model(
+    model,
+    candidate=None,
+    max_examples: int = 100,
+    seed: int | None = None,
+    dtype: str = "float32",
+    reference: str | None = None,
+    on_example=None,
+    shrink_seconds: float = 60.0,
+    timeout: float | None = 60.0,
+) -> Report:
+    """Check a whole model against Keras on ``max_examples`` generated inputs; returns a :class:`Report`.
+
+    ``model`` is the path of a saved Keras model (``.keras`` or ``.h5``) or a Keras model object.
+    ``candidate`` is None (the engine: the file loaded by :func:`scratch_rnn.load_model`, or the Keras
+    model converted by :func:`scratch_rnn.from_keras`) or ``candidate(model_file, inputs) -> outputs``
+    (a Keras model object is saved to a temporary ``.keras`` file for it). ``dtype="float64"`` runs both
+    sides in float64 (the model's float dtypes rewritten, weights cast), where agreement is near machine
+    precision. The other arguments are :func:`~scratch_rnn.testing.verify.verify`'s.
+    """
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
+    reference = default_reference() if reference is None else reference
+    keras = import_keras(reference)
+    from scratch_rnn.keras_convert import from_keras
+
+    model_file = None
+    if isinstance(model, (str, os.PathLike)):
+        model_file = os.fspath(model)
+        if not os.path.isfile(model_file):
+            raise ValueError(
+                f"Argument `model` must be a saved Keras model file or a Keras model, got {model_file!r}: not a file."
+            )
+        keras_model = keras.saving.load_model(model_file, compile=False)
+    elif hasattr(model, "get_config") and hasattr(model, "inputs"):
+        keras_model = model
+    else:
+        raise ValueError(
+            f"Argument `model` must be a saved Keras model file or a Keras model, got {type(model).__name__}."
+        )
+    seed = random.getrandbits(32) if seed is None else int(seed)
+    keras_run = keras_in_dtype(keras, keras_model, dtype)
+    oracle_model = from_keras(keras_in_dtype(keras, keras_model, "float64"))
+    weights = [np.asarray(w) for w in keras_model.get_weights()]
+    if candidate is None:
+        engine = _engine(model_file, keras_run, dtype, from_keras)
+        name = "scratch_rnn engine"
+    else:
+        name = getattr(candidate, "__qualname__", repr(candidate))
+        if model_file is None:
+            scratch_dir = tempfile.mkdtemp(prefix="scratch-rnn-model-")
+            model_file = os.path.join(scratch_dir, "model.keras")
+            keras_model.save(model_file)
+    specs = input_specs(keras_model)
+    names = [_output_name(t, i) for i, t in enumerate(keras_model.outputs)]
+    report = Report(keras_model.name, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
+
+    def check_one(case: ModelCase) -> CaseResult:
+        result = CaseResult(case)
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):
+                oracle, tols = derive_model(oracle_model, weights, case, dtype)
+        except Exception as err:  # the engine failed on the case: a reported failure, not a crash
+            result.error = "the float64 oracle (the scratch engine) raised " + candidate_error(err)
+            return result
+        limit = np.sqrt(np.finfo(dtype).max)
+        if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit for o in oracle):
+            result.skipped = f"exact result not finite or beyond {limit:.3g}"
+            return result
+        feed = case.inputs if len(case.inputs) > 1 else case.inputs[0]
+        expected = [np.asarray(o) for o in _as_list(keras_run(feed))]
+        if candidate is None:
+            try:
+                actual = _as_list(engine(feed))
+            except Exception as err:
+                result.error = candidate_error(err)
+                return result
+        else:
+            kind, value = call_with_timeout(lambda: candidate(model_file, [x.copy() for x in case.inputs]), timeout)
+            if kind == "timeout":
+                result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
+                return result
+            if kind == "error":
+                result.error = candidate_error(value)
+                return result
+            actual = [
+                np.asarray(o) if hasattr(o, "__array__") and not isinstance(o, np.ndarray) else o
+                for o in _as_list(value)
+            ]
+        result.comparisons = compare_outputs(actual, expected, tols, names)
+        return result
+
+    return sweep(model_cases(specs, dtype), check_one, report, seed, max_examples, shrink_seconds, on_example)
+
+
+def _engine(model_file, keras_run, dtype, from_keras):
+    """The engine's model: the file loaded by scratch_rnn's own loader (float32), else the Keras model converted."""
+    if model_file is not None and dtype == "float32":
+        try:
+            from scratch_rnn.saving import load_model
+        except ImportError:  # the loader is not there (or h5py is not installed): convert the live model
+            return from_keras(keras_run)
+        return load_model(model_file)
+    return from_keras(keras_run)
