@@ -237,8 +237,8 @@ def test_from_keras_timedistributed_and_masks_pass_through(keras):
 
 def test_unsupported_keras_layers_and_options_are_refused_by_name(keras):
     K = keras.layers
-    conv = keras.Sequential([keras.Input((5, 3)), K.Conv1D(2, 2), K.LSTM(2)])
-    with pytest.raises(ValueError, match=r"Keras layer 'Conv1D' \(conv1d.*\) is not supported"):
+    conv = keras.Sequential([keras.Input((5, 3)), K.Conv1DTranspose(2, 2), K.LSTM(2)])
+    with pytest.raises(ValueError, match=r"Keras layer 'Conv1DTranspose' \(conv1d_transpose.*\) is not supported"):
         scratch_rnn.from_keras(conv)
     lora = K.Dense(2, lora_rank=1)
     lora.build((None, 3))

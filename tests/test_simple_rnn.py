@@ -228,5 +228,5 @@ def test_from_keras_sequential_of_the_notebook(keras, rng):
 
 
 def test_from_keras_refuses_unsupported_layers(keras):
-    with pytest.raises(ValueError, match="'Conv1D'.*not supported"):
-        scratch_rnn.from_keras(keras.layers.Conv1D(2, 3))
+    with pytest.raises(ValueError, match="'ConvLSTM1D'.*not supported"):
+        scratch_rnn.from_keras(keras.layers.ConvLSTM1D(2, 3))
