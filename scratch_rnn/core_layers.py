@@ -147,6 +147,9 @@ class Embedding(Layer):
         output_dim: positive int, the size of each vector.
         embeddings_initializer: Keras name (default ``"uniform"``, ``U(-0.05, 0.05)``) or a callable.
         mask_zero: whether id 0 is padding: the layer then emits the mask ``x != 0``.
+        weights: optional initial table ``(input_dim, output_dim)`` (or a one-element list of it),
+            set at construction, which builds the layer (Keras 3's argument; not in ``get_config()``).
+        input_length: accepted (a positive int or None) and dropped, as Keras 3 does.
         dtype: ``"float32"`` (default) or ``"float64"``, the dtype of the vectors.
 
     Call arguments:
@@ -160,8 +163,10 @@ class Embedding(Layer):
         output_dim,
         embeddings_initializer="uniform",
         mask_zero=False,
+        weights=None,
         dtype="float32",
         name=None,
+        input_length=None,
         **kwargs,
     ):
         super().__init__(name=name, dtype=dtype, **kwargs)
@@ -169,6 +174,13 @@ class Embedding(Layer):
         self.output_dim = positive_int(output_dim, "output_dim")
         self.mask_zero = boolean(mask_zero, "mask_zero")
         self.initializers = {"embeddings": initializers.get(embeddings_initializer, "embeddings_initializer")}
+        # Keras 3 drops `input_length` (deprecated: the ids' shape comes from the input): checked, not kept.
+        if input_length is not None:
+            positive_int(input_length, "input_length")
+        if weights is not None:  # Keras 3: the initial table, built at once
+            if not (isinstance(weights, list) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
 
     SIZE_ARGUMENTS = ("input_dim", "output_dim")
 

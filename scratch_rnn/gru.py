@@ -7,10 +7,10 @@ import numpy as np
 from scratch_rnn import activations, kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import BaseRNN, implementation_option, use_cudnn_option
 
 
-class GRU(RNN):
+class GRU(BaseRNN):
     """Gated recurrent unit (Cho et al. 2014), computing what Keras's ``GRU`` computes.
 
     Equations (``reset_after=True``, Keras 3's default and cuDNN's convention)::
@@ -47,6 +47,9 @@ class GRU(RNN):
         kernel_initializer, recurrent_initializer, bias_initializer: Keras names or a callable
             ``(shape, dtype, rng) -> array`` in Keras's layout; drawn from ``np.random.default_rng(seed)``.
         reset_after: the convention above; True (default) as in Keras 3.
+        implementation: 1 or 2 (default), how Keras orders the products; the same values, accepted.
+        use_cudnn: ``"auto"`` (default), True or False, whether Keras may use cuDNN on a GPU; accepted.
+        time_major: only False (the default): inputs are ``(batch, timesteps, features)``.
         dropout, recurrent_dropout: accepted for Keras compatibility; no-ops at inference.
         return_sequences: return ``(batch, timesteps, units)`` instead of the last output ``(batch, units)``.
         return_state: also return the final state: ``[output, h]``.
@@ -67,8 +70,21 @@ class GRU(RNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(self, units, activation="tanh", *, recurrent_activation="sigmoid", reset_after=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        *,
+        recurrent_activation="sigmoid",
+        reset_after=True,
+        implementation=2,
+        use_cudnn="auto",
+        **kwargs,
+    ):
         super().__init__(units, activation, **kwargs)
+        # Both change how Keras computes, never what: accepted, checked, not in get_config() (as in Keras).
+        self.implementation = implementation_option(implementation)
+        self.use_cudnn = use_cudnn_option(use_cudnn)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
         self.reset_after = boolean(reset_after, "reset_after")
 

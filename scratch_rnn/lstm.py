@@ -7,10 +7,10 @@ import numpy as np
 from scratch_rnn import activations, kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import BaseRNN, implementation_option, use_cudnn_option
 
 
-class LSTM(RNN):
+class LSTM(BaseRNN):
     """Long short-term memory (Hochreiter 1997), computing what Keras's ``LSTM`` computes.
 
     Equations::
@@ -41,6 +41,9 @@ class LSTM(RNN):
             ``(shape, dtype, rng) -> array`` in Keras's layout; drawn from ``np.random.default_rng(seed)``.
         unit_forget_bias: default initialisation only: the forget-gate block of ``b`` starts at 1,
             the other blocks come from ``bias_initializer`` (as in Keras).
+        implementation: 1 or 2 (default), how Keras orders the products; the same values, accepted.
+        use_cudnn: ``"auto"`` (default), True or False, whether Keras may use cuDNN on a GPU; accepted.
+        time_major: only False (the default): inputs are ``(batch, timesteps, features)``.
         dropout, recurrent_dropout: accepted for Keras compatibility; dropout acts only in
             training, so both are no-ops in this inference engine.
         return_sequences: return ``(batch, timesteps, units)`` instead of the last output ``(batch, units)``.
@@ -62,8 +65,21 @@ class LSTM(RNN):
         initial_state: ``[h0, c0]``, each ``(batch, units)``.
     """
 
-    def __init__(self, units, activation="tanh", *, recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        *,
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        implementation=2,
+        use_cudnn="auto",
+        **kwargs,
+    ):
         super().__init__(units, activation, **kwargs)
+        # Both change how Keras computes, never what: accepted, checked, not in get_config() (as in Keras).
+        self.implementation = implementation_option(implementation)
+        self.use_cudnn = use_cudnn_option(use_cudnn)
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
         self.unit_forget_bias = boolean(unit_forget_bias, "unit_forget_bias")
 

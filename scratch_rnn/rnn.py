@@ -1,9 +1,9 @@
 """The recurrent layer base: argument checks, states, and the one time loop.
 
 A concrete layer (``SimpleRNN``, ...) supplies only its weights
-(:meth:`RNN.weight_spec`), the input projection of every timestep at once
-(:meth:`RNN.project`) and its step (:meth:`RNN.step`), both in a readable
-reference form, and the same two in a fast form (:meth:`RNN.kernel`, a
+(:meth:`BaseRNN.weight_spec`), the input projection of every timestep at once
+(:meth:`BaseRNN.project`) and its step (:meth:`BaseRNN.step`), both in a readable
+reference form, and the same two in a fast form (:meth:`BaseRNN.kernel`, a
 :class:`Kernel`: derived weights, preallocated buffers, in-place operations;
 the kernels live in :mod:`scratch_rnn.kernels`). A call runs the fast form
 unless ``layer.fast`` is False. SimpleRNN and GRU build theirs from a
@@ -69,7 +69,8 @@ class Kernel:
             kernel.carry(n)             # state(n) becomes state(0) of the next chunk
 
     ``state(j)`` is the list of state arrays before step ``j`` of the chunk (``j = 0 .. n``),
-    views into the kernel's buffers; ``state(j + 1)[0]`` is step ``j``'s output. A step never
+    views into the kernel's buffers; ``state(j + 1)[output_index]`` is step ``j``'s output
+    (``output_index`` is 0 but for stacked cells). A step never
     writes ``state(j)``, so the loop can still carry a masked sample's old states over.
 
     The fast forms of LSTM and GRU keep the seed's column convention: a state is ``(S, B)``,
@@ -88,6 +89,8 @@ class Kernel:
     width: int
     columns: bool = True
     output_scale: float = 1.0
+    #: Which state is the step's output: 0 for a layer; a stack of cells outputs its last cell's first state.
+    output_index: int = 0
 
     def start(self, states: list[np.ndarray], chunk: int, workspace: Workspace) -> None:  # pragma: no cover
         """Take the buffers (``workspace.empty``) and copy the initial ``states`` in (they are only read)."""
@@ -116,15 +119,24 @@ class ProjectedKernel(Kernel):
             (``(n, B, F)`` -> ``(n, B, G)`` in rows). ``x`` is a strided view of the input.
         step_into: ``step_into(z, states, new_states)`` computes one timestep from ``z``
             (one timestep of ``project_into``'s output) and ``states`` into ``new_states``
-            (never the same arrays as ``states``); ``new_states[0]`` is the step's output.
+            (never the same arrays as ``states``); ``new_states[output_index]`` is the step's output.
         columns: whether arrays are ``(size, B)`` (True) or ``(B, size)``.
         on_start: optional ``on_start(states)``, called with the initial states before the first step
             (a kernel may choose its form from them, as GRU's does near the largest float).
+        output_index: which state is the step's output (see :attr:`Kernel.output_index`).
     """
 
-    def __init__(self, gates: int, project_into: Callable, step_into: Callable, columns: bool = True, on_start=None):
+    def __init__(
+        self,
+        gates: int,
+        project_into: Callable,
+        step_into: Callable,
+        columns: bool = True,
+        on_start=None,
+        output_index: int = 0,
+    ):
         self.width, self.project_into, self.step_into, self.columns = gates, project_into, step_into, columns
-        self.on_start = on_start
+        self.on_start, self.output_index = on_start, output_index
 
     def start(self, states, chunk, workspace):
         if self.on_start is not None:
@@ -152,7 +164,7 @@ class ProjectedKernel(Kernel):
             self.buffers.reverse()
 
 
-def reference_kernel(layer: RNN) -> Kernel:
+def reference_kernel(layer: BaseRNN) -> Kernel:
     """The layer's readable ``project`` and ``step`` behind the :class:`Kernel` interface (rows):
     what a call runs when ``layer.fast`` is False."""
 
@@ -193,7 +205,8 @@ def recurrence(
             The returned arrays are never views of it.
 
     Returns:
-        ``(last_output (B, U), outputs (B, T, U) or None, final_states)``. With
+        ``(last_output (B, U), outputs (B, T, U) or None, final_states)``; ``U`` is the size of
+        state ``kernel.output_index``. With
         ``go_backwards`` the steps run from ``T-1`` down to 0 and ``outputs`` is in
         that processing order, as in Keras.
 
@@ -208,7 +221,8 @@ def recurrence(
     two sets of states), so nothing grows with ``T`` when ``return_sequences`` is False.
     """
     batch, T, _ = x.shape
-    units = states[0].shape[1]
+    k = kernel.output_index  # the state that is the output
+    units = states[k].shape[1]
     columns = kernel.columns
 
     def oriented(a):  # (B, S) <-> the kernel's layout
@@ -226,7 +240,7 @@ def recurrence(
     kernel.start([oriented(s) for s in states], chunk, workspace)
     outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None  # (B, T, U)
     if mask is not None:  # the previous output
-        last = workspace.empty("last", oriented(states[0]).shape, x.dtype)
+        last = workspace.empty("last", oriented(states[k]).shape, x.dtype)
         last.fill(0)
     else:
         last = None
@@ -238,7 +252,7 @@ def recurrence(
             i = start + j
             kernel.step(j)
             new = kernel.state(j + 1)
-            out = new[0]
+            out = new[k]
             if mask is not None:
                 for new_state, state in zip(new, kernel.state(j)):
                     np.copyto(new_state, state, where=dropped[i])  # masked samples keep their states
@@ -252,8 +266,8 @@ def recurrence(
                 outputs[:, i] = oriented(out)  # (B, U)
         kernel.carry(n)
     states = [np.array(oriented(s), order="C") for s in kernel.state(0)]  # (B, S) each, copies
-    last = states[0] if mask is None else np.array(oriented(last), order="C")
-    if kernel.output_scale != 1:  # exact: a power of two
+    last = states[k] if mask is None else np.array(oriented(last), order="C")
+    if kernel.output_scale != 1:  # exact: a power of two (LSTM's, whose output is state 0)
         states[0] *= kernel.output_scale
         if last is not states[0]:  # with a mask: its own array
             last *= kernel.output_scale
@@ -267,13 +281,43 @@ def recurrence(
     return last, outputs, states
 
 
-class RNN(Layer):
+def time_major_option(value) -> bool:
+    """Keras 2's ``time_major``: only False, inputs ``(batch, timesteps, features)``, is implemented."""
+    if value is not False and not (isinstance(value, np.bool_) and not value):
+        raise ValueError(
+            "Received an invalid value for argument `time_major`, expected False (scratch_rnn takes inputs "
+            f"(batch, timesteps, features); time-major inputs are not implemented), got {value!r}."
+        )
+    return False
+
+
+def implementation_option(value) -> int:
+    """LSTM's and GRU's ``implementation``, 1 or 2: two orderings of the same products (Keras's
+    kernel tuning), the same values at inference."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value not in (1, 2):
+        raise ValueError(f"Received an invalid value for argument `implementation`, expected 1 or 2, got {value!r}.")
+    return int(value)
+
+
+def use_cudnn_option(value):
+    """LSTM's and GRU's ``use_cudnn``: "auto", True or False, which kernel Keras runs on a GPU; the
+    engine has one path, computing the same equations, whatever it says."""
+    if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and value == "auto")):
+        raise ValueError(
+            f"Received an invalid value for argument `use_cudnn`, expected one of ['auto', True, False], got {value!r}."
+        )
+    return value if isinstance(value, str) else bool(value)
+
+
+class BaseRNN(Layer):
     """Base for recurrent layers; see :class:`scratch_rnn.SimpleRNN` for the call contract.
 
     It takes the options every recurrent layer shares (``units``, ``activation``, ``use_bias``,
     the initialisers, the call flags, dropout, ``seed``); each layer adds its own (LSTM's
     ``recurrent_activation`` and ``unit_forget_bias``, GRU's ``reset_after``). Options after
-    ``activation`` are keyword-only.
+    ``activation`` are keyword-only. Keras 2's ``time_major`` is accepted at its only implemented
+    value, False. Keras's ``RNN(cell)`` layer (:mod:`scratch_rnn.cells`) is a subclass too: it runs
+    its cells' steps on the same loop.
 
     ``fast`` (an attribute, not a constructor argument, so that configs stay Keras's) chooses
     what a call runs: the layer's fast :meth:`kernel` (True, the default) or its readable
@@ -302,9 +346,11 @@ class RNN(Layer):
         unroll=False,
         zero_output_for_mask=False,
         seed=None,
+        time_major=False,
         **kwargs,
     ):
         super().__init__(**kwargs)  # name, dtype, trainable, the training-only options
+        self.time_major = time_major_option(time_major)
         self.units = positive_int(units, "units")
         self.activation = activations.get(activation, "activation", activations.RECURRENT)
         self.use_bias = boolean(use_bias, "use_bias")
@@ -313,16 +359,20 @@ class RNN(Layer):
             "recurrent_kernel": initializers.get(recurrent_initializer, "recurrent_initializer"),
             "bias": initializers.get(bias_initializer, "bias_initializer"),
         }
+        self._loop_options(return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask)
+        # Dropout is applied only in training; at inference (all this engine does) it is the identity.
+        self.dropout = rate(dropout, "dropout")
+        self.recurrent_dropout = rate(recurrent_dropout, "recurrent_dropout")
+        self.seed = checks.seed(seed)
+
+    def _loop_options(self, return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask):
+        """Check and keep the options of the time loop (Keras's ``RNN`` layer's), and start with no states."""
         self.return_sequences = boolean(return_sequences, "return_sequences")
         self.return_state = boolean(return_state, "return_state")
         self.go_backwards = boolean(go_backwards, "go_backwards")
         self.stateful = boolean(stateful, "stateful")
         self.unroll = boolean(unroll, "unroll")
         self.zero_output_for_mask = boolean(zero_output_for_mask, "zero_output_for_mask")
-        # Dropout is applied only in training; at inference (all this engine does) it is the identity.
-        self.dropout = rate(dropout, "dropout")
-        self.recurrent_dropout = rate(recurrent_dropout, "recurrent_dropout")
-        self.seed = checks.seed(seed)
         self.states: list[np.ndarray] | None = None  # kept between calls when stateful
         self._threads = threading.local()  # each thread's Workspace (see _workspace)
 
@@ -330,6 +380,16 @@ class RNN(Layer):
     @property
     def state_size(self) -> list[int]:
         return [self.units]
+
+    @property
+    def flat_state_size(self) -> list[int]:
+        """The size of every state array the loop carries, in order (``state_size`` flattened)."""
+        return self.state_size
+
+    @property
+    def compute_dtype(self) -> np.dtype:
+        """The dtype the loop runs in: inputs and initial states are cast to it."""
+        return self.dtype
 
     def project(self, x_tm: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         """``(T, B, F)`` inputs -> ``(T, B, G)`` input projections (bias included)."""
@@ -344,6 +404,10 @@ class RNN(Layer):
         """The fast form of :meth:`project` and :meth:`step` for a batch of ``batch`` rows (see :class:`Kernel`);
         each layer's lives in :mod:`scratch_rnn.kernels`."""
         raise NotImplementedError
+
+    def reference_kernel(self) -> Kernel:
+        """What a call runs when ``fast`` is False: the readable :meth:`project` and :meth:`step`."""
+        return reference_kernel(self)
 
     # --- building ----------------------------------------------------------------------
     def build(self, input_shape, initialize=True):
@@ -380,7 +444,7 @@ class RNN(Layer):
     reset_states = reset_state
 
     def _check_inputs(self, x):
-        x = as_numeric(x, "x", self.dtype)
+        x = as_numeric(x, "x", self.compute_dtype)
         if x.ndim != 3:
             raise ValueError(
                 f"Argument `x` of {self.name!r} must be 3-D (batch, timesteps, features), got shape {x.shape}."
@@ -396,7 +460,7 @@ class RNN(Layer):
         return x
 
     def _initial_states(self, initial_state, batch):
-        expected = [(batch, size) for size in self.state_size]
+        expected = [(batch, size) for size in self.flat_state_size]
         if initial_state is None:
             if self.stateful and self.states is not None:
                 if self.states[0].shape[0] != batch:
@@ -405,7 +469,7 @@ class RNN(Layer):
                         f"argument `x` has batch size {batch}. Call reset_state() on a new layer for a new batch size."
                     )
                 return list(self.states)
-            return [np.zeros(shape, self.dtype) for shape in expected]
+            return [np.zeros(shape, self.compute_dtype) for shape in expected]
         given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(given) != len(expected):
             raise ValueError(
@@ -414,7 +478,7 @@ class RNN(Layer):
             )
         states = []
         for i, (state, shape) in enumerate(zip(given, expected)):
-            state = as_numeric(state, f"initial_state[{i}]", self.dtype)
+            state = as_numeric(state, f"initial_state[{i}]", self.compute_dtype)
             check_shape(state, shape, f"initial_state[{i}]")
             states.append(state)
         return states
@@ -452,7 +516,7 @@ class RNN(Layer):
         try:
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
                 last, outputs, states = recurrence(
-                    self.kernel(batch) if self.fast else reference_kernel(self),
+                    self.kernel(batch) if self.fast else self.reference_kernel(),
                     x,
                     states,
                     mask,
@@ -468,7 +532,7 @@ class RNN(Layer):
             self.states = [s.copy() for s in states]
         output = outputs if self.return_sequences else last
         if self.return_state:
-            if output is states[0]:  # no mask, no sequence: Keras returns two tensors, not one
+            if any(output is s for s in states):  # no mask, no sequence: Keras returns two tensors, not one
                 output = output.copy()
             return [output, *states]
         return output

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from scratch_rnn import kernels
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import BaseRNN
 
 
-class SimpleRNN(RNN):
+class SimpleRNN(BaseRNN):
     """Fully-connected RNN whose output is fed back as the next state (Keras's ``SimpleRNN``).
 
     Equations::

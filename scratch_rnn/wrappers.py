@@ -3,17 +3,19 @@ merged) and ``TimeDistributed`` (a layer applied to every timestep)."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from scratch_rnn import keras_layout
 from scratch_rnn.checks import as_numeric
 from scratch_rnn.layer import Layer
-from scratch_rnn.rnn import RNN
+from scratch_rnn.rnn import BaseRNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
-def _clone(layer: RNN, name: str, **changes) -> RNN:
+def _clone(layer: BaseRNN, name: str, **changes) -> BaseRNN:
     """A fresh, unbuilt layer from ``layer``'s config, as Keras's serialise/deserialise round trip makes."""
     return type(layer)(**{**layer.get_config(), "name": name, **changes})
 
@@ -57,12 +59,12 @@ class Bidirectional(Layer):
     """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, *, name=None, dtype="float32", **kwargs):
-        if not isinstance(layer, RNN):
+        if not isinstance(layer, BaseRNN):
             raise ValueError(
                 "Received an invalid value for argument `layer`, expected a scratch_rnn recurrent layer "
                 f"(SimpleRNN, LSTM, GRU), got {layer!r}."
             )
-        if backward_layer is not None and not isinstance(backward_layer, RNN):
+        if backward_layer is not None and not isinstance(backward_layer, BaseRNN):
             raise ValueError(
                 "Received an invalid value for argument `backward_layer`, expected a scratch_rnn recurrent "
                 f"layer or None, got {backward_layer!r}."
@@ -103,7 +105,7 @@ class Bidirectional(Layer):
 
     @property
     def fast(self) -> bool:
-        """Whether both directions run their fast kernels; setting it sets both (see :attr:`RNN.fast`)."""
+        """Whether both directions run their fast kernels; setting it sets both (see :attr:`BaseRNN.fast`)."""
         return self.forward_layer.fast and self.backward_layer.fast
 
     @fast.setter
@@ -248,11 +250,13 @@ class TimeDistributed(Layer):
 
     Call arguments:
         x: ``(batch, timesteps, ...)``.
-        mask: optional ``(batch, timesteps)``; checked, then passed through to the next layer.
+        mask: optional ``(batch, timesteps, ...)``; checked, given to ``layer`` reshaped as its input
+            is, ``(batch * timesteps, ...)``, when ``layer.call`` takes a mask (as Keras gives each
+            timestep's slice), and passed through unchanged to the next layer (Keras 3's output mask).
     """
 
     def __init__(self, layer, dtype="float32", name=None, **kwargs):
-        if not isinstance(layer, Layer) or isinstance(layer, (RNN, Bidirectional, TimeDistributed)):
+        if not isinstance(layer, Layer) or isinstance(layer, (BaseRNN, Bidirectional, TimeDistributed)):
             raise ValueError(
                 "Received an invalid value for argument `layer`, expected a non-recurrent scratch_rnn layer "
                 f"(Dense, Activation, Dropout, ...), got {layer!r}."
@@ -314,8 +318,15 @@ class TimeDistributed(Layer):
                     f"{(batch, timesteps)}, got shape {mask.shape}."
                 )
         self.ensure_built((None, *x.shape[1:]))
-        y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]))  # (B*T, ...)
+        kwargs = {}
+        if mask is not None and "mask" in inspect.signature(self.layer.call).parameters:  # Keras's _call_has_mask_arg
+            kwargs["mask"] = mask.reshape(batch * timesteps, *mask.shape[2:])  # (B*T, ...): each step's mask
+        y = self.layer(x.reshape(batch * timesteps, *x.shape[2:]), **kwargs)  # (B*T, ...)
         return y.reshape(batch, timesteps, *y.shape[1:])  # (B, T, ...)
+
+    def compute_mask(self, inputs, mask):
+        """Keras 3's: the input's mask passes through (``supports_masking``, no mask of the wrapped layer)."""
+        return mask
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name, "layer": self.layer}

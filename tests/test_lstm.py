@@ -181,7 +181,9 @@ def test_keras_golden_masking():
         ({"units": 3, "dropout": 1.5}, r"argument `dropout`"),
         ({"units": 3, "dtype": "float16"}, r"argument `dtype`"),
         ({"units": 3, "kernel_initializer": "he_normal"}, r"argument `kernel_initializer`"),
-        ({"units": 3, "use_cudnn": False}, r"Unrecognized keyword arguments passed to LSTM: \['use_cudnn'\]"),
+        ({"units": 3, "use_cudnn": "yes"}, r"argument `use_cudnn`, expected one of \['auto', True, False\]"),
+        ({"units": 3, "implementation": 3}, r"argument `implementation`, expected 1 or 2, got 3"),
+        ({"units": 3, "time_major": True}, r"argument `time_major`, expected False"),
     ],
 )
 def test_bad_constructor_arguments_raise(kwargs, match):

@@ -109,10 +109,10 @@ def jitter_activations(layer, jitter) -> None:
     ``self.activation`` and ``self.recurrent_activation``), not its fast kernel; this changes only
     this instance, which the harness built for this one oracle run.
     """
-    from scratch_rnn.rnn import RNN
+    from scratch_rnn.rnn import BaseRNN
 
     for rnn in (layer.forward_layer, layer.backward_layer) if hasattr(layer, "forward_layer") else (layer,):
-        assert isinstance(rnn, RNN), f"expected a recurrent layer, got {rnn!r}"
+        assert isinstance(rnn, BaseRNN), f"expected a recurrent layer, got {rnn!r}"
         for name in ("activation", "recurrent_activation"):
             if hasattr(rnn, name):
                 fn = getattr(rnn, name)
