@@ -7,6 +7,7 @@ Keras and Hypothesis when it is used.
 """
 
 from scratch_rnn.attention import AdditiveAttention, Attention
+from scratch_rnn.cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
@@ -27,6 +28,11 @@ __all__ = [
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "RNN",
+    "SimpleRNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "StackedRNNCells",
     "Bidirectional",
     "Embedding",
     "Masking",

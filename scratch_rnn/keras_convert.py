@@ -16,6 +16,7 @@ import inspect
 import numpy as np
 
 from scratch_rnn.attention import AdditiveAttention, Attention
+from scratch_rnn.cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from scratch_rnn.convolutional import Conv1D
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.gru import GRU
@@ -36,6 +37,7 @@ KERAS_CLASSES = {
     for cls in (
         SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking, Dense, TimeDistributed, Dropout, Activation,
         LayerNormalization, BatchNormalization, Conv1D, Attention, AdditiveAttention,
+        *(RNN, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells),
         *(Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot),
         *(RepeatVector, Flatten, Reshape, Permute),
         *(GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D, AveragePooling1D),
@@ -64,18 +66,22 @@ _NOT_INFERENCE = {
 #: Config keys whose Keras default, None, is the only value scratch_rnn supports: dropped when None.
 _NONE_ONLY = {"quantization_config", "lora_rank", "lora_alpha"}
 
-#: Keras 2 (tf_keras) config keys dropped at their only supported value: ``time_major=False`` (the
-#: layout of ``x``), and LSTM/GRU ``implementation`` 1 or 2 (two orderings of the same products).
+#: Keras 2 (tf_keras) config keys dropped at their only supported value by a class that does not take
+#: them (the recurrent layers, LSTM/GRU and the cells take and check them): ``time_major=False`` (the
+#: layout of ``x``), ``implementation`` 1 or 2 (two orderings of the same products).
 _KERAS2_ONLY = {"time_major": (False,), "implementation": (1, 2)}
 
 #: Keras 2 shape hints in layer configs (the first layer's ``batch_input_shape``, Embedding's
-#: ``input_length``): a model's input shape is taken from the model itself (an ``Input``).
+#: ``input_length``, which Embedding takes and checks): a model's input shape is taken from the model
+#: itself (an ``Input``); dropped by a class that does not take them.
 _SHAPE_HINTS = {"batch_input_shape", "input_length"}
 
 #: Keras wrappers: the config key of each wrapped layer and the Keras attribute holding it, converted first.
 _WRAPPED = {
     "Bidirectional": {"layer": "forward_layer", "backward_layer": "backward_layer"},
     "TimeDistributed": {"layer": "layer"},
+    "RNN": {"cell": "cell"},
+    "StackedRNNCells": {"cells": "cells"},  # a list
 }
 
 
@@ -99,7 +105,7 @@ def kwargs_from_config(cls, config: dict) -> dict:
         for klass in cls.__mro__
         if "__init__" in vars(klass)
         for name in inspect.signature(vars(klass)["__init__"]).parameters
-    } - {"self", "kwargs"}  # a layer's own options, then its bases' (RNN's shared ones, Layer's name and dtype)
+    } - {"self", "kwargs"}  # a layer's own options, then its bases' (BaseRNN's shared ones, Layer's name and dtype)
     kwargs = {}
     for key, value in config.items():
         if key == "trainable":  # every layer takes it (summary()'s trainable count), none computes with it
@@ -107,9 +113,9 @@ def kwargs_from_config(cls, config: dict) -> dict:
             continue
         if (
             key in _NOT_INFERENCE
-            or key in _SHAPE_HINTS
+            or (key in _SHAPE_HINTS and key not in accepted)
             or (key in _NONE_ONLY and value is None)
-            or value in _KERAS2_ONLY.get(key, ())
+            or (key not in accepted and value in _KERAS2_ONLY.get(key, ()))
         ):
             continue
         if key not in accepted:
@@ -134,7 +140,9 @@ def from_config(class_name: str, config: dict):
     wrapped = {}
     for key in _WRAPPED.get(class_name, {}):
         inner = config.pop(key, None)
-        if inner is not None:
+        if isinstance(inner, list):  # StackedRNNCells' cells
+            wrapped[key] = [from_config(each["class_name"], each["config"]) for each in inner]
+        elif inner is not None:
             wrapped[key] = from_config(inner["class_name"], inner["config"])
     return _construct(cls, config, wrapped, config.get("name", "?"))
 
@@ -199,7 +207,8 @@ def from_keras(obj):
     wrapped = {}
     for key, attribute in _WRAPPED.get(kind, {}).items():
         config.pop(key, None)
-        wrapped[key] = from_keras(getattr(obj, attribute))
+        inner = getattr(obj, attribute)
+        wrapped[key] = [from_keras(each) for each in inner] if isinstance(inner, (list, tuple)) else from_keras(inner)
     layer = _construct(cls, config, wrapped, getattr(obj, "name", "?"))
     if not getattr(obj, "built", True) and _has_weights(layer):
         raise ValueError(
@@ -217,7 +226,7 @@ def from_keras(obj):
 
 
 #: Keras's recurrent layers, whose ``states`` a stateful layer carries between calls.
-RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+RECURRENT = ("SimpleRNN", "LSTM", "GRU", "RNN")
 
 
 def _flatten(states) -> list:
