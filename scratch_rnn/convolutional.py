@@ -14,7 +14,7 @@ import numpy as np
 from scratch_rnn import activations, initializers
 from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.layer import Layer
+from scratch_rnn.layer import Layer, auto_name
 
 PADDINGS = ("valid", "same", "causal")
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -101,6 +101,8 @@ class Conv1D(Layer):
         name=None,
         **kwargs,
     ):
+        if name is None:
+            name = auto_name("Conv1d")  # Keras's "conv1d", "conv1d_1", ... (not "conv1_d")
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.filters = positive_int(filters, "filters")
         self.kernel_size = _one_int(kernel_size, "kernel_size")

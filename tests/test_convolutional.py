@@ -158,6 +158,7 @@ def test_conv1d_by_hand():
     y = layer(np.array([[[1.0], [2.0], [3.0]]]))
     np.testing.assert_array_equal(y[0, :, 0], [10.0, 21.0, 32.0])
     assert layer.get_config()["kernel_size"] == (2,)
+    assert Conv1D(1, 1).name.startswith("conv1d")  # Keras's snake case of the class name
 
 
 def test_default_weights_are_drawn_and_counted():
