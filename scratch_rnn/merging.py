@@ -133,8 +133,8 @@ class _Merge(Layer):
 
     def compute_mask(self, inputs, mask):
         """The OR of the input masks; None if any input has none (Keras's ``Merge.compute_mask``)."""
-        if mask is None:
-            return None
+        if mask is None or (isinstance(mask, (list, tuple)) and any(m is None for m in mask)):
+            return None  # before the inputs are read: a functional graph passes symbolic ones
         _, masks = self._inputs(inputs, mask)
         if any(m is None for m in masks):
             return None
@@ -315,8 +315,8 @@ class Concatenate(_Merge):
         return tuple(out)
 
     def compute_mask(self, inputs, mask):
-        if mask is None:
-            return None
+        if mask is None or (isinstance(mask, (list, tuple)) and all(m is None for m in mask)):
+            return None  # before the inputs are read: a functional graph passes symbolic ones
         xs, masks = self._inputs(inputs, mask)
         if all(m is None for m in masks):
             return None

@@ -251,3 +251,13 @@ def test_merges_compute_in_their_dtype_and_have_no_weights():
             layer = getattr(scratch_rnn, name)(dtype=dtype)
             assert layer([a, a]).dtype == dtype
             assert layer.count_params() == 0 and layer.get_weights() == []
+
+
+@pytest.mark.parametrize("name", [*ELEMENTWISE, "Concatenate"])
+def test_unmasked_merge_builds_in_a_functional_graph(name):
+    """Regression: the graph passes ``compute_mask`` symbolic inputs with a list of None masks, which the merge
+    layers read as arrays before seeing that no input had a mask ("`inputs[0]` must be a real numeric array")."""
+    a, b = scratch_rnn.Input((3, 2)), scratch_rnn.Input((3, 2))
+    model = scratch_rnn.Model([a, b], getattr(scratch_rnn, name)()([a, b]))
+    x, z = np.ones((2, 3, 2)), np.full((2, 3, 2), 2.0)
+    assert model.predict([x, z]).shape == ((2, 3, 4) if name == "Concatenate" else (2, 3, 2))
