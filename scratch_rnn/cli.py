@@ -29,7 +29,7 @@ from pathlib import Path
 from scratch_rnn import bench
 from scratch_rnn.testing import golden, mutants
 from scratch_rnn.testing.candidates import CandidateError, load_candidate
-from scratch_rnn.testing.case import LAYERS
+from scratch_rnn.testing.case import CORE_LAYERS, LAYERS
 from scratch_rnn.testing.errors import missing_extra
 from scratch_rnn.testing.runners import REFERENCES, default_reference
 
@@ -228,7 +228,14 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         seed_help="Hypothesis seed (default: random, printed)",
         dtype_help="float32 (noise-floor tolerance), float64 (near machine precision) or both (default)",
     )
-    parser.add_argument("--layer", choices=[*LAYERS, "all"], default="all", help="layer to sweep (default all)")
+    parser.add_argument(
+        "--layer",
+        choices=[*LAYERS, "all", *CORE_LAYERS, "core"],
+        default="all",
+        metavar="LAYER",
+        help=f"layer to sweep: {', '.join(LAYERS)}, all (those four: the default), core (every non-recurrent "
+        f"layer) or one of them: {', '.join(CORE_LAYERS)}; with --mutants, all is the whole gallery",
+    )
     parser.add_argument(
         "--model",
         metavar="PATH",
@@ -287,6 +294,13 @@ def add_record_parser(sub) -> argparse.ArgumentParser:
         seed_help="Hypothesis seed (default %(default)s)",
         dtype_help="float32, float64 or both (default)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        default=None,
+        help="record a whole saved model (.keras or .h5) instead of the layers: --examples inputs that fit it "
+        "per dtype, with Keras's outputs (check them with scratch-rnn check DIR --model PATH)",
+    )
     return parser
 
 
@@ -301,6 +315,13 @@ def add_check_parser(sub) -> argparse.ArgumentParser:
         "path", metavar="PATH", help=f"a recording: a directory holding {golden.MANIFEST} and {golden.ARRAYS}"
     )
     add_candidate_option(parser, "check", keyword_defaults(golden.check)["timeout"])
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        default=None,
+        help="the saved model a model recording was made from (its sha256 must match); a --candidate then is "
+        "candidate(model_file, inputs) -> outputs",
+    )
     add_layers_option(parser, "only this layer's cases")
     parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
     return parser
@@ -422,7 +443,7 @@ def run_verify(args) -> int:
         return refuse("verify", str(err))
     if args.model is not None:
         return run_verify_model(args, candidate, keras)
-    if candidate is not None and args.layer == "all":
+    if candidate is not None and args.layer in ("all", "core"):
         return refuse("verify", "a --candidate implements one layer; name it with --layer")
     console.print(
         f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}"
@@ -432,7 +453,7 @@ def run_verify(args) -> int:
     reports = []
     try:
         with progress_bars(console) as progress:
-            for layer in LAYERS if args.layer == "all" else [args.layer]:
+            for layer in {"all": LAYERS, "core": CORE_LAYERS}.get(args.layer, [args.layer]):
                 for dtype in DTYPES[args.dtype]:
                     task = progress.add_task(f"{layer} {dtype} cases", total=args.examples)
                     if not console.is_terminal:  # no progress bar: a line per sweep as it starts, for CI logs
@@ -505,8 +526,12 @@ def run_record(args) -> int:
         console = make_console()
     except ImportError as err:
         return fail_missing_extra("record", "verify", err)
-    try:  # before Keras takes seconds to import: a refused --out is refused at once
+    if args.model is not None and args.layer:
+        return refuse("record", "--model records a whole model: not with --layer")
+    try:  # before Keras takes seconds to import: a refused --out or --model is refused at once
         golden.check_output_directory(args.out, args.force)
+        if args.model is not None:
+            golden.check_model_file(args.model)
     except (OSError, ValueError) as err:
         return print_error(console, err)
     try:
@@ -519,22 +544,18 @@ def run_record(args) -> int:
     counts, disagreements = {}, []
 
     def on_case(recorded, result):
-        key = (recorded.case.layer, recorded.case.dtype.name)
+        key = (recorded.case.layer, recorded.case.dtype.name) if args.model is None else (args.model, recorded.dtype)
         counts[key] = counts.get(key, 0) + 1
         if not result.ok:
             disagreements.append(f"{recorded.id}: {result.message()}")
 
+    sweep = dict(examples=args.examples, seed=args.seed, dtypes=DTYPES[args.dtype], on_case=on_case, force=args.force)
     try:
         with console.status("recording...", spinner="dots") if console.is_terminal else nullcontext():
-            manifest = golden.record(
-                args.out,
-                layers=selected_layers(args.layer),
-                examples=args.examples,
-                seed=args.seed,
-                dtypes=DTYPES[args.dtype],
-                on_case=on_case,
-                force=args.force,
-            )
+            if args.model is None:
+                manifest = golden.record(args.out, layers=selected_layers(args.layer), **sweep)
+            else:
+                manifest = golden.record_model(args.model, args.out, **sweep)
     except ImportError as err:
         return fail_missing_extra("record", "verify", err)
     except (OSError, ValueError, RuntimeError) as err:
@@ -557,11 +578,18 @@ def run_check(args) -> int:
     except CandidateError as err:
         return print_error(console, err)
     layers = selected_layers(args.layer)
-    if candidate is not None and len(layers) != 1:
+    if args.model is not None and args.layer:
+        return refuse("check", "--model checks a whole model's recording: not with --layer")
+    if args.model is None and candidate is not None and len(layers) != 1:
         return refuse("check", "a --candidate implements one layer; name it with --layer")
     try:
-        result = golden.check(args.path, candidate, layers=layers, ids=args.case, timeout=args.timeout)
-    except (golden.GoldenFileError, ValueError) as err:
+        if args.model is None:
+            result = golden.check(args.path, candidate, layers=layers, ids=args.case, timeout=args.timeout)
+        else:
+            result = golden.check_model(args.path, args.model, candidate, ids=args.case, timeout=args.timeout)
+    except ImportError as err:  # h5py, to read the model file
+        return fail_missing_extra("check", "h5", err)
+    except (golden.GoldenFileError, ValueError, OSError) as err:  # a hash mismatch is a ValueError too
         return print_error(console, err)
     w = result.recorded_with
     console.print(

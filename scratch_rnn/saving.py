@@ -41,6 +41,7 @@ import zlib
 
 import numpy as np
 
+from scratch_rnn.checks import check_dtype
 from scratch_rnn.core_layers import Activation, Dropout, Masking
 from scratch_rnn.keras_convert import KERAS_CLASSES, from_config, model_from_config
 from scratch_rnn.layer import Layer
@@ -84,19 +85,24 @@ def _h5py():
 # --- the public functions ---------------------------------------------------------------------------------
 
 
-def load_model(path, *, max_bytes: int = MAX_BYTES):
+def load_model(path, *, max_bytes: int = MAX_BYTES, dtype=None):
     """A scratch model, weights included, from a Keras ``.keras`` archive or legacy ``.h5`` model file.
 
     Keras 3 and Keras 2 (``tf_keras``) files are read without TensorFlow or Keras; see the module
     docstring for the formats. ``max_bytes`` bounds the weights the file may make the loader read.
+    ``dtype`` (``"float32"`` or ``"float64"``; None: as saved) makes the model compute in that dtype:
+    every float dtype of the config (layers' dtype policies, float inputs) is rewritten before the
+    layers are built (:func:`with_float_dtype`), and the weights are cast as they are assigned (a
+    float64 twin of a float32 model is the harness's oracle). Integer inputs (token ids) stay integers.
     Anything that cannot be loaded exactly (a layer the engine lacks, a ``Lambda``, a custom class,
     a damaged file) is a ValueError naming the file; nothing in the file is executed.
     """
     path = os.fspath(path)
+    dtype = None if dtype is None else check_dtype(dtype).name
     kind = _sniff(path)
     if kind == "zip":
         with _open_archive(path) as archive:
-            config = _read_json(archive, "config.json", path)
+            config = with_float_dtype(_read_json(archive, "config.json", path), dtype)
             metadata = _read_json(archive, "metadata.json", path) if "metadata.json" in archive.namelist() else {}
             version = str(metadata.get("keras_version", "3")) if isinstance(metadata, dict) else "3"
             model = _model_from_config(config, path, version)
@@ -117,7 +123,7 @@ def load_model(path, *, max_bytes: int = MAX_BYTES):
                 f"File {path!r} holds weights only (no `model_config`): build the model, then call "
                 "model.load_weights(path)."
             )
-        config = _parse_json(_attr(f.attrs["model_config"]), path, "model_config")
+        config = with_float_dtype(_parse_json(_attr(f.attrs["model_config"]), path, "model_config"), dtype)
         version = _attr(f.attrs.get("keras_version", "1"))
         model = _model_from_config(config, path, version)
         if "model_weights" not in f:
@@ -153,6 +159,34 @@ def load_weights(model, path, *, max_bytes: int = MAX_BYTES) -> None:
             else:
                 per_layer = _read_keras3(f, model, path, max_bytes)
     model.set_weights([w for weights in per_layer for w in weights])
+
+
+#: Keras 3's serialised dtype policies whose ``name`` a float dtype rewrite replaces.
+_FLOAT_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+
+
+def with_float_dtype(config, dtype):
+    """A Keras model (or layer) config with every float dtype set to ``dtype``; ``config`` itself when
+    ``dtype`` is None. A ``"dtype"`` that names a float type (``"float32"``, ``"float16"``,
+    ``"mixed_float16"``, ...) and the ``name`` of a ``DTypePolicy`` are replaced; integer and bool
+    dtypes (an ``Input`` of token ids) are kept. Nothing is modified in place."""
+    if dtype is None:
+        return config
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if config.get("class_name") in _FLOAT_POLICIES and isinstance(inner, dict) and _float_name(inner.get("name")):
+            return {**config, "config": {**inner, "name": dtype}}
+        return {
+            key: dtype if key == "dtype" and _float_name(value) else with_float_dtype(value, dtype)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [with_float_dtype(value, dtype) for value in config]
+    return config
+
+
+def _float_name(name) -> bool:
+    return isinstance(name, str) and name.startswith(("float", "bfloat", "mixed_"))
 
 
 # --- file kinds, zip members, JSON ------------------------------------------------------------------------

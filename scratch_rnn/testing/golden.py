@@ -36,14 +36,22 @@ from scratch_rnn.keras_convert import from_config
 from scratch_rnn.testing.case import LAYERS, Case
 from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against, check_timeout
 from scratch_rnn.testing.errors import one_line
+from scratch_rnn.testing.model_verify import InputSpec, ModelCase, check_model_case
 
 FORMAT = "scratch-rnn-golden"
+#: A recording of one saved model (``scratch-rnn record --model``): the same files, other keys.
+MODEL_FORMAT = "scratch-rnn-golden-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 DTYPES = ("float32", "float64")
 #: The dtypes an array may have: a case's float dtype, and bool for masks.
 ARRAY_DTYPES = (*DTYPES, "bool")
+#: The dtypes a model's input may have (token ids are integers), and so its recorded arrays.
+MODEL_INPUT_DTYPES = (*DTYPES, "int32", "int64")
+MODEL_ARRAY_DTYPES = (*MODEL_INPUT_DTYPES, "bool")
+#: The most dimensions a model's input or output may have, batch included.
+MODEL_MAX_RANK = 5
 
 #: Limits :func:`load` enforces before reading what they bound (docs/golden.md, "What a reader may trust").
 #: The shipped recording (48 cases) is a 120 KB manifest and 160 KB of arrays.
@@ -123,36 +131,56 @@ def record(
     the recording is Keras's truth). Keras 3 (the ``keras`` package) is recorded,
     whatever ``$SCRATCH_RNN_REFERENCE`` says.
     """
-    from hypothesis import __version__ as hypothesis_version
-
     from scratch_rnn.testing.runners import import_keras
-    from scratch_rnn.version import __version__ as scratch_rnn_version
 
     layers, dtypes = _choices(layers, LAYERS, "layers"), _choices(dtypes, DTYPES, "dtypes")
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
-        raise ValueError(f"Argument `examples` must be a positive int, got {examples!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"Argument `seed` must be an int, got {seed!r}.")
-    seed = int(seed)
+    examples, seed = _check_count_and_seed(examples, seed)
     path = check_output_directory(path, force)
     keras = import_keras("keras")
     path.mkdir(parents=True, exist_ok=True)
     arrays, entries = {}, []
     for layer in layers:
         for dtype in dtypes:
-            for golden, result in _draw(layer, dtype, examples, seed, keras, first_index=len(entries)):
-                entry = _case_entry(golden)
-                entries.append(entry)
-                arrays.update(_case_arrays(golden))
-                if on_case is not None:
-                    on_case(golden, result)
+            drawn = _draw(layer, dtype, examples, seed, keras, first_index=len(entries))
+            _add_cases(drawn, _case_entry, _case_arrays, entries, arrays, on_case)
+    command = _command(path, layers, dtypes, examples, seed)
+    recording = {"seed": seed, "examples": examples, "layers": list(layers), "dtypes": list(dtypes), "command": command}
+    return _write_recording(path, _LAYER, keras, recording, {}, entries, arrays)
+
+
+def _add_cases(drawn, entry_of, arrays_of, entries: list, arrays: dict, on_case) -> None:
+    """Add the drawn ``(case, result)`` pairs to ``entries`` and ``arrays``, telling ``on_case``."""
+    for golden, result in drawn:
+        entries.append(entry_of(golden))
+        arrays.update(arrays_of(golden))
+        if on_case is not None:
+            on_case(golden, result)
+
+
+def _check_count_and_seed(examples, seed) -> tuple[int, int]:
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise ValueError(f"Argument `examples` must be a positive int, got {examples!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Argument `seed` must be an int, got {seed!r}.")
+    return examples, int(seed)
+
+
+def _write_recording(path: Path, fmt, keras, recording: dict, head: dict, entries: list, arrays: dict) -> dict:
+    """Write ``arrays.npz``, then ``manifest.json`` (format ``fmt``, the versions recorded with,
+    ``recording``, the extra top-level keys ``head``, the arrays' file and digest, and ``entries``,
+    each given its ``"arrays"`` specs); return the manifest."""
+    from hypothesis import __version__ as hypothesis_version
+
+    from scratch_rnn.version import __version__ as scratch_rnn_version
+
     for entry in entries:
         entry["arrays"] = {
-            name: {"shape": list(arrays[name].shape), "dtype": arrays[name].dtype.name} for name in _array_names(entry)
+            name: {"shape": list(arrays[name].shape), "dtype": arrays[name].dtype.name}
+            for name in fmt.array_names(entry)
         }
     digest = _write_atomic(path / ARRAYS, lambda f: np.savez_compressed(f, **arrays))
     manifest = {
-        "format": FORMAT,
+        "format": fmt.name,
         "format_version": FORMAT_VERSION,
         "recorded_with": {
             "keras": keras.__version__,
@@ -162,13 +190,8 @@ def record(
             "scratch_rnn": scratch_rnn_version,
             "python": platform.python_version(),
         },
-        "recording": {
-            "seed": seed,
-            "examples": examples,
-            "layers": list(layers),
-            "dtypes": list(dtypes),
-            "command": _command(path, layers, dtypes, examples, seed),
-        },
+        "recording": recording,
+        **head,
         "arrays": {"file": ARRAYS, "sha256": digest},
         "cases": entries,
     }
@@ -179,10 +202,10 @@ def record(
 
 
 def check_output_directory(path, force: bool = False) -> Path:
-    """``path`` as :func:`record` may write to it: a new or empty directory, or one that already holds a
-    recording (its ``manifest.json`` says ``"format": "scratch-rnn-golden"``); any other directory only with
-    ``force``, which replaces ``manifest.json`` and ``arrays.npz`` there and leaves the rest. A ValueError
-    otherwise, before anything is written."""
+    """``path`` as :func:`record` and :func:`record_model` may write to it: a new or empty directory, or one
+    that already holds a recording (its ``manifest.json`` says ``"format": "scratch-rnn-golden"`` or
+    ``"scratch-rnn-golden-model"``); any other directory only with ``force``, which replaces ``manifest.json``
+    and ``arrays.npz`` there and leaves the rest. A ValueError otherwise, before anything is written."""
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ValueError(f"Argument `path` (--out) must name a directory, got {path!r}.")
     path = Path(path)
@@ -208,7 +231,7 @@ def _holds_recording(path: Path) -> bool:
         content = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(content, dict) and content.get("format") == FORMAT
+    return isinstance(content, dict) and content.get("format") in (FORMAT, MODEL_FORMAT)
 
 
 def _manifest_text(manifest: dict) -> str:
@@ -220,18 +243,44 @@ def _manifest_text(manifest: dict) -> str:
 
 def _draw(layer, dtype, examples, seed, keras, first_index):
     """``examples`` (GoldenCase, the engine's CaseResult) pairs for one layer and dtype, reproducibly drawn."""
+    from scratch_rnn.testing.strategies import cases, recurrent_config
+
+    def keep(case, kept):
+        if min(*case.x.shape, recurrent_config(layer, case.config)["units"]) < 2:
+            return None  # degenerate: cannot reveal a transpose, a gate swap, the time or batch axis mixed up
+        if case.split is not None and sum(g.case.split is not None for g, _ in kept) >= -(-examples // 3):
+            return None  # Hypothesis's first, small draws favour stateful ones (two timesteps at least): balance them
+        golden = _run_keras(f"case{first_index + len(kept):04d}", case, keras)
+        if not all(np.isfinite(a).all() for a in [*golden.outputs, *(golden.carried_state or [])]):
+            return _DROPPED  # Keras overflowed on the way: a recording holds finite values only
+        result = check_against(case, lambda: (golden.output_names, golden.outputs, golden.keras_config))
+        if result.skipped:  # not a case anyone compares (exact result not finite or too large)
+            return _DROPPED
+        return golden, result
+
+    return _collect(cases(layer, dtype), f"{seed}/{layer}/{dtype}", examples, keep, f"{layer} {dtype}")
+
+
+#: What a ``keep`` function of :func:`_collect` returns for a case it drops for its values.
+_DROPPED = object()
+
+
+def _collect(strategy, seed_key: str, examples: int, keep, what: str) -> list:
+    """The first ``examples`` items ``keep(drawn, kept)`` returns for draws of ``strategy``, reproducibly: a
+    Hypothesis ``@given`` run seeded with ``crc32(seed_key)``, without the database, shrinking or the
+    constants of local modules. ``keep`` returns None to pass a draw over, :data:`_DROPPED` to drop it for
+    its values (counted in the error when too few are kept: a RuntimeError)."""
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
 
     from scratch_rnn.testing.hypothesis_internals import seed_only
-    from scratch_rnn.testing.strategies import cases, recurrent_config
 
     kept, dropped, draws = [], 0, 20 * examples + 20
 
     class Enough(Exception):
         """Raised once ``examples`` cases are kept: drawing a case costs tens of milliseconds."""
 
-    @hypothesis_seed(zlib.crc32(f"{seed}/{layer}/{dtype}".encode()))
+    @hypothesis_seed(zlib.crc32(seed_key.encode()))
     @settings(
         max_examples=draws,
         derandomize=False,
@@ -243,24 +292,16 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
         verbosity=Verbosity.quiet,
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=cases(layer, dtype))
-    def collect(case):
+    @given(drawn=strategy)
+    def collect(drawn):
         nonlocal dropped
         if len(kept) == examples:  # Hypothesis replays the "failing" case once more: still enough
             raise Enough
-        if min(*case.x.shape, recurrent_config(layer, case.config)["units"]) < 2:
-            return  # degenerate: cannot reveal a transpose, a gate swap, the time or batch axis mixed up
-        if case.split is not None and sum(g.case.split is not None for g, _ in kept) >= -(-examples // 3):
-            return  # Hypothesis's first, small draws favour stateful ones (two timesteps at least): balance them
-        golden = _run_keras(f"case{first_index + len(kept):04d}", case, keras)
-        if not all(np.isfinite(a).all() for a in [*golden.outputs, *(golden.carried_state or [])]):
-            dropped += 1  # Keras overflowed on the way: a recording holds finite values only
-            return
-        result = check_against(case, lambda: (golden.output_names, golden.outputs, golden.keras_config))
-        if result.skipped:  # not a case anyone compares (exact result not finite or too large)
+        item = keep(drawn, kept)
+        if item is _DROPPED:
             dropped += 1
-            return
-        kept.append((golden, result))
+        elif item is not None:
+            kept.append(item)
         if len(kept) == examples:
             raise Enough
 
@@ -271,7 +312,7 @@ def _draw(layer, dtype, examples, seed, keras, first_index):
         pass
     if len(kept) < examples:
         raise RuntimeError(
-            f"Only {len(kept)} of {examples} {layer} {dtype} cases could be recorded from {draws} "
+            f"Only {len(kept)} of {examples} {what} cases could be recorded from {draws} "
             f"draws ({dropped} of them had a non-finite or too large exact or Keras result)."
         )
     return kept
@@ -395,10 +436,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _command(path, layers, dtypes, examples, seed) -> str:
+def _command(path, layers, dtypes, examples, seed, model=None) -> str:
     layer_args = "" if tuple(layers) == LAYERS else "".join(f" --layer {layer}" for layer in layers)
     dtype_arg = " --dtype both" if tuple(dtypes) == DTYPES else f" --dtype {dtypes[0]}"
-    return f"scratch-rnn record --out {path}{layer_args}{dtype_arg} --examples {examples} --seed {seed}"
+    model_arg = "" if model is None else f" --model {model}"
+    return f"scratch-rnn record{model_arg} --out {path}{layer_args}{dtype_arg} --examples {examples} --seed {seed}"
 
 
 def _choices(values, allowed, argument):
@@ -424,10 +466,15 @@ def load(path) -> Recording:
     is a :class:`GoldenFileError` naming the file and what is wrong (docs/golden.md, "What a
     reader may trust").
     """
+    return _load(path, _LAYER)
+
+
+def _load(path, fmt) -> Recording:
+    """:func:`load` for the format ``fmt`` (:data:`_LAYER` or :data:`_MODEL`)."""
     manifest_path = _manifest_path(Path(path))
-    manifest = _read_manifest(manifest_path)
+    manifest = _read_manifest(manifest_path, fmt)
     for index, entry in enumerate(manifest["cases"]):
-        _check_entry(entry, index, manifest_path)
+        fmt.check_entry(entry, _check_fields(entry, index, manifest_path, fmt), manifest)
     specs = {name: spec for entry in manifest["cases"] for name, spec in entry["arrays"].items()}
     total = sum(_nbytes(spec) for spec in specs.values())
     if total > MAX_TOTAL_BYTES:
@@ -448,7 +495,9 @@ def load(path) -> Recording:
     with _open_archive(arrays_path) as (archive, entries):
         cases, used = [], set()
         for entry in manifest["cases"]:
-            cases.append(_load_case(entry, archive, entries, arrays_path, manifest_path))
+            fail = _failing(f"{manifest_path}: case {entry['id']!r}")
+            arrays = _read_case(entry, fmt.array_names(entry), archive, entries, arrays_path, manifest_path, fail)
+            cases.append(fmt.build_case(entry, arrays, fail, manifest))
             used.update(entry["arrays"])
     extra = sorted(set(entries) - used)
     if extra:
@@ -486,12 +535,12 @@ _TOP_LEVEL = ("format", "format_version", "recorded_with", "recording", "arrays"
 _RECORDING = {"seed": (int,), "examples": (int,), "layers": (list,), "dtypes": (list,), "command": (str,)}
 
 
-def _read_manifest(path: Path) -> dict:
+def _read_manifest(path: Path, fmt) -> dict:
     try:
         size = path.stat().st_size
         if size > MAX_MANIFEST_BYTES:
             raise GoldenFileError(
-                f"{path}: {size} bytes, more than the {MAX_MANIFEST_BYTES} a {FORMAT} manifest may take."
+                f"{path}: {size} bytes, more than the {MAX_MANIFEST_BYTES} a {fmt.name} manifest may take."
             )
         manifest = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except RecursionError:
@@ -503,27 +552,33 @@ def _read_manifest(path: Path) -> dict:
     except OSError as err:
         raise GoldenFileError(f"{path}: cannot be read ({one_line(err)}).") from None
     if manifest is None or _too_deep(manifest):
-        raise GoldenFileError(f"{path}: nested more than {MAX_DEPTH} levels deep; not a {FORMAT} manifest.")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise GoldenFileError(f"{path}: nested more than {MAX_DEPTH} levels deep; not a {fmt.name} manifest.")
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt.name:
         got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise GoldenFileError(f'{path}: not a {FORMAT} manifest (its "format" is {got!r:.80}, expected {FORMAT!r}).')
+        hint = _OTHER_FORMAT_HINTS.get(got, "") if got != fmt.name else ""
+        raise GoldenFileError(
+            f'{path}: not a {fmt.name} manifest (its "format" is {got!r:.80}, expected {fmt.name!r}){hint}.'
+        )
     version = manifest.get("format_version")
     if isinstance(version, bool) or version != FORMAT_VERSION:
         raise GoldenFileError(
             f"{path}: format version {version!r:.80} is not supported; this scratch_rnn reads "
             f"version {FORMAT_VERSION}. Re-record with `scratch-rnn record`."
         )
-    unknown = [k for k in manifest if k not in _TOP_LEVEL]
-    if unknown:
-        raise GoldenFileError(
-            f"{path}: unknown top-level key {unknown[0]!r:.80}; a {FORMAT} manifest has exactly {list(_TOP_LEVEL)}."
+    unknown = [k for k in manifest if k not in fmt.top_level]
+    missing = [k for k in fmt.top_level if k not in manifest]
+    if unknown or missing:
+        problem = (
+            f"unknown top-level key {unknown[0]!r:.80}" if unknown else f"the top-level key {missing[0]!r} is missing"
         )
+        raise GoldenFileError(f"{path}: {problem}; a {fmt.name} manifest has exactly {list(fmt.top_level)}.")
     recorded_with = manifest.get("recorded_with")
     if not isinstance(recorded_with, dict) or not all(isinstance(v, str) for v in recorded_with.values()):
         raise GoldenFileError(
             f'{path}: "recorded_with" must be an object of version strings, got {recorded_with!r:.80}.'
         )
-    _check_recording(manifest.get("recording"), path)
+    _check_recording(manifest.get("recording"), path, fmt.recording)
+    fmt.check_head(manifest, path)
     arrays = manifest.get("arrays")
     if not (
         isinstance(arrays, dict)
@@ -551,7 +606,7 @@ def _read_manifest(path: Path) -> dict:
 
 def _no_constant(name: str):
     """``json.loads``'s ``parse_constant``: the format's JSON holds no NaN or Infinity."""
-    raise ValueError(f"{name} is not allowed in a {FORMAT} manifest")
+    raise ValueError(f"{name} is not allowed in a recording's manifest")
 
 
 def _too_deep(value) -> bool:
@@ -566,16 +621,15 @@ def _too_deep(value) -> bool:
     return False
 
 
-def _check_recording(recording, path: Path) -> None:
-    """``recording``: how the file was made; its ``seed`` names the cases in a report."""
+def _check_recording(recording, path: Path, schema: dict) -> None:
+    """``recording``: how the file was made (keys and types of ``schema``); its ``seed`` names the cases in a
+    report."""
     if not isinstance(recording, dict):
         raise GoldenFileError(f'{path}: "recording" must be an object, got {recording!r:.80}.')
     for key, value in recording.items():
-        if key not in _RECORDING:
-            raise GoldenFileError(
-                f'{path}: "recording" has an unknown key {key!r:.80}; it may hold {list(_RECORDING)}.'
-            )
-        types = _RECORDING[key]
+        if key not in schema:
+            raise GoldenFileError(f'{path}: "recording" has an unknown key {key!r:.80}; it may hold {list(schema)}.')
+        types = schema[key]
         if not isinstance(value, types) or isinstance(value, bool):
             raise GoldenFileError(
                 f'{path}: "recording.{key}" must be {" or ".join(t.__name__ for t in types)}, got {value!r:.80}.'
@@ -621,49 +675,61 @@ _OPTIONS = (
 )
 
 
-def _check_entry(entry, index, manifest_path: Path) -> None:
-    """One case entry's fields, array specs, ``config`` and ``keras_config``; nothing of the archive read."""
-    where = f"{manifest_path}: case {index}"
+def _failing(where: str):
+    """``fail(problem)``: raise a :class:`GoldenFileError` saying ``where: problem``."""
 
     def fail(problem):
         raise GoldenFileError(f"{where}: {problem}")
 
+    return fail
+
+
+def _check_fields(entry, index, manifest_path: Path, fmt):
+    """A case entry is an object with exactly the fields of ``fmt`` in their JSON types, and its ``arrays``
+    describe exactly the arrays it names, each spec checked; returns ``fail`` naming the case by id."""
+    fail = _failing(f"{manifest_path}: case {index}")
     if not isinstance(entry, dict):
         fail(f"must be an object, got {type(entry).__name__}.")
-    for key, types in _FIELDS.items():
+    for key, types in fmt.fields.items():
         if key not in entry:
             fail(f"the field {key!r} is missing.")
         if not isinstance(entry[key], types) or isinstance(entry[key], bool):
             fail(f"the field {key!r} must be {' or '.join(t.__name__ for t in types)}, got {entry[key]!r:.80}.")
-    unknown = [k for k in entry if k not in _FIELDS]
+    unknown = [k for k in entry if k not in fmt.fields]
     if unknown:
-        fail(f"unknown field {unknown[0]!r:.80}; a case has exactly the fields {list(_FIELDS)}.")
-    where = f"{manifest_path}: case {entry['id']!r}"
-    for role in ("weights", "initial_state", "outputs", "output_names", "carried_state"):
-        if not all(isinstance(n, str) for n in entry[role] or []):
-            fail(f'"{role}" must be a list of strings, got {entry[role]!r:.80}.')
-    if entry["layer"] not in LAYERS:
-        fail(f'"layer" must be one of {list(LAYERS)}, got {entry["layer"]!r}.')
+        fail(f"unknown field {unknown[0]!r:.80}; a case has exactly the fields {list(fmt.fields)}.")
+    fail = _failing(f"{manifest_path}: case {entry['id']!r}")
     if entry["dtype"] not in DTYPES:
         fail(f'"dtype" must be one of {list(DTYPES)}, got {entry["dtype"]!r}.')
-    if len(entry["outputs"]) != len(entry["output_names"]) or not entry["outputs"]:
-        fail(
-            f'"outputs" ({len(entry["outputs"])}) and "output_names" ({len(entry["output_names"])}) '
-            "must be non-empty lists of the same length."
-        )
-    names = _array_names(entry)
+    for key, types in fmt.fields.items():
+        if list in types and not all(isinstance(n, str) for n in entry[key] or []):
+            fail(f'"{key}" must be a list of strings, got {entry[key]!r:.80}.')
+    names = fmt.array_names(entry)
     if sorted(names) != sorted(entry["arrays"]):
         fail(
             f'"arrays" must describe exactly the arrays the case names; it lists {sorted(entry["arrays"])}, '
             f"the case names {sorted(names)}."
         )
     for name in names:
-        _check_spec(name, entry["arrays"][name], fail)
+        _check_spec(name, entry["arrays"][name], fail, fmt)
+    return fail
+
+
+def _check_layer_entry(entry, fail, manifest) -> None:
+    """One layer case entry's ``layer``, outputs, ``config`` and ``keras_config``; nothing of the archive read."""
+    if entry["layer"] not in LAYERS:
+        fail(f'"layer" must be one of {list(LAYERS)}, got {entry["layer"]!r}.')
+    if len(entry["outputs"]) != len(entry["output_names"]) or not entry["outputs"]:
+        fail(
+            f'"outputs" ({len(entry["outputs"])}) and "output_names" ({len(entry["output_names"])}) '
+            "must be non-empty lists of the same length."
+        )
     _check_configs(entry, fail)
 
 
-def _check_spec(name: str, spec, fail) -> None:
-    """An array's declared ``{"shape", "dtype"}``: at most three non-negative dims, a known dtype, a bounded size."""
+def _check_spec(name: str, spec, fail, fmt) -> None:
+    """An array's declared ``{"shape", "dtype"}``: at most ``fmt.max_rank`` non-negative dims, one of
+    ``fmt.array_dtypes``, a bounded size."""
     if not (
         isinstance(spec, dict)
         and set(spec) == {"shape", "dtype"}
@@ -672,10 +738,13 @@ def _check_spec(name: str, spec, fail) -> None:
     ):
         fail(f'arrays[{name!r}] must be {{"shape": [...], "dtype": "..."}}, got {spec!r:.80}.')
     shape = spec["shape"]
-    if len(shape) > 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        fail(f"arrays[{name!r}]: the shape must be a list of at most 3 non-negative ints, got {shape!r:.80}.")
-    if spec["dtype"] not in ARRAY_DTYPES:
-        fail(f"arrays[{name!r}]: the dtype must be one of {list(ARRAY_DTYPES)}, got {spec['dtype']!r:.80}.")
+    if len(shape) > fmt.max_rank or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        fail(
+            f"arrays[{name!r}]: the shape must be a list of at most {fmt.max_rank} non-negative ints, "
+            f"got {shape!r:.80}."
+        )
+    if spec["dtype"] not in fmt.array_dtypes:
+        fail(f"arrays[{name!r}]: the dtype must be one of {list(fmt.array_dtypes)}, got {spec['dtype']!r:.80}.")
     if _nbytes(spec) > MAX_ARRAY_BYTES:
         fail(
             f"the array {name!r} would take {_nbytes(spec)} bytes ({shape} {spec['dtype']}), more than the "
@@ -746,14 +815,8 @@ def _open_archive(arrays_path: Path):
         yield archive, entries
 
 
-def _load_case(entry, archive, entries, arrays_path: Path, manifest_path: Path) -> GoldenCase:
-    """A checked case entry with its arrays read from the archive."""
-    where = f"{manifest_path}: case {entry['id']!r}"
-
-    def fail(problem):
-        raise GoldenFileError(f"{where}: {problem}")
-
-    names = _array_names(entry)
+def _read_case(entry, names, archive, entries, arrays_path: Path, manifest_path: Path, fail) -> dict:
+    """A checked case entry's arrays ``names`` read from the archive, each finite."""
     missing = [n for n in names if n not in entries]
     if missing and len(missing) == len(names):
         fail(
@@ -766,6 +829,11 @@ def _load_case(entry, archive, entries, arrays_path: Path, manifest_path: Path) 
     for name, array in arrays.items():
         if array.dtype != np.bool_ and not np.isfinite(array).all():
             fail(f"the array {name!r} holds NaN or infinity; every value of a recorded case is finite.")
+    return arrays
+
+
+def _layer_case(entry, arrays, fail, manifest) -> GoldenCase:
+    """A layer case from its checked entry and arrays."""
     _check_roles(entry, arrays, fail)
 
     def get(role):
@@ -882,6 +950,40 @@ def _check_roles(entry, arrays, fail) -> None:
         fail('"carried_state" must be given exactly when "split" is (a stateful case).')
 
 
+@dataclass(frozen=True)
+class _Format:
+    """What differs between the two kinds of recording: the format's name, the manifest's top-level keys,
+    ``recording``'s keys, a case's fields, the arrays' dtypes and ranks, and the functions that check the
+    format's own top-level keys (``check_head(manifest, path)``) and a case entry (``check_entry(entry,
+    fail, manifest)``), list a case's array names and build a case from its checked arrays
+    (``build_case(entry, arrays, fail, manifest)``)."""
+
+    name: str
+    top_level: tuple
+    recording: dict
+    fields: dict
+    array_dtypes: tuple
+    max_rank: int
+    check_head: object
+    check_entry: object
+    array_names: object
+    build_case: object
+
+
+_LAYER = _Format(
+    FORMAT,
+    _TOP_LEVEL,
+    _RECORDING,
+    _FIELDS,
+    ARRAY_DTYPES,
+    3,
+    lambda manifest, path: None,
+    _check_layer_entry,
+    _array_names,
+    _layer_case,
+)
+
+
 def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: float | None = 60.0) -> GoldenCheck:
     """Check the engine (``candidate=None``) or ``candidate`` against the recording at ``path``.
 
@@ -898,27 +1000,50 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: fl
     after ``timeout`` seconds (None: no limit) fails, and the check stops there,
     since a hung candidate is not called again.
     """
+    timeout = _check_candidate(candidate, "candidate(config, weights, x, mask=None, initial_state=None)", timeout)
+    recording = load(path)
+    selected = _select(recording, ids, lambda g: layers is None or g.case.layer in layers, f"layers={layers} and ")
+    return _run_checks(
+        recording,
+        selected,
+        candidate,
+        lambda g: (g.case.layer, g.case.dtype.name),
+        lambda g: _check_one(g, candidate, timeout),
+        on_case,
+    )
+
+
+def _check_candidate(candidate, signature: str, timeout) -> float | None:
+    """A ValueError unless ``candidate`` is None or callable; ``timeout`` checked (:func:`check_timeout`)."""
     if candidate is not None and not callable(candidate):
         raise ValueError(
-            "Argument `candidate` must be None (the engine) or a callable "
-            f"candidate(config, weights, x, mask=None, initial_state=None), got {candidate!r:.80}."
+            f"Argument `candidate` must be None (the engine) or a callable {signature}, got {candidate!r:.80}."
         )
-    timeout = check_timeout(timeout)
-    recording = load(path)
-    selected = [
-        g for g in recording.cases if (layers is None or g.case.layer in layers) and (ids is None or g.id in ids)
-    ]
+    return check_timeout(timeout)
+
+
+def _select(recording: Recording, ids, keep, what: str = "") -> list:
+    """The recorded cases ``keep(case)`` keeps whose id is in ``ids`` (None: any); a ValueError for an
+    unknown id, or when none is left."""
+    selected = [g for g in recording.cases if keep(g) and (ids is None or g.id in ids)]
     if ids is not None:
         unknown = sorted(set(ids) - {g.id for g in recording.cases})
         if unknown:
             raise ValueError(f"Argument `ids`: {unknown} are not cases of {recording.path / MANIFEST}.")
     if not selected:
-        raise ValueError(f"No recorded case in {recording.path / MANIFEST} matches layers={layers} and ids={ids}.")
+        raise ValueError(f"No recorded case in {recording.path / MANIFEST} matches {what}ids={ids}.")
+    return selected
+
+
+def _run_checks(recording: Recording, selected: list, candidate, key_of, check_one, on_case) -> GoldenCheck:
+    """Run ``check_one(case) -> CaseResult`` on each selected case, in a :class:`Report` per ``key_of(case)``
+    (a ``(layer or model, dtype)`` pair), each failure with how to rerun its case; a case that timed out
+    ends the run."""
     name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
     result = GoldenCheck(recording.path, recording.recorded_with, name)
     reports = {}
     for done, golden in enumerate(selected, start=1):
-        key = (golden.case.layer, golden.case.dtype.name)
+        key = key_of(golden)
         if key not in reports:
             reports[key] = Report(
                 layer=key[0],
@@ -927,7 +1052,7 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: fl
                 seed=recording.manifest.get("recording", {}).get("seed", -1),
                 reference=f"recorded keras {recording.recorded_with.get('keras', '?')}",
             )
-        outcome = _check_one(golden, candidate, timeout)
+        outcome = check_one(golden)
         reports[key].record(outcome)
         if not outcome.ok and not outcome.skipped:
             stopped = (
@@ -969,3 +1094,278 @@ def _carrying(candidate, carried):
 
     call.__qualname__ = getattr(candidate, "__qualname__", repr(candidate))
     return call
+
+
+# --- whole models ----------------------------------------------------------------------
+
+
+class ModelMismatchError(ValueError):
+    """The model file given to :func:`check_model` is not the one the recording was made from (its sha256)."""
+
+
+@dataclass
+class GoldenModelCase:
+    """One recorded model input: the :class:`~scratch_rnn.testing.model_verify.ModelCase` and Keras's outputs."""
+
+    id: str
+    dtype: str
+    case: ModelCase
+    outputs: list[np.ndarray]
+
+
+def record_model(
+    model, path, examples: int = 6, seed: int = 0, dtypes=DTYPES, on_case=None, force: bool = False
+) -> dict:
+    """Record ``examples`` inputs per dtype for the saved Keras model ``model`` (a ``.keras`` or ``.h5`` file),
+    with Keras's outputs on each, into the directory ``path``; returns the manifest.
+
+    The inputs fit the model (:func:`~scratch_rnn.testing.model_verify.model_cases`: ids inside an
+    ``Embedding``'s vocabulary, ``mask_zero`` padding, ``Masking`` values), with a batch of two or more and
+    every free axis (timesteps) of two or more, drawn reproducibly from ``seed``. ``dtype="float64"`` cases
+    run Keras with the model's float dtypes rewritten, as :func:`~scratch_rnn.testing.model_verify.verify_model`
+    does. The format is :data:`MODEL_FORMAT` (``docs/golden.md``, "Recording your own model"): the model
+    file's sha256, its inputs' specs and outputs' names, and per case its inputs and Keras's outputs, written
+    as :func:`record` writes (the same rule for ``path``, the same atomic writes). The engine is checked on
+    each case too (``on_case(golden_model_case, result)``), and must be able to load the model: its float64
+    twin derives the tolerances when checking. A ValueError for a file Keras or the engine cannot load.
+    """
+    from scratch_rnn.saving import load_model
+    from scratch_rnn.testing.model_verify import input_specs, keras_in_dtype, keras_outputs, model_cases, output_names
+    from scratch_rnn.testing.runners import import_keras
+
+    dtypes = _choices(dtypes, DTYPES, "dtypes")
+    examples, seed = _check_count_and_seed(examples, seed)
+    model_file = check_model_file(model)
+    path = check_output_directory(path, force)
+    digest = _sha256(Path(model_file))
+    keras = import_keras("keras")
+    keras_model = keras.saving.load_model(model_file, compile=False)
+    specs = input_specs(keras_model)
+    unusable = [s for s in specs if s.dtype not in MODEL_INPUT_DTYPES or len(s.shape) >= MODEL_MAX_RANK]
+    if unusable:
+        raise ValueError(
+            f"{model_file}: the input {unusable[0].name!r} is {unusable[0].dtype} of shape {unusable[0].shape}; a "
+            f"recording holds inputs of {list(MODEL_INPUT_DTYPES)} with at most {MODEL_MAX_RANK} dimensions."
+        )
+    names = output_names(keras_model)
+    try:
+        oracle = load_model(model_file, dtype="float64")
+    except ValueError as err:
+        raise ValueError(
+            f"scratch_rnn cannot load {model_file} ({one_line(err)}), and checking a recording derives its "
+            "tolerances from the engine's float64 twin of the model."
+        ) from None
+    weights = [np.asarray(w) for w in keras_model.get_weights()]
+    path.mkdir(parents=True, exist_ok=True)
+    arrays, entries = {}, []
+    for dtype in dtypes:
+        keras_run, engine = keras_in_dtype(keras, keras_model, dtype), load_model(model_file, dtype=dtype)
+
+        def keep(case, kept, keras_run=keras_run, engine=engine, dtype=dtype):
+            free = [x.shape[a] for s, x in zip(specs, case.inputs) for a, d in enumerate(s.shape, 1) if d is None]
+            if min([case.inputs[0].shape[0], *free]) < 2:
+                return None  # one sample or one step cannot reveal the batch or time axis mixed up
+            expected = keras_outputs(keras_run, case)
+            if not all(np.isfinite(o).all() for o in expected):
+                return _DROPPED  # Keras overflowed on the way: a recording holds finite values only
+            result = check_model_case(case, lambda: expected, oracle, weights, dtype, names, engine)
+            if result.skipped:
+                return _DROPPED
+            return GoldenModelCase(f"case{len(entries) + len(kept):04d}", dtype, case, expected), result
+
+        drawn = _collect(model_cases(specs, dtype), f"{seed}/model/{dtype}", examples, keep, dtype)
+        _add_cases(drawn, _model_entry, _model_arrays, entries, arrays, on_case)
+    command = _command(path, LAYERS, dtypes, examples, seed, model=model_file)
+    recording = {"seed": seed, "examples": examples, "dtypes": list(dtypes), "command": command}
+    head = {
+        "model": {
+            "file": Path(model_file).name,
+            "sha256": digest,
+            "name": keras_model.name,
+            "inputs": [vars(spec) | {"shape": list(spec.shape)} for spec in specs],
+            "outputs": names,
+        }
+    }
+    return _write_recording(path, _MODEL, keras, recording, head, entries, arrays)
+
+
+def check_model_file(model) -> str:
+    """``model`` as the path of an existing file, else a ValueError naming the argument."""
+    if not isinstance(model, (str, os.PathLike)) or not os.path.isfile(model):
+        raise ValueError(f"Argument `model` (--model) must be a saved Keras model file, got {model!r:.200}.")
+    return os.fspath(model)
+
+
+def _model_entry(golden: GoldenModelCase) -> dict:
+    i = golden.id
+    return {
+        "id": i,
+        "dtype": golden.dtype,
+        "inputs": [f"{i}/inputs/{k}" for k in range(len(golden.case.inputs))],
+        "outputs": [f"{i}/outputs/{k}" for k in range(len(golden.outputs))],
+        "padding": list(golden.case.padding),
+    }
+
+
+def _model_arrays(golden: GoldenModelCase) -> dict:
+    named = {f"{golden.id}/inputs/{k}": x for k, x in enumerate(golden.case.inputs)}
+    named.update({f"{golden.id}/outputs/{k}": o for k, o in enumerate(golden.outputs)})
+    return {name: np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")) for name, a in named.items()}
+
+
+def load_model_recording(path) -> Recording:
+    """Read and validate a model recording (:data:`MODEL_FORMAT`) as :func:`load` does a layer recording,
+    with NumPy only: the same bounds and checks, and the model's own keys (its sha256, input specs and
+    output names) with each case's inputs fitting those specs (dtype, rank, fixed sizes, one batch size,
+    one size per free axis, ids inside the vocabulary) and its outputs the case's dtype and batch."""
+    return _load(path, _MODEL)
+
+
+#: The keys of a model recording's ``model`` object, and of each of its ``inputs`` (an ``InputSpec``).
+_MODEL_KEYS = ("file", "sha256", "name", "inputs", "outputs")
+_SPEC_KEYS = tuple(InputSpec.__dataclass_fields__)
+
+
+def _check_model_head(manifest: dict, path: Path) -> None:
+    """The ``model`` object: the file's name and sha256, the model's name, its inputs' specs, its outputs' names."""
+    fail = _failing(f'{path}: "model"')
+    model = manifest["model"]
+    if not isinstance(model, dict) or sorted(model) != sorted(_MODEL_KEYS):
+        fail(f"must be an object with exactly the keys {list(_MODEL_KEYS)}, got {model!r:.120}.")
+    digest = model["sha256"]
+    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        fail(f'"sha256" must be 64 lowercase hex digits, got {digest!r:.80}.')
+    if not isinstance(model["file"], str) or not isinstance(model["name"], str):
+        fail(f'"file" and "name" must be strings, got {model["file"]!r:.80} and {model["name"]!r:.80}.')
+    outputs = model["outputs"]
+    if not isinstance(outputs, list) or not outputs or not all(isinstance(n, str) for n in outputs):
+        fail(f'"outputs" must be a non-empty list of names, got {outputs!r:.80}.')
+    inputs = model["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        fail(f'"inputs" must be a non-empty list of input specs, got {inputs!r:.80}.')
+    for k, spec in enumerate(inputs):
+        if not isinstance(spec, dict) or sorted(spec) != sorted(_SPEC_KEYS):
+            fail(f"inputs[{k}] must be an object with exactly the keys {list(_SPEC_KEYS)}, got {spec!r:.120}.")
+        shape, vocabulary, mask_value = spec["shape"], spec["vocabulary"], spec["mask_value"]
+        if not (
+            isinstance(spec["name"], str)
+            and isinstance(shape, list)
+            and len(shape) < MODEL_MAX_RANK
+            and all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 1) for d in shape)
+            and spec["dtype"] in MODEL_INPUT_DTYPES
+            and (vocabulary is None or (isinstance(vocabulary, int) and not isinstance(vocabulary, bool)))
+            and isinstance(spec["mask_zero"], bool)
+            and (mask_value is None or (isinstance(mask_value, (int, float)) and not isinstance(mask_value, bool)))
+        ):
+            fail(
+                f"inputs[{k}] must name an input, its shape without the batch (at most {MODEL_MAX_RANK - 1} "
+                f"positive sizes or null), a dtype of {list(MODEL_INPUT_DTYPES)}, an int or null vocabulary, a "
+                f"bool mask_zero and a number or null mask_value; got {spec!r:.200}."
+            )
+        if vocabulary is not None and (vocabulary < 1 or np.dtype(spec["dtype"]).kind not in "iu"):
+            fail(f"inputs[{k}]: a vocabulary (ids fed to an Embedding) must be positive, of integer ids.")
+
+
+def _model_specs(manifest: dict) -> list[InputSpec]:
+    return [InputSpec(**{**spec, "shape": tuple(spec["shape"])}) for spec in manifest["model"]["inputs"]]
+
+
+def _check_model_entry(entry, fail, manifest) -> None:
+    """One model case entry: an input per model input (and its padding), an output per model output."""
+    model = manifest["model"]
+    if len(entry["inputs"]) != len(model["inputs"]) or len(entry["padding"]) != len(model["inputs"]):
+        fail(
+            f'"inputs" ({len(entry["inputs"])}) and "padding" ({len(entry["padding"])}) must list one entry per '
+            f"model input ({len(model['inputs'])})."
+        )
+    if len(entry["outputs"]) != len(model["outputs"]):
+        fail(f'"outputs" lists {len(entry["outputs"])} arrays, but the model has {len(model["outputs"])} outputs.')
+
+
+def _model_array_names(entry: dict) -> list[str]:
+    return [*entry["inputs"], *entry["outputs"]]
+
+
+def _model_case(entry, arrays, fail, manifest) -> GoldenModelCase:
+    """A model case from its checked entry and arrays: inputs fit the model's specs, outputs the case's dtype."""
+    dtype, specs = entry["dtype"], _model_specs(manifest)
+    inputs = [arrays[n] for n in entry["inputs"]]
+    batch = inputs[0].shape[0] if inputs[0].ndim else 0
+    free = {}
+    for spec, name, x in zip(specs, entry["inputs"], inputs):
+        wanted = spec.dtype if np.dtype(spec.dtype).kind in "iu" else dtype
+        if x.dtype.name != wanted:
+            fail(f"the input {name!r} has dtype {x.dtype.name}, but input {spec.name!r} takes {wanted} here.")
+        if x.ndim != 1 + len(spec.shape) or batch < 1 or x.shape[0] != batch:
+            fail(
+                f"the input {name!r} has shape {list(x.shape)}, but input {spec.name!r} takes "
+                f"(batch, {', '.join(map(str, spec.shape))}) with the case's one batch size {batch} >= 1."
+            )
+        for axis, (size, fixed) in enumerate(zip(x.shape[1:], spec.shape), start=1):
+            if size != (free.setdefault(axis, size) if fixed is None else fixed) or size < 1:
+                fail(f"the input {name!r} has {size} on axis {axis}, which the model's other inputs or spec fix.")
+        if spec.vocabulary is not None and x.size and (x.min() < 0 or x.max() >= spec.vocabulary):
+            fail(f"the input {name!r} holds ids outside [0, {spec.vocabulary}), the vocabulary of its Embedding.")
+    outputs = [arrays[n] for n in entry["outputs"]]
+    for name, o in zip(entry["outputs"], outputs):
+        if o.dtype.name != dtype or o.ndim < 1 or o.shape[0] != batch:
+            fail(f"the output {name!r} is {o.dtype.name} {list(o.shape)}; expected {dtype} with batch {batch}.")
+    return GoldenModelCase(entry["id"], dtype, ModelCase(inputs, specs, list(entry["padding"])), outputs)
+
+
+_MODEL = _Format(
+    MODEL_FORMAT,
+    ("format", "format_version", "recorded_with", "recording", "model", "arrays", "cases"),
+    {"seed": (int,), "examples": (int,), "dtypes": (list,), "command": (str,)},
+    {"id": (str,), "dtype": (str,), "inputs": (list,), "outputs": (list,), "padding": (list,), "arrays": (dict,)},
+    MODEL_ARRAY_DTYPES,
+    MODEL_MAX_RANK,
+    _check_model_head,
+    _check_model_entry,
+    _model_array_names,
+    _model_case,
+)
+
+#: What to do instead, when a recording of the other kind is given.
+_OTHER_FORMAT_HINTS = {
+    FORMAT: "; a layer recording is checked without --model (golden.check)",
+    MODEL_FORMAT: "; a model recording is checked with --model PATH (golden.check_model)",
+}
+
+
+def check_model(path, model, candidate=None, ids=None, on_case=None, timeout: float | None = 60.0) -> GoldenCheck:
+    """Check the engine (``candidate=None``) or ``candidate(model_file, inputs) -> outputs`` against the model
+    recording at ``path``, for the saved model file ``model``, with NumPy and h5py only.
+
+    The recording is validated first (:func:`load_model_recording`; a :class:`GoldenFileError`), then
+    ``model``'s sha256 must be the recorded one (a :class:`ModelMismatchError` naming both). The engine is
+    the file loaded by :func:`scratch_rnn.load_model` in each case's dtype; the tolerances are derived as
+    :func:`~scratch_rnn.testing.model_verify.verify_model` derives them, from the engine's float64 twin of
+    the model (``load_model(model, dtype="float64")``). ``ids`` selects cases; ``on_case`` and ``timeout``
+    are :func:`check`'s. One report per dtype.
+    """
+    from scratch_rnn.saving import load_model
+
+    timeout = _check_candidate(candidate, "candidate(model_file, inputs) -> outputs", timeout)
+    model_file = check_model_file(model)
+    recording = load_model_recording(path)
+    recorded, digest = recording.manifest["model"]["sha256"], _sha256(Path(model_file))
+    if digest != recorded:
+        raise ModelMismatchError(
+            f"{model_file}: sha256 {digest} is not the {recorded} recorded in {recording.path / MANIFEST}; "
+            "this is not the model file the recording was made from (re-record it with scratch-rnn record --model)."
+        )
+    selected = _select(recording, ids, lambda g: True)
+    oracle = load_model(model_file, dtype="float64")
+    weights, names, engines = oracle.get_weights(), recording.manifest["model"]["outputs"], {}
+
+    def check_one(golden: GoldenModelCase) -> CaseResult:
+        if candidate is None and golden.dtype not in engines:
+            engines[golden.dtype] = load_model(model_file, dtype=golden.dtype)
+        return check_model_case(
+            golden.case, lambda: golden.outputs, oracle, weights, golden.dtype, names, engines.get(golden.dtype),
+            candidate, model_file, timeout,
+        )  # fmt: skip
+
+    model_name = recording.manifest["model"]["name"]
+    return _run_checks(recording, selected, candidate, lambda g: (model_name, g.dtype), check_one, on_case)

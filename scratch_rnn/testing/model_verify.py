@@ -12,6 +12,10 @@ the ``Embedding`` an input feeds, with padding zeros leading, trailing or fillin
 Embedding has ``mask_zero``; the ``mask_value`` of a ``Masking`` layer in random steps; floats in
 [-2, 2] elsewhere. The batch (1-4) and every free dimension (1-12) vary; one size is drawn per axis and
 shared by all inputs, since a model may combine its inputs along that axis.
+
+Hypothesis is imported only to draw inputs (:func:`model_cases`, :func:`verify_model`): the check of one
+input (:func:`check_model_case`, :func:`derive_model`) needs NumPy only, and is what
+:func:`scratch_rnn.testing.golden.check_model` runs on a recording without TensorFlow, Keras or Hypothesis.
 """
 
 from __future__ import annotations
@@ -23,14 +27,12 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
-from hypothesis import strategies as st
 
+from scratch_rnn.saving import with_float_dtype
 from scratch_rnn.testing import tolerance
 from scratch_rnn.testing.check import CaseResult, Report, candidate_error
 from scratch_rnn.testing.compare import compare_outputs
 from scratch_rnn.testing.runners import call_with_timeout, default_reference, import_keras
-from scratch_rnn.testing.strategies import float_arrays
-from scratch_rnn.testing.verify import check_sweep_arguments, sweep
 
 MAX_BATCH = 4
 MAX_FREE = 12
@@ -84,9 +86,19 @@ def input_specs(keras_model) -> list[InputSpec]:
     return specs
 
 
-@st.composite
-def model_cases(draw, specs: list[InputSpec], dtype: str = "float32"):
-    """A :class:`ModelCase` for ``specs``: one batch size, one size per free axis, inputs that fit."""
+def model_cases(specs: list[InputSpec], dtype: str = "float32"):
+    """A Hypothesis strategy of :class:`ModelCase` for ``specs``: one batch size, one size per free axis,
+    inputs that fit."""
+    from hypothesis import strategies as st
+
+    return st.composite(_draw_model_case)(specs, dtype)
+
+
+def _draw_model_case(draw, specs: list[InputSpec], dtype: str) -> ModelCase:
+    from hypothesis import strategies as st
+
+    from scratch_rnn.testing.strategies import float_arrays
+
     batch = draw(st.integers(1, MAX_BATCH), label="batch")
     free = {}
     inputs, padding = [], []
@@ -128,6 +140,8 @@ def model_cases(draw, specs: list[InputSpec], dtype: str = "float32"):
 
 def _pad(draw, ids: np.ndarray, kind: str) -> np.ndarray:
     """Zeros (padding) in ``ids`` ``(batch, timesteps)``: leading or trailing per row, whole rows, or random."""
+    from hypothesis import strategies as st
+
     ids = ids.copy()
     batch, steps = ids.shape
     if kind in ("leading", "trailing"):
@@ -150,28 +164,18 @@ def keras_in_dtype(keras, keras_model, dtype: str):
     """The same Keras model computing in ``dtype`` (its config's float dtypes rewritten, weights copied)."""
     if dtype == "float32":
         return keras_model
-    config = _float_dtypes_to(keras_model.get_config(), dtype)
-    clone = type(keras_model).from_config(config)
+    clone = type(keras_model).from_config(with_float_dtype(keras_model.get_config(), dtype))
     clone.set_weights([np.asarray(w).astype(dtype) for w in keras_model.get_weights()])
     return clone
 
 
-def _float_dtypes_to(config, dtype: str):
-    if isinstance(config, dict):
-        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
-            return {**config, "config": {**config.get("config", {}), "name": dtype}}
-        return {
-            k: (dtype if k == "dtype" and v == "float32" else _float_dtypes_to(v, dtype)) for k, v in config.items()
-        }
-    if isinstance(config, list):
-        return [_float_dtypes_to(v, dtype) for v in config]
-    return config
-
-
-def _output_name(tensor, i: int) -> str:
-    """An output's name for reports: the Keras layer that makes it (``dense``), else ``output[i]``."""
-    operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
-    return f"output[{i}] ({operation.name})" if operation is not None else f"output[{i}]"
+def output_names(keras_model) -> list[str]:
+    """The model's outputs' names for reports: ``output[i] (dense)``, the Keras layer that makes each."""
+    names = []
+    for i, tensor in enumerate(keras_model.outputs):
+        operation = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+        names.append(f"output[{i}] ({operation.name})" if operation is not None else f"output[{i}]")
+    return names
 
 
 def _as_list(outputs) -> list:
@@ -199,7 +203,7 @@ def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int =
             for layer in model.layers:
                 if hasattr(layer, "forward_layer") or hasattr(layer, "step"):  # recurrent: its activations
                     tolerance.jitter_activations(layer, jitter)
-        outputs = model(p_inputs if len(p_inputs) > 1 else p_inputs[0])
+        outputs = model(_feed(p_inputs))
         return [np.asarray(o, np.float64) for o in _as_list(outputs)]
 
     def perturb_inputs(jitter, u):
@@ -228,10 +232,11 @@ def verify_model(
     sides in float64 (the model's float dtypes rewritten, weights cast), where agreement is near machine
     precision. The other arguments are :func:`~scratch_rnn.testing.verify.verify`'s.
     """
+    from scratch_rnn.testing.verify import check_sweep_arguments, sweep
+
     timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
-    from scratch_rnn.keras_convert import from_keras
 
     model_file = None
     if isinstance(model, (str, os.PathLike)):
@@ -249,10 +254,11 @@ def verify_model(
         )
     seed = random.getrandbits(32) if seed is None else int(seed)
     keras_run = keras_in_dtype(keras, keras_model, dtype)
-    oracle_model = from_keras(keras_in_dtype(keras, keras_model, "float64"))
+    oracle_model = _engine(model_file, lambda: keras_in_dtype(keras, keras_model, "float64"), "float64")
     weights = [np.asarray(w) for w in keras_model.get_weights()]
+    engine = None
     if candidate is None:
-        engine = _engine(model_file, keras_run, dtype, from_keras)
+        engine = _engine(model_file, lambda: keras_run, dtype)
         name = "scratch_rnn engine"
     else:
         name = getattr(candidate, "__qualname__", repr(candidate))
@@ -261,53 +267,90 @@ def verify_model(
             model_file = os.path.join(scratch_dir, "model.keras")
             keras_model.save(model_file)
     specs = input_specs(keras_model)
-    names = [_output_name(t, i) for i, t in enumerate(keras_model.outputs)]
+    names = output_names(keras_model)
     report = Report(keras_model.name, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
 
     def check_one(case: ModelCase) -> CaseResult:
-        result = CaseResult(case)
-        try:
-            with np.errstate(invalid="ignore", over="ignore"):
-                oracle, tols = derive_model(oracle_model, weights, case, dtype)
-        except Exception as err:  # the engine failed on the case: a reported failure, not a crash
-            result.error = "the float64 oracle (the scratch engine) raised " + candidate_error(err)
-            return result
-        limit = np.sqrt(np.finfo(dtype).max)
-        if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit for o in oracle):
-            result.skipped = f"exact result not finite or beyond {limit:.3g}"
-            return result
-        feed = case.inputs if len(case.inputs) > 1 else case.inputs[0]
-        expected = [np.asarray(o) for o in _as_list(keras_run(feed))]
-        if candidate is None:
-            try:
-                actual = _as_list(engine(feed))
-            except Exception as err:
-                result.error = candidate_error(err)
-                return result
-        else:
-            kind, value = call_with_timeout(lambda: candidate(model_file, [x.copy() for x in case.inputs]), timeout)
-            if kind == "timeout":
-                result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
-                return result
-            if kind == "error":
-                result.error = candidate_error(value)
-                return result
-            actual = [
-                np.asarray(o) if hasattr(o, "__array__") and not isinstance(o, np.ndarray) else o
-                for o in _as_list(value)
-            ]
-        result.comparisons = compare_outputs(actual, expected, tols, names)
-        return result
+        return check_model_case(
+            case, lambda: keras_outputs(keras_run, case), oracle_model, weights, dtype, names, engine, candidate,
+            model_file, timeout,
+        )  # fmt: skip
 
     return sweep(model_cases(specs, dtype), check_one, report, seed, max_examples, shrink_seconds, on_example)
 
 
-def _engine(model_file, keras_run, dtype, from_keras):
-    """The engine's model: the file loaded by scratch_rnn's own loader (float32), else the Keras model converted."""
-    if model_file is not None and dtype == "float32":
+def check_model_case(
+    case: ModelCase,
+    expected,
+    oracle_model,
+    weights,
+    dtype: str,
+    names,
+    engine=None,
+    candidate=None,
+    model_file=None,
+    timeout: float | None = None,
+) -> CaseResult:
+    """One model input: the engine (``engine``, a scratch model computing in ``dtype``) or ``candidate``
+    against ``expected() -> list of arrays`` (Keras run live, or a recording), under the tolerances
+    :func:`derive_model` derives with ``oracle_model`` (the float64 scratch twin) and ``weights`` (Keras's
+    ``get_weights()``). An exact result that is not finite or beyond ``sqrt(finfo(dtype).max)`` is
+    skipped, as for a layer; whatever the engine or the candidate raises fails the case, and a candidate
+    that has not returned after ``timeout`` seconds fails it with ``timed_out`` set. NumPy only."""
+    result = CaseResult(case)
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            oracle, tols = derive_model(oracle_model, weights, case, dtype)
+    except Exception as err:  # the engine failed on the case: a reported failure, not a crash
+        result.error = "the float64 oracle (the scratch engine) raised " + candidate_error(err)
+        return result
+    limit = np.sqrt(np.finfo(dtype).max)
+    if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit for o in oracle):
+        result.skipped = f"exact result not finite or beyond {limit:.3g}"
+        return result
+    reference = expected()
+    if candidate is None:
+        try:
+            actual = _as_list(engine(_feed(case.inputs)))
+        except Exception as err:
+            result.error = candidate_error(err)
+            return result
+    else:
+        kind, value = call_with_timeout(lambda: candidate(model_file, [x.copy() for x in case.inputs]), timeout)
+        if kind == "timeout":
+            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
+            return result
+        if kind == "error":
+            result.error = candidate_error(value)
+            return result
+        actual = [
+            np.asarray(o) if hasattr(o, "__array__") and not isinstance(o, np.ndarray) else o for o in _as_list(value)
+        ]
+    result.comparisons = compare_outputs(actual, reference, tols, names)
+    return result
+
+
+def keras_outputs(keras_model, case: ModelCase) -> list[np.ndarray]:
+    """What the Keras model returns on ``case``'s inputs, as NumPy arrays, one per output."""
+    return [np.asarray(o) for o in _as_list(keras_model(_feed(case.inputs)))]
+
+
+def _feed(inputs: list):
+    """A model's call argument: the array of a one-input model, else the list."""
+    return inputs if len(inputs) > 1 else inputs[0]
+
+
+def _engine(model_file, keras_model, dtype: str):
+    """The engine's model computing in ``dtype``: the file loaded by scratch_rnn's own loader
+    (:func:`scratch_rnn.saving.load_model` with ``dtype``), else ``keras_model()`` converted (a Keras model
+    object given, or h5py not installed)."""
+    from scratch_rnn.keras_convert import from_keras
+
+    if model_file is not None:
         try:
             from scratch_rnn.saving import load_model
-        except ImportError:  # the loader is not there (or h5py is not installed): convert the live model
-            return from_keras(keras_run)
-        return load_model(model_file)
-    return from_keras(keras_run)
+
+            return load_model(model_file, dtype=dtype)
+        except ImportError:  # h5py is not installed: convert the live model
+            pass
+    return from_keras(keras_model())
