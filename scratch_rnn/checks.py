@@ -63,6 +63,21 @@ def seed(value, argument: str = "seed") -> int | None:
     return int(value)
 
 
+def choice(value, choices: tuple, argument: str) -> str:
+    """``value`` lower-cased if it is a string among ``choices`` (case-insensitive, as Keras's), else a ValueError."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected one of {list(choices)}, got {value!r}."
+        )
+    return value.lower()
+
+
+def data_format(value) -> str:
+    """Keras's ``standardize_data_format``: None is ``"channels_last"`` (Keras's default ``image_data_format``;
+    scratch_rnn does not read ``~/.keras/keras.json``)."""
+    return "channels_last" if value is None else choice(value, ("channels_last", "channels_first"), "data_format")
+
+
 def boolean(value, argument: str) -> bool:
     """``value`` if it is a bool (NumPy's included), else a ValueError: ``1`` or ``"yes"`` is not a flag."""
     if not isinstance(value, (bool, np.bool_)):

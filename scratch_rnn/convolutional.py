@@ -11,13 +11,12 @@ import warnings
 
 import numpy as np
 
-from scratch_rnn import activations, initializers
+from scratch_rnn import activations, checks, initializers
 from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.layer import Layer, auto_name
 
 PADDINGS = ("valid", "same", "causal")
-DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def _one_int(value, argument: str) -> int:
@@ -109,19 +108,8 @@ class Conv1D(Layer):
         self.strides = _one_int(strides, "strides")
         self.dilation_rate = _one_int(dilation_rate, "dilation_rate")
         self.groups = positive_int(groups, "groups")
-        if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-            raise ValueError(
-                f"Received an invalid value for argument `padding`, expected one of {list(PADDINGS)}, got {padding!r}."
-            )
-        self.padding = padding.lower()
-        if data_format is None:
-            data_format = "channels_last"
-        if not isinstance(data_format, str) or data_format.lower() not in DATA_FORMATS:
-            raise ValueError(
-                f"Received an invalid value for argument `data_format`, expected one of {list(DATA_FORMATS)}, "
-                f"got {data_format!r}."
-            )
-        self.data_format = data_format.lower()
+        self.padding = checks.choice(padding, PADDINGS, "padding")
+        self.data_format = checks.data_format(data_format)
         if self.filters % self.groups:
             raise ValueError(
                 f"Received an invalid value for argument `filters`, expected a multiple of `groups`={self.groups}, "

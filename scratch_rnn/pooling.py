@@ -14,21 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from scratch_rnn import checks
 from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.layer import Layer
-
-
-def _data_format(value) -> str:
-    """Keras's ``standardize_data_format``; None is ``"channels_last"`` (Keras's default ``image_data_format``;
-    scratch_rnn does not read ``~/.keras/keras.json``)."""
-    if value is None:
-        return "channels_last"
-    if not isinstance(value, str) or value.lower() not in ("channels_first", "channels_last"):
-        raise ValueError(
-            "Received an invalid value for argument `data_format`, expected 'channels_first' or 'channels_last', "
-            f"got {value!r}."
-        )
-    return value.lower()
 
 
 class _Pooling(Layer):
@@ -36,7 +24,7 @@ class _Pooling(Layer):
 
     def __init__(self, data_format=None, *, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.data_format = _data_format(data_format)
+        self.data_format = checks.data_format(data_format)
 
     def count_params(self) -> int:
         return 0
@@ -145,11 +133,7 @@ class _WindowPooling(_Pooling):
         super().__init__(data_format, name=name, **kwargs)
         self.pool_size = _one_int(pool_size, "pool_size")
         self.strides = self.pool_size if strides is None else _one_int(strides, "strides")
-        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-            raise ValueError(
-                f"Received an invalid value for argument `padding`, expected 'valid' or 'same', got {padding!r}."
-            )
-        self.padding = padding.lower()
+        self.padding = checks.choice(padding, ("valid", "same"), "padding")
 
     def _steps_out(self, steps, input_shape):
         """The output's steps for ``steps`` input steps; an empty output is refused, as in Keras."""

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from scratch_rnn import checks
 from scratch_rnn.checks import as_numeric, positive_int
 from scratch_rnn.layer import Layer
 
@@ -68,19 +69,6 @@ class RepeatVector(_Reshaping):
         return {**super().get_config(), "n": self.n}
 
 
-def _data_format(value) -> str:
-    """Keras's ``standardize_data_format``; None is ``"channels_last"`` (Keras's default ``image_data_format``;
-    scratch_rnn does not read ``~/.keras/keras.json``)."""
-    if value is None:
-        return "channels_last"
-    if not isinstance(value, str) or value.lower() not in ("channels_first", "channels_last"):
-        raise ValueError(
-            "Received an invalid value for argument `data_format`, expected 'channels_first' or 'channels_last', "
-            f"got {value!r}."
-        )
-    return value.lower()
-
-
 class Flatten(_Reshaping):
     """Keras's ``Flatten``: ``x (batch, d1, ..., dk)`` -> ``y (batch, d1 * ... * dk)``; ``(batch,)`` ->
     ``(batch, 1)``.
@@ -94,7 +82,7 @@ class Flatten(_Reshaping):
 
     def __init__(self, data_format=None, *, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.data_format = _data_format(data_format)
+        self.data_format = checks.data_format(data_format)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
