@@ -259,9 +259,14 @@ def model_from_config(config: dict, custom_layer_factory=from_config) -> Model:
             continue
         if class_name in ("Functional", "Sequential", "Model"):
             raise ValueError(f"Keras model {name!r} nested in a functional model is not supported by scratch_rnn.")
-        if class_name in OPERATIONS:
+        module = spec.get("module")
+        if module is not None:
+            operation = module.startswith(("keras.src.ops", "keras.ops"))
+        else:  # a legacy .h5 config names no module; a layer's config always has its dtype, an op's may not
+            operation = class_name in OPERATIONS and (class_name not in KERAS_CLASSES or "dtype" not in layer_config)
+        if operation and class_name in OPERATIONS:
             layer = OPERATIONS[class_name](**layer_config)
-        elif spec.get("module", "").startswith("keras.src.ops"):
+        elif operation:
             raise ValueError(
                 f"Keras operation {class_name!r} ({name}) is not supported by scratch_rnn; supported operations: "
                 f"{sorted(OPERATIONS)}."

@@ -10,9 +10,11 @@ import numpy as np
 
 from scratch_rnn import rnn as _rnn
 from scratch_rnn import symbolic
+from scratch_rnn.attention import Attention
 from scratch_rnn.checks import DTYPES, as_numeric, boolean, positive_int
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
 from scratch_rnn.layer import BUILD_LOCK, Layer, auto_name, unchanged_on_error
+from scratch_rnn.merging import Concatenate, Dot, _Merge
 from scratch_rnn.symbolic import Node, SymbolicTensor
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
@@ -336,8 +338,148 @@ class Any(Operation):
         return {"name": self.name, "axis": self.axis, "keepdims": self.keepdims}
 
 
+def _bool_only(dtype, argument: str):
+    """The ``dtype`` of a ``*Like``/``ConvertToTensor`` op: None (the input's) or ``"bool"``, what masks use."""
+    if dtype not in (None, "bool"):
+        raise ValueError(
+            f"Received an invalid value for argument `{argument}`, expected None or 'bool' (the mask operations "
+            f"scratch_rnn implements), got {dtype!r}."
+        )
+    return dtype
+
+
+class _Elementwise(Operation):
+    """An operation whose output has its input's shape and, unless ``dtype`` is given, its dtype."""
+
+    def __init__(self, dtype=None, name=None):
+        super().__init__(name=name)
+        self.dtype = _bool_only(dtype, "dtype")
+
+    def __call__(self, *args, **kwargs):
+        out = super().__call__(*args, **kwargs)
+        if isinstance(out, SymbolicTensor) and self.dtype is None:
+            out.dtype = args[0].dtype
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+class ZerosLike(_Elementwise):
+    """Keras's ``ops.zeros_like(x, dtype)``: zeros of ``x``'s shape (Concatenate's mask broadcasts with it)."""
+
+    def call(self, x):
+        x = _value(x, "x")
+        return np.zeros(np.shape(x), self.dtype or x.dtype)
+
+
+class OnesLike(_Elementwise):
+    """Keras's ``ops.ones_like(x, dtype)``: ones of ``x``'s shape (Concatenate's mask of an unmasked input)."""
+
+    def call(self, x):
+        x = _value(x, "x")
+        return np.ones(np.shape(x), self.dtype or x.dtype)
+
+
+class ConvertToTensor(_Elementwise):
+    """Keras's ``ops.convert_to_tensor(x)``: ``x`` itself (the output mask of ``Attention`` is its query's,
+    converted). ``sparse`` and ``ragged`` may only be None or False."""
+
+    def __init__(self, dtype=None, sparse=None, ragged=None, name=None):
+        super().__init__(dtype=dtype, name=name)
+        for argument, value in (("sparse", sparse), ("ragged", ragged)):
+            if value not in (None, False):
+                raise ValueError(
+                    f"Received an invalid value for argument `{argument}`, expected None or False (dense arrays "
+                    f"only), got {value!r}."
+                )
+        self.sparse, self.ragged = sparse, ragged
+
+    def call(self, x):
+        x = _value(x, "x")
+        return np.asarray(x, self.dtype or x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "sparse": self.sparse, "ragged": self.ragged}
+
+
+class ExpandDims(Operation):
+    """Keras's ``ops.expand_dims(x, axis)``: a new axis of size 1 at ``axis``."""
+
+    def __init__(self, axis, name=None):
+        super().__init__(name=name)
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(f"Received an invalid value for argument `axis`, expected an integer, got {axis!r}.")
+        self.axis = axis
+
+    def call(self, x):
+        return np.expand_dims(_value(x, "x"), self.axis)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape.insert(self.axis % (len(shape) + 1), 1)
+        return tuple(shape)
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis}
+
+
+class LogicalOr(Operation):
+    """Keras's ``ops.logical_or(x1, x2)``: elementwise OR, broadcast."""
+
+    def __call__(self, x1, x2):
+        out = super().__call__(x1, x2)
+        if isinstance(out, SymbolicTensor):  # the graph sizes an output from the first argument: both here
+            out.shape = _broadcast_shape(x1.shape, getattr(x2, "shape", ()))
+        return out
+
+    def call(self, x1, x2):
+        return np.logical_or(_value(x1, "x1"), _value(x2, "x2"))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _broadcast_shape(a, b) -> tuple:
+    """NumPy's broadcast of two shapes whose sizes may be None (unknown)."""
+    a, b = (1,) * (len(b) - len(a)) + tuple(a), (1,) * (len(a) - len(b)) + tuple(b)
+    return tuple(j if i == 1 else i if j == 1 else (i if i is not None else j) for i, j in zip(a, b))
+
+
+class ConcatenateOp(Operation):
+    """Keras's ``ops.concatenate(xs, axis)`` (Keras class name ``Concatenate``, like the layer): the masks of a
+    ``Concatenate`` layer's inputs joined before ``Any`` reduces them."""
+
+    KERAS_NAME = "Concatenate"
+
+    def __init__(self, axis=0, name=None):
+        super().__init__(name=name if name is not None else auto_name("Concatenate"))
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise ValueError(f"Received an invalid value for argument `axis`, expected an integer, got {axis!r}.")
+        self.axis = axis
+
+    def call(self, xs):
+        return np.concatenate([_value(x, f"xs[{i}]") for i, x in enumerate(xs)], axis=self.axis)
+
+    def compute_output_shape(self, input_shape):
+        out = list(input_shape[0])
+        axis = self.axis % len(out)
+        sizes = [s[axis] for s in input_shape]
+        out[axis] = None if None in sizes else sum(sizes)
+        return tuple(out)
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis}
+
+
 #: The operations a functional model may hold, by Keras class name (``model_from_config`` reads these).
-OPERATIONS = {cls.__name__: cls for cls in (NotEqual, Any)}
+OPERATIONS = {
+    getattr(cls, "KERAS_NAME", cls.__name__): cls
+    for cls in (NotEqual, Any, ZerosLike, OnesLike, ConvertToTensor, ExpandDims, LogicalOr, ConcatenateOp)
+}
 
 
 def _value(x, argument):
@@ -348,6 +490,51 @@ def _value(x, argument):
 # ``any(not_equal(x, mask_value), axis=-1)`` (keras/src/layers/core/embedding.py and masking.py, compute_mask).
 symbolic.MASK_MAKERS[Embedding] = lambda layer, ids: NotEqual()(ids, 0) if layer.mask_zero else None
 symbolic.MASK_MAKERS[Masking] = lambda layer, x: Any(axis=-1)(NotEqual()(x, layer.mask_value))
+
+
+def _input_masks(inputs) -> list:
+    return [t.keras_mask if isinstance(t, SymbolicTensor) else None for t in inputs]
+
+
+def _merge_mask(layer, inputs):
+    """Keras's ``Merge.compute_mask``: the OR of the input masks, None if one input has none."""
+    masks = _input_masks(inputs)
+    if isinstance(layer, Dot) or any(m is None for m in masks):
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = LogicalOr()(out, m)
+    return out
+
+
+def _concatenate_mask(layer, inputs):
+    """Keras's ``Concatenate.compute_mask``: each mask broadcast over its input's features (ones for an unmasked
+    input), joined along ``axis``, reduced with ``any`` over the last axis; None if no input has a mask."""
+    masks = _input_masks(inputs)
+    if all(m is None for m in masks):
+        return None
+    parts = []
+    for x, m in zip(inputs, masks):
+        if m is None:
+            parts.append(OnesLike(dtype="bool")(x))
+        elif m.ndim < x.ndim:
+            parts.append(LogicalOr()(ExpandDims(axis=-1)(m), ZerosLike(dtype="bool")(x)))
+        else:
+            parts.append(m)
+    return Any(axis=-1, keepdims=False)(ConcatenateOp(axis=layer.axis)(parts))
+
+
+def _attention_mask(layer, inputs):
+    """Keras's ``Attention.compute_mask``: the query's mask, through ``convert_to_tensor``."""
+    mask = _input_masks(inputs)[0] if isinstance(inputs, (list, tuple)) else None
+    return None if mask is None else ConvertToTensor()(mask)
+
+
+# The first class a layer is an instance of wins: Concatenate (a _Merge) before _Merge; AdditiveAttention is
+# an Attention.
+symbolic.MASK_MAKERS[Concatenate] = _concatenate_mask
+symbolic.MASK_MAKERS[_Merge] = _merge_mask
+symbolic.MASK_MAKERS[Attention] = _attention_mask
 # Keras's call of these takes no ``mask`` (keras/src/layers/core/*.py): none is recorded for them.
 symbolic.CALL_WITHOUT_MASK.update({Dense, Embedding, Masking, Dropout, Activation})
 
@@ -651,7 +838,8 @@ class Model:
         for op in self.operations:
             nodes = op.inbound_nodes
             shapes = [_format_shapes(t.shape for t in nodes[-1].outputs)] if nodes else ["?"]
-            row = [f"{op.name} ({type(op).__name__})", shapes[0], f"{op.count_params():,}"]
+            kind = getattr(op, "KERAS_NAME", type(op).__name__)  # ConcatenateOp is Keras's Concatenate op
+            row = [f"{op.name} ({kind})", shapes[0], f"{op.count_params():,}"]
             if not sequential_like:
                 links = [
                     "{}[{}][{}]".format(*tensor.history)

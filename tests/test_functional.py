@@ -59,6 +59,25 @@ def shared_two_inputs(L, Input, M, dtype):
     return M([a, b], [dense(lstm(a)), dense(lstm(b))])
 
 
+def masked_concatenate(L, Input, M, dtype):
+    """Regression: a Concatenate of masked tensors (Keras records its mask as ExpandDims, ZerosLike, LogicalOr,
+    OnesLike, the concatenate op and Any), a masked Add (LogicalOr) and an unmasked input in the join."""
+    tokens = Input((None,), dtype="int32", name="tokens")
+    a = L.Embedding(12, 3, mask_zero=True, dtype=dtype)(tokens)
+    b = L.Embedding(12, 2, mask_zero=True, dtype=dtype)(tokens)
+    c = L.Dense(2, dtype=dtype)(b)  # Dense passes b's mask on
+    joined = L.Concatenate(dtype=dtype)([a, L.Add(dtype=dtype)([b, c]), L.Embedding(12, 2, dtype=dtype)(tokens)])
+    return M(tokens, L.Dense(2, dtype=dtype)(L.LSTM(3, dtype=dtype)(joined)))
+
+
+def attention_pooled(L, Input, M, dtype):
+    """Regression: Attention's output mask (the query's, through Keras's convert_to_tensor) reaches the pooling."""
+    tokens = Input((None,), dtype="int32", name="tokens")
+    h = L.LSTM(4, return_sequences=True, dtype=dtype)(L.Embedding(12, 3, mask_zero=True, dtype=dtype)(tokens))
+    pooled = L.GlobalAveragePooling1D(dtype=dtype)(L.Attention(dtype=dtype)([h, h]))
+    return M(tokens, L.Dense(2, dtype=dtype)(pooled))
+
+
 def padded_sequences(rng, dtype, batch=3):
     x = rng.standard_normal((batch, 6, 3)).astype(dtype)
     x[0, 4:] = 0
@@ -71,6 +90,8 @@ BUILDERS = {
     "text_classifier": (text_classifier, lambda rng, dtype: ids(rng)),
     "encoder_decoder": (encoder_decoder, lambda rng, dtype: [ids(rng), ids(rng, timesteps=4)]),
     "masked_branches": (masked_branches, padded_sequences),
+    "masked_concatenate": (masked_concatenate, lambda rng, dtype: ids(rng)),
+    "attention_pooled": (attention_pooled, lambda rng, dtype: ids(rng)),
     "shared_two_inputs": (
         shared_two_inputs,
         lambda rng, dtype: [rng.standard_normal((2, 5, 3)).astype(dtype) for _ in range(2)],
@@ -249,6 +270,9 @@ def test_refusals():
 
 
 def test_config_refusals():
+    def ref(name):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
     config = {
         "name": "m",
         "layers": [
@@ -276,3 +300,52 @@ def test_config_refusals():
     }
     with pytest.raises(ValueError, match="never made"):
         model_from_config(config)
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda ops: ops.ZerosLike(dtype="float32"), "dtype"),
+        (lambda ops: ops.OnesLike(dtype="int32"), "dtype"),
+        (lambda ops: ops.ConvertToTensor(sparse=True), "sparse"),
+        (lambda ops: ops.ConvertToTensor(ragged=True), "ragged"),
+        (lambda ops: ops.ExpandDims(axis=1.5), "axis"),
+        (lambda ops: ops.ConcatenateOp(axis="x"), "axis"),
+    ],
+)
+def test_mask_operations_refuse_what_they_do_not_implement(make, argument):
+    from scratch_rnn import models
+
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        make(models)
+
+
+def test_mask_operations_compute_on_arrays_and_legacy_configs_tell_the_op_from_the_layer():
+    from scratch_rnn import models
+
+    m = np.array([[True, False]])
+    x = np.zeros((1, 2, 3), "float32")
+    joined = models.LogicalOr()(models.ExpandDims(axis=-1)(m), models.ZerosLike(dtype="bool")(x))
+    np.testing.assert_array_equal(joined, np.broadcast_to(m[..., None], (1, 2, 3)))
+    both = models.ConcatenateOp(axis=-1)([joined, models.OnesLike(dtype="bool")(x)])
+    np.testing.assert_array_equal(models.Any(axis=-1)(both), [[True, True]])
+    assert models.ConvertToTensor()(m) is not None and models.ConvertToTensor()(x).dtype == np.float32
+
+    # A legacy .h5 config names no module: Keras's concatenate op has no dtype, the Concatenate layer has one.
+    def ref(name):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, 0, 0]}}
+
+    config = {
+        "name": "m",
+        "layers": [
+            {"class_name": "InputLayer", "name": "a", "config": {"batch_shape": [None, 2, 3], "name": "a"}},
+            {"class_name": "Concatenate", "name": "op", "config": {"name": "op", "axis": -1}, "inbound_nodes": [
+                {"args": [[ref("a")] * 2]}]},
+            {"class_name": "Concatenate", "name": "layer", "config": {"name": "layer", "axis": 1, "dtype": "float32"},
+             "inbound_nodes": [{"args": [[ref("op")] * 2]}]},
+        ],
+        "input_layers": ["a", 0, 0],
+        "output_layers": ["layer", 0, 0],
+    }  # fmt: skip
+    model = model_from_config(config)
+    assert model.predict(np.ones((1, 2, 3))).shape == (1, 4, 6)
