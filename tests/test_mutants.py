@@ -19,6 +19,11 @@ from scratch_rnn.testing.strategies import LAYERS
 
 GALLERY = mutants()  # the bugs against Keras 3, the Keras the engine follows
 IDS = [m.id for m in GALLERY]
+#: The recurrent layers' mutants (candidate(config, weights, x, mask, initial_state)) and the others'.
+RECURRENT_GALLERY = [m for m in GALLERY if m.layer in LAYERS]
+RECURRENT_IDS = [m.id for m in RECURRENT_GALLERY]
+CORE_GALLERY = mutants("core")
+CORE_IDS = [m.id for m in CORE_GALLERY]
 
 
 #: The bugs issue #4 asks for, each by the mutant that plants it.
@@ -44,8 +49,27 @@ REQUIRED = [
 def test_the_gallery_covers_the_issue():
     assert len(GALLERY) >= 15 and len(set(IDS)) == len(IDS)
     assert not set(REQUIRED) - set(IDS)
-    assert {m.layer for m in GALLERY} == set(LAYERS)
+    assert {m.layer for m in RECURRENT_GALLERY} == set(LAYERS)
     assert all(m.description and callable(m.candidate) for m in GALLERY)
+
+
+#: The bugs in the non-recurrent layers that issue #12 (item 3) asks for, each by its mutant.
+REQUIRED_CORE = [
+    "Conv1D:kernel-read-as-filters-in-k",
+    "Conv1D:causal-padding-on-the-right",
+    "LayerNormalization:variance-ddof-1",
+    "BatchNormalization:gamma-beta-swapped",
+    "Attention:value-mask-ignored",
+    "GlobalAveragePooling1D:mask-ignored",
+]
+
+
+def test_the_gallery_covers_the_new_layers():
+    assert not set(REQUIRED_CORE) - set(CORE_IDS)
+    assert len(CORE_GALLERY) >= 6 and len({m.layer for m in CORE_GALLERY}) >= 6
+    assert set(CORE_GALLERY) | set(RECURRENT_GALLERY) == set(GALLERY)
+    assert mutants("core", reference="tf_keras") == []  # swept against Keras 3 only
+    assert mutants("all") == GALLERY
 
 
 # --- (a) every mutant is killed within the default budget ----------------------------------------
@@ -71,7 +95,7 @@ FLOAT64 = [
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("m", [m for m in GALLERY if m.id in FLOAT64], ids=FLOAT64)
+@pytest.mark.parametrize("m", [m for m in GALLERY if m.id in FLOAT64] + CORE_GALLERY, ids=[*FLOAT64, *CORE_IDS])
 def test_mutants_are_killed_in_float64(m):
     row = kill(m, max_examples=100, seed=DEFAULT_SEED, dtype="float64")
     assert row.killed and not row.raised, row.failure or f"{m.id} survived {row.examples} float64 cases"
@@ -177,7 +201,7 @@ def outputs(candidate, config, case):
     return run_candidate(candidate, config, case)[1]
 
 
-@pytest.mark.parametrize("m", GALLERY, ids=IDS)
+@pytest.mark.parametrize("m", RECURRENT_GALLERY, ids=RECURRENT_IDS)
 def test_each_mutant_differs_on_a_fixed_case(keras3, m):
     case = fixed_case(m.layer, **SHOWS_WITH.get(m.id, {}))
     assert check_case(case, keras3).ok, "the fixed case itself must pass on the engine"

@@ -14,6 +14,38 @@ import numpy as np
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 LAYERS = RECURRENT + ("Bidirectional",)
 
+#: The non-recurrent layers the harness sweeps (:mod:`scratch_rnn.testing.layer_strategies`), each a
+#: :class:`LayerCase`; ``verify --layer core`` sweeps them all, ``--layer all`` only :data:`LAYERS`.
+CORE_LAYERS = (
+    "Dense",
+    "Embedding",
+    "Conv1D",
+    "LayerNormalization",
+    "BatchNormalization",
+    "Attention",
+    "AdditiveAttention",
+    "Concatenate",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Dot",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "RepeatVector",
+    "Reshape",
+    "Permute",
+    "Flatten",
+)
+
+#: The layers taking a list of inputs (and a list of masks, one per input, each may be None).
+MULTI_INPUT = ("Attention", "AdditiveAttention", "Concatenate", "Add", "Subtract", "Multiply", "Average")
+MULTI_INPUT += ("Maximum", "Minimum", "Dot")
+
 
 @dataclass
 class Case:
@@ -49,6 +81,52 @@ class Case:
         if self.split is not None:
             shapes += f", stateful calls split at t={self.split}"
         return f"{self.layer}({self.config}) on {shapes}"
+
+
+@dataclass
+class LayerCase:
+    """One call of a non-recurrent layer: ``layer(inputs, mask=mask, **call_options)``.
+
+    ``inputs`` is one array, or a list of them for the layers of :data:`MULTI_INPUT`; ``mask`` is
+    None, a ``(batch, steps)`` bool array, or (multi-input) a list with one mask or None per input.
+    Keras receives the masks attached to its input tensors, as its functional graph passes them.
+    ``call_options`` are call arguments other than the mask (Attention's ``use_causal_mask`` and
+    ``return_attention_scores``).
+    """
+
+    layer: str
+    config: dict  # Keras constructor kwargs, dtype included
+    weights: list  # Keras layout and order, in the config's dtype
+    inputs: object  # an array, or a list of arrays (multi-input layers)
+    mask: object = None  # None, an array, or a list of arrays / None (multi-input layers)
+    call_options: dict = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.config.get("dtype", "float32"))
+
+    @property
+    def multi(self) -> bool:
+        return isinstance(self.inputs, list)
+
+    def input_list(self) -> list:
+        return list(self.inputs) if self.multi else [self.inputs]
+
+    def mask_list(self) -> list:
+        """One mask (or None) per input."""
+        if self.mask is None:
+            return [None] * len(self.input_list())
+        return list(self.mask) if self.multi else [self.mask]
+
+    def describe(self) -> str:
+        shapes = ", ".join(f"{x.dtype}{x.shape}" if x.dtype.kind in "iu" else f"x{x.shape}" for x in self.input_list())
+        masks = [m for m in self.mask_list() if m is not None]
+        if masks:
+            shapes += ", mask " + " ".join(
+                f"{m.shape} ({int((~m).sum())} masked)" if m is not None else "None" for m in self.mask_list()
+            )
+        options = f" called with {self.call_options}" if self.call_options else ""
+        return f"{self.layer}({self.config}) on {shapes}{options}"
 
 
 def recurrent_config(layer: str, config: dict) -> dict:

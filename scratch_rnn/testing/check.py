@@ -15,7 +15,18 @@ from scratch_rnn.testing import tolerance
 from scratch_rnn.testing.case import Case
 from scratch_rnn.testing.compare import TensorComparison, compare_outputs
 from scratch_rnn.testing.errors import one_line
-from scratch_rnn.testing.runners import call_candidate, engine_layer, keras_layer, run_layer
+from scratch_rnn.testing.runners import (
+    call_candidate,
+    call_with_timeout,
+    engine_core_layer,
+    engine_layer,
+    keras_core_layer,
+    keras_layer,
+    run_core,
+    run_core_candidate,
+    run_keras_core,
+    run_layer,
+)
 
 #: A compared case is counted as weakly checked when some output's tolerance exceeds this
 #: fraction of the output's scale (``max tol / max |Keras|``): ill-conditioned cases (linear or
@@ -234,3 +245,90 @@ def float64_config(case: Case) -> dict:
     if "layer" in config:
         config["layer"] = {**config["layer"], "config": {**config["layer"]["config"], "dtype": "float64"}}
     return config
+
+
+# --- non-recurrent layers ---------------------------------------------------------------------------
+
+
+def core_dot_length(case) -> int:
+    """The longest sum one output element of a non-recurrent layer takes, plus one (a bias): the largest
+    non-batch axis of any input, or the largest fan-in of a weight (all its axes but the last: a Conv1D
+    kernel's ``kernel_size * channels / groups``)."""
+    axes = [size for x in case.input_list() for size in x.shape[1:]]
+    fans = [int(np.prod(w.shape[:-1])) for w in case.weights if w.ndim >= 2]
+    return 1 + max([*axes, *fans, 1])
+
+
+def derive_core(case, run_oracle, seed: int = 0):
+    """``(oracle_outputs, tolerances)`` of a :class:`~scratch_rnn.testing.case.LayerCase`: the float64
+    engine on the case's exact values and on perturbed copies (:func:`tolerance.derive_from_runs`);
+    integer inputs (ids) and masks are left alone."""
+    weights = [w.astype(np.float64) for w in case.weights]
+    inputs = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in case.input_list()]
+
+    def perturb_inputs(jitter, u):
+        return [jitter(x, u) if x.dtype.kind == "f" else x for x in inputs]
+
+    return tolerance.derive_from_runs(
+        run_oracle, weights, inputs, perturb_inputs, core_dot_length(case), case.dtype, seed
+    )
+
+
+def check_layer_case(case, keras, candidate=None, timeout: float | None = None) -> CaseResult:
+    """Run a non-recurrent ``case`` (a :class:`~scratch_rnn.testing.case.LayerCase`) on Keras and on the
+    candidate (default: the engine) and compare under the case's derived tolerance.
+
+    A candidate is ``candidate(config, weights, inputs, mask=None, **call_options)``: Keras's
+    ``get_config()``, ``get_weights()``, the input array (a list for the multi-input layers, with a
+    list of masks), and call options such as Attention's ``use_causal_mask``; it returns what the
+    Keras layer call returns. A case whose exact result is not finite is skipped, as in
+    :func:`check_against`.
+    """
+    oracle_config = {**case.config, "dtype": "float64"}
+    masks = case.mask_list()
+
+    def run_oracle(weights, inputs, jitter=None):
+        layer = engine_core_layer(case, config=oracle_config, weights=weights)
+        if jitter is not None and callable(getattr(layer, "activation", None)):
+            activation = layer.activation
+            layer.activation = lambda a: jitter(activation(a))  # this instance only: TF's activations' ulps
+        feed, mask = (inputs, None if case.mask is None else masks) if case.multi else (inputs[0], masks[0])
+        return [np.asarray(o, np.float64) for o in run_core(layer, feed, mask, case.call_options)[1]]
+
+    result = CaseResult(case)
+    try:
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            oracle, tols = derive_core(case, run_oracle)
+    except Exception as err:  # the engine itself failed on the case: report it, do not crash the sweep
+        result.error = (
+            "the float64 oracle (the scratch engine) raised " + "".join(traceback.format_exception_only(err)).strip()
+        )
+        return result
+    limit = np.sqrt(np.finfo(case.dtype).max)
+    if not all(
+        np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
+        for o, t in zip(oracle, tols)
+    ):
+        result.skipped = f"exact result not finite or beyond {limit:.3g}"
+        return result
+    reference = keras_core_layer(case, keras)
+    names, expected = run_keras_core(reference, case, keras)
+    config = reference.get_config()
+    if candidate is None:
+        try:
+            layer = engine_core_layer(case, config=config)
+            _, actual = run_core(layer, case.inputs, case.mask, case.call_options)
+        except Exception as err:  # the engine raising is a reported failure, never a crash
+            result.error = one_line(err)
+            return result
+    else:
+        kind, value = call_with_timeout(lambda: run_core_candidate(candidate, config, case), timeout)
+        if kind == "timeout":
+            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
+            return result
+        if kind == "error":
+            result.error = candidate_error(value)
+            return result
+        _, actual = value
+    result.comparisons = compare_outputs(actual, expected, tols, names)
+    return result

@@ -1,10 +1,11 @@
 """A gallery of planted porting bugs ("mutants"): proof that a green :func:`verify` run means something.
 
-Each :class:`Mutant` is a realistic mistake of someone porting a Keras recurrent
-layer, behind the candidate interface ``candidate(config, weights, x, mask=None,
-initial_state=None)``, so :func:`~scratch_rnn.testing.verify.verify` checks it
-exactly as it checks a real port. A mutant is the scratch engine with the bug
-planted *around* it, never in it:
+Each :class:`Mutant` is a realistic mistake of someone porting a Keras layer,
+behind the candidate interface ``candidate(config, weights, x, mask=None,
+initial_state=None)`` (a non-recurrent layer's: ``candidate(config, weights, inputs,
+mask=None, **call_options)``, registered with :func:`layer_mutant`), so
+:func:`~scratch_rnn.testing.verify.verify` checks it exactly as it checks a real port.
+A mutant is the scratch engine with the bug planted *around* it, never in it:
 
 * at the candidate boundary (:func:`mutant`), wherever the bug can be said that way: the weights
   (a kernel read in the wrong layout, a bias dropped, gate blocks in the wrong
@@ -31,7 +32,8 @@ import numpy as np
 
 from scratch_rnn import activations
 from scratch_rnn.keras_convert import from_config
-from scratch_rnn.testing.runners import engine_candidate
+from scratch_rnn.testing.case import CORE_LAYERS
+from scratch_rnn.testing.runners import core_engine_candidate, engine_candidate
 
 #: The seed of :func:`kill_table` unless one is given: the table is the same on every run.
 DEFAULT_SEED = 20260
@@ -94,9 +96,38 @@ def patched_mutant(layer: str, name: str, description: str, references=("keras",
     return register
 
 
+def layer_mutant(layer: str, name: str, description: str):
+    """Register ``port(engine, config, weights, inputs, mask, **call_options)`` as a mutant of the
+    non-recurrent ``layer`` (one of :data:`~scratch_rnn.testing.case.CORE_LAYERS`); ``engine`` is the
+    correct engine behind that layer's candidate interface
+    (:func:`~scratch_rnn.testing.runners.core_engine_candidate`). A bug against Keras 3 only, the
+    sweep's one reference for these layers."""
+
+    def register(port):
+        engine = core_engine_candidate(layer)
+
+        def candidate(config, weights, inputs, mask=None, **call_options):
+            return port(engine, config, weights, inputs, mask, **call_options)
+
+        candidate.__name__ = candidate.__qualname__ = f"mutant {layer}:{name}"
+        candidate.__doc__ = description
+        if any(m.layer == layer and m.name == name for m in GALLERY):
+            raise ValueError(f"Mutant {layer}:{name} is registered twice.")
+        GALLERY.append(Mutant(name, layer, description, candidate, ("keras",)))
+        return port
+
+    return register
+
+
 def mutants(layer: str | None = None, reference: str = "keras") -> list[Mutant]:
-    """The gallery (or the mutants of one ``layer``) that are bugs against ``reference``."""
-    return [m for m in GALLERY if layer in (None, "all", m.layer) and reference in m.references]
+    """The gallery (or the mutants of one ``layer``; ``"core"``: of the non-recurrent layers; ``"all"``
+    or None: every one) that are bugs against ``reference``."""
+    return [
+        m
+        for m in GALLERY
+        if (layer in (None, "all", m.layer) or (layer == "core" and m.layer in CORE_LAYERS))
+        and reference in m.references
+    ]
 
 
 # --- helpers: how a buggy port sees the weights, the outputs, the steps ------------------------
@@ -428,6 +459,92 @@ def _bidirectional_backward_layer_runs_forwards(engine, config, weights, x, mask
     if _returns_sequences(config):
         y_bw = np.flip(y_bw, axis=1).copy()  # flipped as if it had run backwards
     return _merge(config["merge_mode"], y_fw, y_bw, fw_states + bw_states)
+
+
+# --- non-recurrent layers ------------------------------------------------------------------------
+
+
+@layer_mutant(
+    "Dense", "kernel-not-transposed", "loads Keras's kernel (input_dim, units) into W (units, input_dim) with reshape"
+)
+def _dense_kernel_not_transposed(engine, config, weights, x, mask, **options):
+    return engine(config, [row_major(weights[0]), *weights[1:]], x, mask, **options)
+
+
+@layer_mutant(
+    "Conv1D",
+    "kernel-read-as-filters-in-k",
+    "stores the kernel as (filters, in, kernel_size), PyTorch's layout, and loads Keras's (kernel_size, in, "
+    "filters) into it with reshape",
+)
+def _conv1d_kernel_read_as_filters_in_k(engine, config, weights, x, mask, **options):
+    k, c, f = weights[0].shape
+    kernel = weights[0].reshape(f, c, k).transpose(2, 1, 0)  # what the port computes with, in Keras's layout
+    return engine(config, [np.ascontiguousarray(kernel), *weights[1:]], x, mask, **options)
+
+
+@layer_mutant(
+    "Conv1D",
+    "causal-padding-on-the-right",
+    "pads causal convolutions with dilation * (kernel_size - 1) zeros after the sequence instead of before it",
+)
+def _conv1d_causal_padding_on_the_right(engine, config, weights, x, mask, **options):
+    if config["padding"] != "causal":
+        return engine(config, weights, x, mask, **options)
+    (k,), (d,) = np.atleast_1d(config["kernel_size"]), np.atleast_1d(config["dilation_rate"])
+    steps_axis = 1 if config["data_format"] == "channels_last" else 2
+    pad = [(0, 0)] * 3
+    pad[steps_axis] = (0, d * (k - 1))  # (B, L + d(k-1), C): zeros after the last step
+    return engine({**config, "padding": "valid"}, weights, np.pad(x, pad), mask, **options)
+
+
+@layer_mutant(
+    "LayerNormalization",
+    "variance-ddof-1",
+    "normalizes by the unbiased variance (ddof=1, torch.var's default) where Keras uses the biased one",
+)
+def _layer_normalization_variance_ddof_1(engine, config, weights, x, mask, **options):
+    axes = config["axis"] if isinstance(config["axis"], (list, tuple)) else [config["axis"]]
+    n = int(np.prod([x.shape[a] for a in axes]))
+    if n == 1:
+        return engine(config, weights, x, mask, **options)  # ddof=1 over one element: the port's 0/0 aside
+    # var_1 = var * n / (n - 1): the engine on s * x (s^2 = n / (n - 1)) normalizes s * (x - mean) by
+    # sqrt(var_1 + eps); taking out s and putting back the shift (the engine's output on zeros) gives the bug
+    s = x.dtype.type(np.sqrt(n / (n - 1)))
+    shift = engine(config, weights, np.zeros_like(x), mask, **options)  # beta, broadcast (0 without center)
+    return (engine(config, weights, x * s, mask, **options) - shift) / s + shift
+
+
+@layer_mutant(
+    "BatchNormalization",
+    "gamma-beta-swapped",
+    "reads Keras's weights as beta, gamma, ... (Keras's order is gamma, beta)",
+)
+def _batch_normalization_gamma_beta_swapped(engine, config, weights, x, mask, **options):
+    if config["center"] and config["scale"]:
+        weights = [weights[1], weights[0], *weights[2:]]
+    return engine(config, weights, x, mask, **options)
+
+
+@layer_mutant(
+    "Attention", "value-mask-ignored", "applies the query mask but lets masked values take part in the softmax"
+)
+def _attention_value_mask_ignored(engine, config, weights, inputs, mask, **options):
+    if mask is not None:
+        mask = [mask[0], None, *mask[2:]]
+    return engine(config, weights, inputs, mask, **options)
+
+
+@layer_mutant(
+    "GlobalAveragePooling1D", "mask-ignored", "averages over every step, masked ones included (Keras: the kept ones)"
+)
+def _global_average_pooling_mask_ignored(engine, config, weights, x, mask, **options):
+    return engine(config, weights, x, None, **options)
+
+
+@layer_mutant("Dot", "normalize-ignored", "accepts normalize=True but takes the dot product of the raw vectors")
+def _dot_normalize_ignored(engine, config, weights, inputs, mask, **options):
+    return engine({**config, "normalize": False}, weights, inputs, mask, **options)
 
 
 # --- the kill table ------------------------------------------------------------------------------

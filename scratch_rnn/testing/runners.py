@@ -152,3 +152,115 @@ def engine_candidate(layer: str = "SimpleRNN"):
 
     candidate.__name__ = f"scratch_rnn.{layer}"
     return candidate
+
+
+# --- non-recurrent layers: a LayerCase ----------------------------------------------------------------
+
+
+def output_names_of(outs: list, call_options: dict) -> list[str]:
+    """Names of a non-recurrent layer's returned tensors (Attention's scores second)."""
+    if len(outs) == 1:
+        return ["output"]
+    if call_options.get("return_attention_scores"):
+        return ["output", "attention scores"][: len(outs)] + [f"output[{i}]" for i in range(2, len(outs))]
+    return [f"output[{i}]" for i in range(len(outs))]
+
+
+def _as_arrays(out) -> list:
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    return [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
+
+
+def keras_core_layer(case, keras):
+    """The Keras layer of a :class:`~scratch_rnn.testing.case.LayerCase`, built on its inputs, weights set."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LayerNormalization's rms_scaling deprecation
+        layer = getattr(keras.layers, case.layer)(**case.config)
+    if case.weights:
+        shapes = [tuple(x.shape) for x in case.input_list()]
+        layer.build(shapes if case.multi else shapes[0])
+        layer.set_weights(case.weights)
+    return layer
+
+
+def run_keras_core(layer, case, keras):
+    """``(names, arrays)``: the Keras layer called on the case's inputs with their masks attached to the
+    input tensors, as Keras's functional graph passes them (Keras 3's ``set_keras_mask``)."""
+    from keras.src.backend import set_keras_mask  # Keras 3 only: the non-recurrent sweep's reference
+
+    if case.layer == "Conv1D" and case.config.get("data_format") == "channels_first":
+        # Keras's channels_last twin on the transposed input: TensorFlow's CPU kernels refuse NCW in float64, and
+        # in float32 Keras's channels_first grouped convolution with strides > 1 (the XLA path) is wrong:
+        # Conv1D(2, 1, strides=2, groups=2, data_format="channels_first") gives filter 0 the values of filter 1
+        # (docs/harness.md, "Where Keras itself is wrong")
+        twin = keras.layers.Conv1D(**{**case.config, "data_format": "channels_last"})
+        x = np.swapaxes(case.inputs, 1, 2)  # (B, C, L) -> (B, L, C)
+        twin.build(x.shape)
+        twin.set_weights(layer.get_weights())
+        return ["output"], [np.asarray(twin(x)).swapaxes(1, 2)]
+    tensors = [keras.ops.convert_to_tensor(x) for x in case.input_list()]
+    for tensor, mask in zip(tensors, case.mask_list()):
+        if mask is not None:
+            set_keras_mask(tensor, keras.ops.convert_to_tensor(mask))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "does not support masking", "softmax over axis -1", rms_scaling
+        out = layer(tensors if case.multi else tensors[0], **case.call_options)
+    arrays = [np.asarray(o) for o in (list(out) if isinstance(out, (list, tuple)) else [out])]
+    return output_names_of(arrays, case.call_options), arrays
+
+
+def engine_core_layer(case, config=None, weights=None):
+    """The scratch layer of a ``LayerCase`` from Keras-style ``config`` (default ``case.config``), built on
+    the case's input shapes and given ``weights`` (default ``case.weights``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LayerNormalization's rms_scaling deprecation, as Keras's
+        layer = from_config(case.layer, case.config if config is None else config)
+    weights = case.weights if weights is None else weights
+    if weights:
+        shapes = [tuple(x.shape) for x in case.input_list()]
+        layer.build(shapes if case.multi else shapes[0], initialize=False)
+        layer.set_weights(weights)
+    return layer
+
+
+def run_core(layer, inputs, mask, call_options) -> tuple[list, list]:
+    """``(names, arrays)``: a scratch layer (or a candidate's layer) called on ``inputs`` with ``mask``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the engine repeats Keras's "does not support masking"
+        out = layer(inputs, mask=mask, **call_options)
+    arrays = _as_arrays(out)
+    return output_names_of(arrays, call_options), arrays
+
+
+def run_core_candidate(candidate, keras_config: dict, case):
+    """Call a foreign ``candidate(config, weights, inputs, mask=None, **call_options)`` on a ``LayerCase``:
+    copies of everything, ``inputs`` and ``mask`` lists for the multi-input layers."""
+    inputs = [x.copy() for x in case.input_list()]
+    masks = [None if m is None else m.copy() for m in case.mask_list()]
+    if case.multi:
+        mask = None if case.mask is None else masks
+        out = candidate(dict(keras_config), [w.copy() for w in case.weights], inputs, mask, **case.call_options)
+    else:
+        out = candidate(dict(keras_config), [w.copy() for w in case.weights], inputs[0], masks[0], **case.call_options)
+    arrays = _as_arrays(out)
+    return output_names_of(arrays, case.call_options), arrays
+
+
+def core_engine_candidate(layer: str):
+    """The scratch engine behind the non-recurrent candidate interface: a fresh layer per call, from
+    Keras's ``get_config()``, built on the inputs' shapes."""
+
+    def candidate(config, weights, inputs, mask=None, **call_options):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scratch = from_config(layer, config)
+        if weights:
+            shapes = [tuple(x.shape) for x in inputs] if isinstance(inputs, list) else tuple(inputs.shape)
+            scratch.build(shapes, initialize=False)
+            scratch.set_weights(weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return scratch(inputs, mask=mask, **call_options)
+
+    candidate.__name__ = candidate.__qualname__ = f"scratch_rnn.{layer}"
+    return candidate

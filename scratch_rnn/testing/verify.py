@@ -3,7 +3,12 @@
 A candidate is the scratch engine (``candidate=None``) or any callable
 ``candidate(config, weights, x, mask=None, initial_state=None)`` taking the
 Keras layer's ``get_config()`` dict and ``get_weights()`` list (Keras layout)
-and returning what the Keras layer call returns.
+and returning what the Keras layer call returns. For the non-recurrent layers
+(:data:`~scratch_rnn.testing.case.CORE_LAYERS`) it is
+``candidate(config, weights, inputs, mask=None, **call_options)``: ``inputs`` one
+array, or a list of arrays for the multi-input layers (with ``mask`` a list, one
+mask or None per input), and ``call_options`` Attention's ``use_causal_mask`` and
+``return_attention_scores``.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from scratch_rnn.testing.case import CORE_LAYERS
 from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
     CaseResult,
     Failure,
     Report,
     check_against,
     check_case,
+    check_layer_case,
     check_timeout,
     float64_config,
     keras_outputs,
@@ -84,8 +91,13 @@ def verify(
     limit) is a failure that ends the sweep there, unshrunk, since a hung candidate is not called
     again. A Ctrl-C of the harness still stops it. The engine (``candidate=None``) runs inline.
     """
+    if layer in CORE_LAYERS:
+        return verify_layer(
+            candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
+            with_initial_state, fast, timeout,
+        )  # fmt: skip
     if layer not in LAYERS:
-        raise ValueError(f"Argument `layer` must be one of {list(LAYERS)}, got {layer!r}.")
+        raise ValueError(f"Argument `layer` must be one of {[*LAYERS, *CORE_LAYERS]}, got {layer!r}.")
     timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
     if candidate is not None and not fast:
         raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
@@ -111,6 +123,42 @@ def verify(
     return sweep(
         strategy,
         lambda case: check_case(case, keras, candidate, fast, timeout),
+        report,
+        seed,
+        max_examples,
+        shrink_seconds,
+        on_example,
+    )
+
+
+def verify_layer(
+    candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
+    with_initial_state, fast, timeout,
+) -> Report:  # fmt: skip
+    """:func:`verify` for a non-recurrent layer (:data:`~scratch_rnn.testing.case.CORE_LAYERS`): cases from
+    :mod:`scratch_rnn.testing.layer_strategies`, each checked by
+    :func:`~scratch_rnn.testing.check.check_layer_case`. Keras 3 is the only reference (Keras 2's
+    merge, attention and normalization layers differ in masks and options); ``fixed``,
+    ``with_initial_state=False`` and ``fast=False`` are the recurrent sweep's and are refused here."""
+    from scratch_rnn.testing.layer_strategies import layer_cases
+
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
+    if fixed:
+        raise ValueError(f"Argument `fixed` pins recurrent options; {layer} sweeps draw every option of theirs.")
+    if not with_initial_state:
+        raise ValueError(f"Argument `with_initial_state` applies to the recurrent layers; {layer} takes none.")
+    if not fast:
+        raise ValueError(f"Argument `fast=False` chooses a recurrent layer's readable step; {layer} has none.")
+    reference = default_reference() if reference is None else reference
+    if reference != "keras":
+        raise ValueError(f"Argument `reference`: {layer} is swept against Keras 3 only ('keras'), got {reference!r}.")
+    keras = import_keras(reference)
+    seed = random.getrandbits(32) if seed is None else int(seed)
+    name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
+    report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
+    return sweep(
+        layer_cases(layer, dtype, with_mask),
+        lambda case: check_layer_case(case, keras, candidate, timeout),
         report,
         seed,
         max_examples,
