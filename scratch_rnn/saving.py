@@ -527,6 +527,16 @@ def _vars_groups(layer: Layer, prefix: str) -> list[tuple[str, Layer]]:
         return _vars_groups(layer.layer, f"{prefix}/layer")
     if isinstance(layer, (Dropout, Masking, Activation, Input)) or not _weights_of(layer):
         return []
+    cells = getattr(getattr(layer, "cell", None), "cells", None)
+    if isinstance(layer, BaseRNN) and cells is not None:  # RNN(StackedRNNCells): each cell's, keyed by class
+        used: dict[str, int] = {}
+        groups = []
+        for cell in cells:
+            base = _snake(type(cell).__name__)
+            used[base] = used[base] + 1 if base in used else 0
+            key = base if used[base] == 0 else f"{base}_{used[base]}"
+            groups.append((f"{prefix}/cell/cells/{key}/vars", cell))
+        return groups
     if isinstance(layer, BaseRNN):  # a recurrent layer: its weights belong to its cell
         return [(f"{prefix}/cell/vars", layer)]
     return [(f"{prefix}/vars", layer)]

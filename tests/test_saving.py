@@ -160,6 +160,24 @@ def test_stacked_lstms_and_friends_float64(keras, rng, tmp_path):
     assert_close(out, expected, F32, name="prediction")  # Keras's float64 predict differs by up to ~5e-8
 
 
+def test_rnn_of_stacked_cells_keras_file(keras, rng, tmp_path):
+    """Regression: an RNN(StackedRNNCells) keeps its weights per cell, ``layers/rnn/cell/cells/lstm_cell/vars``
+    and ``.../lstm_cell_1/vars`` for a second cell of one class; the loader looked in ``layers/rnn/cell/vars``."""
+    L = keras.layers
+    cells = [L.LSTMCell(4), L.GRUCell(3), L.LSTMCell(2)]
+    model = keras.Sequential([keras.Input((5, 3)), L.RNN(L.StackedRNNCells(cells), return_sequences=True)])
+    randomize(model, rng)
+    model.save(tmp_path / "s.keras")
+    model.save_weights(tmp_path / "s.weights.h5")
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    (out,) = load_blocked(tmp_path, ["s.keras"], x)
+    assert_close(out, predict(model, x), F32, name="prediction")
+    ours = scratch_rnn.load_model(tmp_path / "s.keras")
+    ours.set_weights([w * 0 for w in ours.get_weights()])
+    ours.load_weights(tmp_path / "s.weights.h5")
+    assert_close(ours(x), predict(model, x), F32, name="prediction after load_weights")
+
+
 # --- Keras 2 (tf_keras) files -------------------------------------------------------------------------------
 
 
