@@ -15,19 +15,7 @@ import numpy as np
 from scratch_rnn import activations, checks, initializers
 from scratch_rnn.checks import as_numeric, boolean, positive_int
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.layer import Layer
-
-
-class _Weightless(Layer):
-    """A layer without weights, built by its first call; it passes its input's mask on."""
-
-    def count_params(self) -> int:
-        return 0
-
-    def _input(self, x):
-        x = as_numeric(x, "x", self.dtype)
-        self.ensure_built((None, *x.shape[1:]))
-        return x
+from scratch_rnn.layer import Layer, WeightlessLayer
 
 
 class Dense(Layer):
@@ -228,7 +216,7 @@ class Embedding(Layer):
         }
 
 
-class Masking(_Weightless):
+class Masking(WeightlessLayer):
     """Keras's ``Masking``: skip the timesteps whose features all equal ``mask_value``.
 
     Equations::
@@ -275,7 +263,7 @@ class Masking(_Weightless):
         return {"name": self.name, "dtype": self.dtype.name, "mask_value": self.mask_value}
 
 
-class Dropout(_Weightless):
+class Dropout(WeightlessLayer):
     """Keras's ``Dropout``; at inference (all this engine does) it is the identity.
 
     Args:
@@ -303,7 +291,7 @@ class Dropout(_Weightless):
         }
 
 
-class Activation(_Weightless):
+class Activation(WeightlessLayer):
     """Keras's ``Activation``: ``y = activation(x)`` elementwise (softmax: over the last axis).
 
     Args:

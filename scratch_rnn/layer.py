@@ -204,6 +204,20 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
 
+class WeightlessLayer(Layer):
+    """Base of the layers without weights (``Masking``, ``Dropout``, the pooling, reshaping, merge and
+    noise layers): built by their first call; they count no parameters, built or not."""
+
+    def count_params(self) -> int:
+        return 0
+
+    def _input(self, x):
+        """``x`` cast to the layer's dtype; builds the layer on its shape."""
+        x = as_numeric(x, "x", self.dtype)
+        self.ensure_built((None, *x.shape[1:]))
+        return x
+
+
 @contextlib.contextmanager
 def unchanged_on_error(layer: Layer):
     """Restore ``layer`` (and the layers it wraps) to its state before the block if the block raises."""

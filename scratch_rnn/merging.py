@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch_rnn.checks import as_numeric, boolean
-from scratch_rnn.layer import Layer
+from scratch_rnn.layer import WeightlessLayer
 
 #: Keras's ``backend.epsilon()``: the smallest norm ``Dot(normalize=True)`` divides by.
 EPSILON = 1e-7
@@ -53,7 +53,7 @@ def _elementwise_shape(shape1, shape2, shapes):
     return tuple(out)
 
 
-class _Merge(Layer):
+class _Merge(WeightlessLayer):
     """The shared part of the merge layers: the inputs list, its masks, shapes and the OR of the masks."""
 
     #: How many inputs the layer takes: at least ``MIN_INPUTS``, exactly ``EXACT_INPUTS`` if set.
@@ -62,9 +62,6 @@ class _Merge(Layer):
 
     def __init__(self, *, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-
-    def count_params(self) -> int:
-        return 0
 
     def _check_count(self, n: int) -> None:
         if self.EXACT_INPUTS is not None and n != self.EXACT_INPUTS:

@@ -16,18 +16,15 @@ import numpy as np
 
 from scratch_rnn import checks
 from scratch_rnn.checks import as_numeric, boolean, positive_int
-from scratch_rnn.layer import Layer
+from scratch_rnn.layer import WeightlessLayer
 
 
-class _Pooling(Layer):
+class _Pooling(WeightlessLayer):
     """A weightless layer on ``(batch, steps, features)`` that returns no mask."""
 
     def __init__(self, data_format=None, *, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.data_format = checks.data_format(data_format)
-
-    def count_params(self) -> int:
-        return 0
 
     def compute_mask(self, inputs, mask):
         return None

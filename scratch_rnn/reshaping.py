@@ -14,19 +14,16 @@ import numpy as np
 
 from scratch_rnn import checks
 from scratch_rnn.checks import as_numeric, positive_int
-from scratch_rnn.layer import Layer
+from scratch_rnn.layer import WeightlessLayer
 
 
-class _Reshaping(Layer):
+class _Reshaping(WeightlessLayer):
     """A weightless layer that drops the mask (Keras's layers without ``supports_masking``)."""
 
     supports_masking = False
 
     def __init__(self, *, name=None, dtype="float32", **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-
-    def count_params(self) -> int:
-        return 0
 
     def compute_mask(self, inputs, mask):
         return None
