@@ -150,3 +150,13 @@ def test_inspect_and_predict_run_a_saved_model_without_tensorflow(saved, keras, 
     refused = blocked("predict", str(saved["classifier"]), "objects.npy", "--out", "o.npy", cwd=tmp_path)
     assert refused.returncode == 2 and "objects.npy" in refused.stderr
     assert blocked("predict", str(saved["classifier"]), "ids.npy", "--out", "o.txt", cwd=tmp_path).returncode == 2
+
+
+def test_input_specs_of_a_keras2_model(tf_keras):
+    """Regression: tf_keras gives a node's input_tensors as one tensor and dtypes as tf.DType; input_specs
+    iterated the tensor ("Cannot iterate over a Tensor with unknown first dimension") and read "<dtype: ...>"."""
+    L = tf_keras.layers
+    model = tf_keras.Sequential([L.Embedding(20, 4, mask_zero=True, input_length=7), L.GRU(3)])
+    model.build((None, 7))
+    specs = input_specs(model)
+    assert [(s.shape, s.dtype, s.vocabulary, s.mask_zero) for s in specs] == [((7,), "float32", 20, True)]

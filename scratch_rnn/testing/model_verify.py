@@ -65,6 +65,10 @@ class ModelCase:
         return "model inputs " + ", ".join(parts)
 
 
+def _as_list(tensors) -> list:
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
 def input_specs(keras_model) -> list[InputSpec]:
     """The input specs of a Keras model, with what each input feeds (Embedding, Masking)."""
     specs = []
@@ -73,9 +77,10 @@ def input_specs(keras_model) -> list[InputSpec]:
             layer
             for layer in keras_model.layers
             for node in getattr(layer, "_inbound_nodes", ())
-            if any(t is tensor for t in node.input_tensors)
+            if any(t is tensor for t in _as_list(node.input_tensors))  # tf_keras: one tensor, not a list
         ]
-        spec = {"name": tensor.name, "shape": tuple(tensor.shape[1:]), "dtype": str(tensor.dtype)}
+        dtype = getattr(tensor.dtype, "name", tensor.dtype)  # tf_keras: a tf.DType
+        spec = {"name": tensor.name, "shape": tuple(tensor.shape[1:]), "dtype": str(dtype)}
         for layer in consumers:
             kind = type(layer).__name__
             if kind == "Embedding":
