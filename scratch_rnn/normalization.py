@@ -66,8 +66,20 @@ class _Normalization(Layer):
 
     SIZE_ARGUMENTS = ("axis",)
 
-    def initializer_for(self, keras_name):
-        return self.initializers[keras_name]
+    #: The training-only arguments both normalizations take, accepted and kept for the config.
+    TRAINING_ONLY_OPTIONS = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
+
+    def _options(self, epsilon, center, scale, beta_initializer, gamma_initializer, training_only):
+        """Check and keep the options both normalizations take; ``training_only`` holds the values of
+        :attr:`TRAINING_ONLY_OPTIONS`, in order."""
+        self.epsilon = _epsilon(epsilon)
+        self.center = boolean(center, "center")
+        self.scale = boolean(scale, "scale")
+        self.initializers = {
+            "gamma": _initializer(gamma_initializer, "gamma_initializer"),
+            "beta": _initializer(beta_initializer, "beta_initializer"),
+        }
+        self.regularizers_and_constraints = dict(zip(self.TRAINING_ONLY_OPTIONS, training_only))
 
     def compute_output_shape(self, input_shape):
         _check_axes(self.axes, len(input_shape), self)
@@ -105,14 +117,29 @@ class _Normalization(Layer):
             shape[a] = size
         return tuple(shape)
 
-    def _build_checked(self, input_shape, initialize):
+    def build(self, input_shape, initialize=True):
         _check_axes(self.axes, len(input_shape), self)
         if any(input_shape[a] is None for a in self.axes):
             raise ValueError(
                 f"{type(self).__name__} {self.name!r} needs the size of axis {self.axes} of its input, "
                 f"got input shape {tuple(input_shape)}."
             )
-        Layer.build(self, input_shape, initialize)
+        super().build(input_shape, initialize)
+
+    def get_config(self):
+        """Keras's config: the options both normalizations share; each adds its own."""
+        return {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "trainable": self.trainable,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": initializers.name_of(self.initializers["beta"]),
+            "gamma_initializer": initializers.name_of(self.initializers["gamma"]),
+            **self.regularizers_and_constraints,
+        }
 
 
 class LayerNormalization(_Normalization):
@@ -168,26 +195,12 @@ class LayerNormalization(_Normalization):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.axes = _axes(axis)
         self.axis = list(self.axes) if isinstance(axis, (list, tuple)) else self.axes[0]
-        self.epsilon = _epsilon(epsilon)
-        self.center = boolean(center, "center")
-        self.scale = boolean(scale, "scale")
+        training_only = (beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint)
+        self._options(epsilon, center, scale, beta_initializer, gamma_initializer, training_only)
         self.rms_scaling = boolean(rms_scaling, "rms_scaling")
-        self.initializers = {
-            "gamma": _initializer(gamma_initializer, "gamma_initializer"),
-            "beta": _initializer(beta_initializer, "beta_initializer"),
-        }
-        self.regularizers_and_constraints = {
-            "beta_regularizer": beta_regularizer,
-            "gamma_regularizer": gamma_regularizer,
-            "beta_constraint": beta_constraint,
-            "gamma_constraint": gamma_constraint,
-        }
         self.axes = sorted(self.axes)  # Keras sorts them at build; the weights' shape follows this order
 
     INITIALIZER_ARGUMENTS = {"gamma": "gamma_initializer", "beta": "beta_initializer"}
-
-    def build(self, input_shape, initialize=True):
-        self._build_checked(input_shape, initialize)
 
     def weight_spec(self):
         shape = self._param_shape()
@@ -221,19 +234,7 @@ class LayerNormalization(_Normalization):
         return x * inv + res  # same shape as x
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "dtype": self.dtype.name,
-            "trainable": self.trainable,
-            "axis": self.axis,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "rms_scaling": self.rms_scaling,
-            "beta_initializer": initializers.name_of(self.initializers["beta"]),
-            "gamma_initializer": initializers.name_of(self.initializers["gamma"]),
-            **self.regularizers_and_constraints,
-        }
+        return {**super().get_config(), "rms_scaling": self.rms_scaling}
 
 
 class BatchNormalization(_Normalization):
@@ -306,9 +307,8 @@ class BatchNormalization(_Normalization):
                 )
         self.momentum = float(momentum)
         self.renorm_momentum = float(renorm_momentum)
-        self.epsilon = _epsilon(epsilon)
-        self.center = boolean(center, "center")
-        self.scale = boolean(scale, "scale")
+        training_only = (beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint)
+        self._options(epsilon, center, scale, beta_initializer, gamma_initializer, training_only)
         self.renorm = boolean(renorm, "renorm")
         self.synchronized = boolean(synchronized, "synchronized")
         if renorm_clipping is not None and (
@@ -319,18 +319,8 @@ class BatchNormalization(_Normalization):
                 f"among ['rmax', 'rmin', 'dmax'], got {renorm_clipping!r:.100}."
             )
         self.renorm_clipping = renorm_clipping
-        self.initializers = {
-            "gamma": _initializer(gamma_initializer, "gamma_initializer"),
-            "beta": _initializer(beta_initializer, "beta_initializer"),
-            "moving_mean": _initializer(moving_mean_initializer, "moving_mean_initializer"),
-            "moving_variance": _initializer(moving_variance_initializer, "moving_variance_initializer"),
-        }
-        self.regularizers_and_constraints = {
-            "beta_regularizer": beta_regularizer,
-            "gamma_regularizer": gamma_regularizer,
-            "beta_constraint": beta_constraint,
-            "gamma_constraint": gamma_constraint,
-        }
+        self.initializers["moving_mean"] = _initializer(moving_mean_initializer, "moving_mean_initializer")
+        self.initializers["moving_variance"] = _initializer(moving_variance_initializer, "moving_variance_initializer")
 
     INITIALIZER_ARGUMENTS = {
         "gamma": "gamma_initializer",
@@ -349,9 +339,6 @@ class BatchNormalization(_Normalization):
         if keras_name == "renorm_mean":
             return self.initializers["moving_mean"]
         return self.initializers[keras_name]
-
-    def build(self, input_shape, initialize=True):
-        self._build_checked(input_shape, initialize)
 
     def weight_spec(self):
         shape = self._param_shape()  # (channels,)
@@ -392,19 +379,10 @@ class BatchNormalization(_Normalization):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "dtype": self.dtype.name,
-            "trainable": self.trainable,
-            "axis": self.axis,
+            **super().get_config(),
             "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": initializers.name_of(self.initializers["beta"]),
-            "gamma_initializer": initializers.name_of(self.initializers["gamma"]),
             "moving_mean_initializer": initializers.name_of(self.initializers["moving_mean"]),
             "moving_variance_initializer": initializers.name_of(self.initializers["moving_variance"]),
-            **self.regularizers_and_constraints,
             "synchronized": self.synchronized,
             "renorm": self.renorm,
             "renorm_clipping": self.renorm_clipping,
