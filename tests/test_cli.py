@@ -51,7 +51,7 @@ def test_verify_passes_and_prints_the_table(keras, capsys):
         ["verify", "--examples", "0"],
         ["verify", "--examples", "many"],
         ["verify", "--dtype", "float16"],
-        ["verify", "--layer", "Conv1D"],
+        ["verify", "--layer", "ConvLSTM1D"],
         ["verify", "--timeout", "0"],
         ["verify", "--timeout", "nan"],
         ["check", "x", "--timeout", "-1"],
@@ -59,7 +59,7 @@ def test_verify_passes_and_prints_the_table(keras, capsys):
         ["record"],  # --out is required
         ["record", "--out", "x", "--examples", "0"],
         ["check"],  # the recording is required
-        ["check", "x", "--layer", "Conv1D"],
+        ["check", "x", "--layer", "ConvLSTM1D"],
         ["bench", "--shapes", "8x10"],
         ["bench", "--repeats", "0"],
         ["bench", "--against", "jax"],

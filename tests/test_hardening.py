@@ -299,7 +299,7 @@ def test_from_keras_names_the_layer_of_an_unsupported_option(keras):
     [
         (dict(candidate="x"), "candidate"),
         (dict(candidate=42), "candidate"),
-        (dict(layer="Conv1D"), "layer"),
+        (dict(layer="ConvLSTM1D"), "layer"),
         (dict(max_examples=True), "max_examples"),
         (dict(max_examples=10**12), "max_examples"),
         (dict(seed=1.7), "seed"),

@@ -122,7 +122,7 @@ def test_verify_rejects_bad_arguments():
     with pytest.raises(ValueError, match="`dtype`"):
         verify(dtype="float16")
     with pytest.raises(ValueError, match="`layer`"):
-        verify(layer="Conv1D", max_examples=1)
+        verify(layer="ConvLSTM1D", max_examples=1)
 
 
 def test_a_case_that_overflows_on_the_way_to_a_finite_result_is_skipped(keras):
