@@ -178,7 +178,23 @@ class SimpleRNNCell(Cell):
     LAYER = SimpleRNN
 
 
-class LSTMCell(Cell):
+class _GatedCell(Cell):
+    """Base of LSTMCell and GRUCell: the options of :class:`scratch_rnn.rnn.GatedRNN` a cell takes."""
+
+    def __init__(self, units, activation="tanh", *, recurrent_activation="sigmoid", implementation=2, **kwargs):
+        self._layer_options = {
+            **self._layer_options,  # the subclass's own, set first
+            "recurrent_activation": recurrent_activation,
+            "implementation": implementation,
+        }
+        super().__init__(units, activation, **kwargs)
+
+    @property
+    def implementation(self) -> int:
+        return self.layer.implementation
+
+
+class LSTMCell(_GatedCell):
     """Keras's ``LSTMCell``: one step of :class:`scratch_rnn.LSTM` (states ``[h, c]``).
 
     Equations (``x (B, F)``, ``h, c (B, U)``; gate blocks i, f, c, o)::
@@ -198,29 +214,12 @@ class LSTMCell(Cell):
 
     LAYER = LSTM
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        *,
-        recurrent_activation="sigmoid",
-        unit_forget_bias=True,
-        implementation=2,
-        **kwargs,
-    ):
-        self._layer_options = {
-            "recurrent_activation": recurrent_activation,
-            "unit_forget_bias": unit_forget_bias,
-            "implementation": implementation,
-        }
+    def __init__(self, units, activation="tanh", *, unit_forget_bias=True, **kwargs):
+        self._layer_options = {"unit_forget_bias": unit_forget_bias}
         super().__init__(units, activation, **kwargs)
 
-    @property
-    def implementation(self) -> int:
-        return self.layer.implementation
 
-
-class GRUCell(Cell):
+class GRUCell(_GatedCell):
     """Keras's ``GRUCell``: one step of :class:`scratch_rnn.GRU` (both ``reset_after`` forms).
 
     Equations (``reset_after=True``; ``x (B, F)``, ``h (B, U)``; gate blocks z, r, h)::
@@ -240,26 +239,9 @@ class GRUCell(Cell):
 
     LAYER = GRU
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        *,
-        recurrent_activation="sigmoid",
-        reset_after=True,
-        implementation=2,
-        **kwargs,
-    ):
-        self._layer_options = {
-            "recurrent_activation": recurrent_activation,
-            "reset_after": reset_after,
-            "implementation": implementation,
-        }
+    def __init__(self, units, activation="tanh", *, reset_after=True, **kwargs):
+        self._layer_options = {"reset_after": reset_after}
         super().__init__(units, activation, **kwargs)
-
-    @property
-    def implementation(self) -> int:
-        return self.layer.implementation
 
 
 def _fresh(cell):

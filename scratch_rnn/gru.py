@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, kernels
+from scratch_rnn import kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import BaseRNN, implementation_option, use_cudnn_option
+from scratch_rnn.rnn import GatedRNN
 
 
-class GRU(BaseRNN):
+class GRU(GatedRNN):
     """Gated recurrent unit (Cho et al. 2014), computing what Keras's ``GRU`` computes.
 
     Equations (``reset_after=True``, Keras 3's default and cuDNN's convention)::
@@ -70,22 +70,8 @@ class GRU(BaseRNN):
         initial_state: ``(batch, units)`` array or a one-element list of it.
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        *,
-        recurrent_activation="sigmoid",
-        reset_after=True,
-        implementation=2,
-        use_cudnn="auto",
-        **kwargs,
-    ):
-        super().__init__(units, activation, **kwargs)
-        # Both change how Keras computes, never what: accepted, checked, not in get_config() (as in Keras).
-        self.implementation = implementation_option(implementation)
-        self.use_cudnn = use_cudnn_option(use_cudnn)
-        self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
+    def __init__(self, units, activation="tanh", *, reset_after=True, **kwargs):
+        super().__init__(units, activation, **kwargs)  # recurrent_activation, implementation, use_cudnn: GatedRNN's
         self.reset_after = boolean(reset_after, "reset_after")
 
     def weight_spec(self):
@@ -128,8 +114,4 @@ class GRU(BaseRNN):
         return kernels.gru_kernel(self, batch)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "recurrent_activation": activations.name_of(self.recurrent_activation),
-            "reset_after": self.reset_after,
-        }
+        return {**super().get_config(), "reset_after": self.reset_after}

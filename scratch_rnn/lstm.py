@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations, kernels
+from scratch_rnn import kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
-from scratch_rnn.rnn import BaseRNN, implementation_option, use_cudnn_option
+from scratch_rnn.rnn import GatedRNN
 
 
-class LSTM(BaseRNN):
+class LSTM(GatedRNN):
     """Long short-term memory (Hochreiter 1997), computing what Keras's ``LSTM`` computes.
 
     Equations::
@@ -65,22 +65,8 @@ class LSTM(BaseRNN):
         initial_state: ``[h0, c0]``, each ``(batch, units)``.
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        *,
-        recurrent_activation="sigmoid",
-        unit_forget_bias=True,
-        implementation=2,
-        use_cudnn="auto",
-        **kwargs,
-    ):
-        super().__init__(units, activation, **kwargs)
-        # Both change how Keras computes, never what: accepted, checked, not in get_config() (as in Keras).
-        self.implementation = implementation_option(implementation)
-        self.use_cudnn = use_cudnn_option(use_cudnn)
-        self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
+    def __init__(self, units, activation="tanh", *, unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation, **kwargs)  # recurrent_activation, implementation, use_cudnn: GatedRNN's
         self.unit_forget_bias = boolean(unit_forget_bias, "unit_forget_bias")
 
     @property
@@ -130,8 +116,4 @@ class LSTM(BaseRNN):
         return kernels.LSTMKernel(self)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "recurrent_activation": activations.name_of(self.recurrent_activation),
-            "unit_forget_bias": self.unit_forget_bias,
-        }
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -561,3 +561,27 @@ class BaseRNN(Layer):
                 if weight in self.initializers
             },
         }
+
+
+class GatedRNN(BaseRNN):
+    """Base of the gated layers, LSTM and GRU: the gates' ``recurrent_activation``, and Keras's
+    ``implementation`` and ``use_cudnn``, which change how Keras computes, never what."""
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        *,
+        recurrent_activation="sigmoid",
+        implementation=2,
+        use_cudnn="auto",
+        **kwargs,
+    ):
+        super().__init__(units, activation, **kwargs)
+        # Both change how Keras computes, never what: accepted, checked, not in get_config() (as in Keras).
+        self.implementation = implementation_option(implementation)
+        self.use_cudnn = use_cudnn_option(use_cudnn)
+        self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation", activations.RECURRENT)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "recurrent_activation": activations.name_of(self.recurrent_activation)}
