@@ -600,18 +600,25 @@ def _read_legacy(group, model, where: str, max_bytes: int) -> list[list[np.ndarr
     return [next(read) if _weights_of(layer) else [] for layer in model.layers]  # one entry per model layer
 
 
-def _group(parent, name: str, where: str, layer):
+def _h5_member(parent, name: str, label: str, where: str, kind: str, owner: str, missing: str):
+    """``parent[name]``, checked to be a hard link to a ``kind`` (``"group"`` or ``"dataset"``); ``missing``
+    is the error when there is none, ``owner`` what the error of a wrong kind adds after ``label``."""
     h5py = _h5py()
     link = parent.get(name, getlink=True)
-    owner = f" for layer {layer.name!r} ({type(layer).__name__})" if layer is not None else ""
     if link is None:
-        raise ValueError(f"File {where!r} has no group {name!r}{owner}: a weight is missing.")
+        raise ValueError(missing)
     if not isinstance(link, h5py.HardLink):
-        raise ValueError(f"File {where!r}: {name!r} is a {type(link).__name__}, not allowed in a weights file.")
-    group = parent[name]
-    if not isinstance(group, h5py.Group):
-        raise ValueError(f"File {where!r}: {name!r}{owner} is not a group.")
-    return group
+        raise ValueError(f"File {where!r}: {label!r} is a {type(link).__name__}, not allowed in a weights file.")
+    member = parent[name]
+    if not isinstance(member, h5py.Group if kind == "group" else h5py.Dataset):
+        raise ValueError(f"File {where!r}: {label!r}{owner} is not a {kind}.")
+    return member
+
+
+def _group(parent, name: str, where: str, layer):
+    owner = f" for layer {layer.name!r} ({type(layer).__name__})" if layer is not None else ""
+    missing = f"File {where!r} has no group {name!r}{owner}: a weight is missing."
+    return _h5_member(parent, name, name, where, "group", owner, missing)
 
 
 class _Budget:
@@ -635,16 +642,9 @@ class _Budget:
 def _dataset(group, name: str, label: str, where: str, layer, spec, budget: _Budget):
     """The dataset ``name`` of ``group`` for weight ``spec`` of ``layer``: shape, dtype, storage and
     byte budget checked before it is read."""
-    h5py = _h5py()
     owner = f"weight {spec.keras_name!r} of layer {layer.name!r} ({type(layer).__name__})"
-    link = group.get(name, getlink=True)
-    if link is None:
-        raise ValueError(f"File {where!r} has no dataset {label!r}: {owner} is missing.")
-    if not isinstance(link, h5py.HardLink):
-        raise ValueError(f"File {where!r}: {label!r} is a {type(link).__name__}, not allowed in a weights file.")
-    ds = group[name]
-    if not isinstance(ds, h5py.Dataset):
-        raise ValueError(f"File {where!r}: {label!r} ({owner}) is not a dataset.")
+    missing = f"File {where!r} has no dataset {label!r}: {owner} is missing."
+    ds = _h5_member(group, name, label, where, "dataset", f" ({owner})", missing)
     if ds.external or ds.is_virtual:
         raise ValueError(f"File {where!r}: {label!r} ({owner}) is an external or virtual dataset, not allowed.")
     if ds.dtype.kind != "f" or ds.dtype.itemsize not in (2, 4, 8):
