@@ -6,7 +6,6 @@ golden vectors (:mod:`scratch_rnn.testing.golden`) are checked where neither is 
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,12 +15,12 @@ from scratch_rnn.testing.case import Case
 from scratch_rnn.testing.compare import TensorComparison, compare_outputs
 from scratch_rnn.testing.errors import one_line
 from scratch_rnn.testing.runners import (
-    call_candidate,
     call_with_timeout,
     engine_core_layer,
     engine_layer,
     keras_core_layer,
     keras_layer,
+    run_candidate,
     run_core,
     run_core_candidate,
     run_keras_core,
@@ -161,7 +160,7 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True, time
 
     The candidate is the scratch engine when ``candidate`` is None: its fast kernels, or its
     readable ``project``/``step`` with ``fast=False``, run here. A foreign candidate runs in a
-    worker thread (:func:`~scratch_rnn.testing.runners.call_candidate`): whatever it raises,
+    worker thread (:func:`outputs_or_failed`): whatever it raises,
     ``SystemExit`` and ``KeyboardInterrupt`` included, is the case's ``error``, and one that has
     not returned after ``timeout`` seconds (None: no limit) is a failure with ``timed_out`` set.
 
@@ -188,21 +187,10 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True, time
         return run_layer(layer, chunks)[1]
 
     result = CaseResult(case)
-    try:
-        with np.errstate(invalid="ignore", over="ignore"):
-            oracle, tols = tolerance.derive(case, run_oracle)
-    except Exception as err:  # the engine itself failed on the case: report it, do not crash the sweep
-        result.error = (
-            "the float64 oracle (the scratch engine) raised " + "".join(traceback.format_exception_only(err)).strip()
-        )
+    derived = derived_or_skipped(result, lambda: tolerance.derive(case, run_oracle), case.dtype)
+    if derived is None:
         return result
-    limit = np.sqrt(np.finfo(case.dtype).max)
-    if not all(
-        np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
-        for o, t in zip(oracle, tols)
-    ):
-        result.skipped = f"exact result not finite or beyond {limit:.3g}"
-        return result
+    oracle, tols = derived
     names, expected, config = reference()
     if not all(np.isfinite(np.asarray(e)).all() for e in expected):
         with np.errstate(invalid="ignore", over="ignore"):
@@ -211,22 +199,54 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True, time
             result.skipped = f"overflows in {case.dtype} on the way to a finite exact result"
             return result
     if candidate is None:
+        ran = outputs_or_failed(result, lambda: run_layer(engine_layer(case, config=config, fast=fast), case.chunks()))
+    else:
+        ran = outputs_or_failed(result, lambda: run_candidate(candidate, config, case), timeout, in_thread=True)
+    if ran is not None:
+        result.comparisons = compare_outputs(ran[1], expected, tols, names)
+    return result
+
+
+def derived_or_skipped(result: CaseResult, derive, dtype):
+    """``derive() -> (oracle, tolerances)`` run for a case; None after marking ``result`` when the float64
+    engine raised (an error) or the exact result is not finite or beyond ``sqrt(finfo(dtype).max)``
+    (skipped: both sides may rightly overflow there)."""
+    try:
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            oracle, tols = derive()
+    except Exception as err:  # the engine itself failed on the case: report it, do not crash the sweep
+        result.error = "the float64 oracle (the scratch engine) raised " + one_line(err)
+        return None
+    limit = np.sqrt(np.finfo(dtype).max)
+    if not all(
+        np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
+        for o, t in zip(oracle, tols)
+    ):
+        result.skipped = f"exact result not finite or beyond {limit:.3g}"
+        return None
+    return oracle, tols
+
+
+def outputs_or_failed(result: CaseResult, run, timeout: float | None = None, in_thread: bool = False):
+    """``run()``'s outputs, or None after recording on ``result`` what went wrong. The engine runs
+    inline (``in_thread=False``: what it raises fails the case); a foreign candidate runs in a worker
+    thread (:func:`~scratch_rnn.testing.runners.call_with_timeout`): whatever it raises, ``SystemExit``
+    and ``KeyboardInterrupt`` included, fails the case, and one that has not returned after ``timeout``
+    seconds fails it with ``timed_out`` set."""
+    if not in_thread:
         try:
-            _, actual = run_layer(engine_layer(case, config=config, fast=fast), case.chunks())
+            return run()
         except Exception as err:  # the engine raising is a reported failure, never a crash
             result.error = one_line(err)
-            return result
-    else:
-        kind, value = call_candidate(candidate, config, case, timeout)
-        if kind == "timeout":
-            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
-            return result
-        if kind == "error":  # whatever it raised, SystemExit and KeyboardInterrupt included: a failure
-            result.error = candidate_error(value)
-            return result
-        _, actual = value
-    result.comparisons = compare_outputs(actual, expected, tols, names)
-    return result
+            return None
+    kind, value = call_with_timeout(run, timeout)
+    if kind == "timeout":
+        result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
+        return None
+    if kind == "error":  # whatever it raised, SystemExit and KeyboardInterrupt included: a failure
+        result.error = candidate_error(value)
+        return None
+    return value
 
 
 def candidate_error(err: BaseException) -> str:
@@ -296,39 +316,19 @@ def check_layer_case(case, keras, candidate=None, timeout: float | None = None) 
         return [np.asarray(o, np.float64) for o in run_core(layer, feed, mask, case.call_options)[1]]
 
     result = CaseResult(case)
-    try:
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            oracle, tols = derive_core(case, run_oracle)
-    except Exception as err:  # the engine itself failed on the case: report it, do not crash the sweep
-        result.error = (
-            "the float64 oracle (the scratch engine) raised " + "".join(traceback.format_exception_only(err)).strip()
-        )
+    derived = derived_or_skipped(result, lambda: derive_core(case, run_oracle), case.dtype)
+    if derived is None:
         return result
-    limit = np.sqrt(np.finfo(case.dtype).max)
-    if not all(
-        np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit and np.isfinite(t).all()
-        for o, t in zip(oracle, tols)
-    ):
-        result.skipped = f"exact result not finite or beyond {limit:.3g}"
-        return result
+    oracle, tols = derived
     reference = keras_core_layer(case, keras)
     names, expected = run_keras_core(reference, case, keras)
     config = reference.get_config()
     if candidate is None:
-        try:
-            layer = engine_core_layer(case, config=config)
-            _, actual = run_core(layer, case.inputs, case.mask, case.call_options)
-        except Exception as err:  # the engine raising is a reported failure, never a crash
-            result.error = one_line(err)
-            return result
+        ran = outputs_or_failed(
+            result, lambda: run_core(engine_core_layer(case, config=config), case.inputs, case.mask, case.call_options)
+        )
     else:
-        kind, value = call_with_timeout(lambda: run_core_candidate(candidate, config, case), timeout)
-        if kind == "timeout":
-            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
-            return result
-        if kind == "error":
-            result.error = candidate_error(value)
-            return result
-        _, actual = value
-    result.comparisons = compare_outputs(actual, expected, tols, names)
+        ran = outputs_or_failed(result, lambda: run_core_candidate(candidate, config, case), timeout, in_thread=True)
+    if ran is not None:
+        result.comparisons = compare_outputs(ran[1], expected, tols, names)
     return result

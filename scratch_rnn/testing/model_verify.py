@@ -30,9 +30,9 @@ import numpy as np
 
 from scratch_rnn.saving import with_float_dtype
 from scratch_rnn.testing import tolerance
-from scratch_rnn.testing.check import CaseResult, Report, candidate_error
+from scratch_rnn.testing.check import CaseResult, Report, derived_or_skipped, outputs_or_failed
 from scratch_rnn.testing.compare import compare_outputs
-from scratch_rnn.testing.runners import call_with_timeout, default_reference, import_keras
+from scratch_rnn.testing.runners import default_reference, import_keras
 
 MAX_BATCH = 4
 MAX_FREE = 12
@@ -303,35 +303,23 @@ def check_model_case(
     skipped, as for a layer; whatever the engine or the candidate raises fails the case, and a candidate
     that has not returned after ``timeout`` seconds fails it with ``timed_out`` set. NumPy only."""
     result = CaseResult(case)
-    try:
-        with np.errstate(invalid="ignore", over="ignore"):
-            oracle, tols = derive_model(oracle_model, weights, case, dtype)
-    except Exception as err:  # the engine failed on the case: a reported failure, not a crash
-        result.error = "the float64 oracle (the scratch engine) raised " + candidate_error(err)
+    derived = derived_or_skipped(result, lambda: derive_model(oracle_model, weights, case, dtype), dtype)
+    if derived is None:
         return result
-    limit = np.sqrt(np.finfo(dtype).max)
-    if not all(np.isfinite(o).all() and np.abs(o).max(initial=0) <= limit for o in oracle):
-        result.skipped = f"exact result not finite or beyond {limit:.3g}"
-        return result
+    _, tols = derived
     reference = expected()
     if candidate is None:
-        try:
-            actual = _as_list(engine(_feed(case.inputs)))
-        except Exception as err:
-            result.error = candidate_error(err)
-            return result
+        actual = outputs_or_failed(result, lambda: _as_list(engine(_feed(case.inputs))))
     else:
-        kind, value = call_with_timeout(lambda: candidate(model_file, [x.copy() for x in case.inputs]), timeout)
-        if kind == "timeout":
-            result.error, result.timed_out = f"the candidate did not return within {value:g} s", True
-            return result
-        if kind == "error":
-            result.error = candidate_error(value)
-            return result
-        actual = [
-            np.asarray(o) if hasattr(o, "__array__") and not isinstance(o, np.ndarray) else o for o in _as_list(value)
-        ]
-    result.comparisons = compare_outputs(actual, reference, tols, names)
+        run = lambda: candidate(model_file, [x.copy() for x in case.inputs])  # noqa: E731
+        actual = outputs_or_failed(result, run, timeout, in_thread=True)
+        if actual is not None:
+            actual = [
+                o if isinstance(o, np.ndarray) or not hasattr(o, "__array__") else np.asarray(o)
+                for o in _as_list(actual)
+            ]
+    if actual is not None:
+        result.comparisons = compare_outputs(actual, reference, tols, names)
     return result
 
 

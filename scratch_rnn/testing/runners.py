@@ -128,11 +128,6 @@ def call_with_timeout(function, timeout: float | None = None):
     return outcome[0]
 
 
-def call_candidate(candidate, keras_config: dict, case, timeout: float | None = None):
-    """:func:`run_candidate` through :func:`call_with_timeout`."""
-    return call_with_timeout(lambda: run_candidate(candidate, keras_config, case), timeout)
-
-
 def _to_numpy(value):
     """Arrays from other frameworks (torch, jax, tf) via ``__array__``; anything else is left for the
     comparison to refuse."""
@@ -166,7 +161,9 @@ def output_names_of(outs: list, call_options: dict) -> list[str]:
     return [f"output[{i}]" for i in range(len(outs))]
 
 
-def _as_arrays(out) -> list:
+def as_arrays(out) -> list:
+    """A candidate's output(s) as a list, arrays of other frameworks converted (anything else left for the
+    comparison to refuse)."""
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     return [o if isinstance(o, np.ndarray) else _to_numpy(o) for o in outs]
 
@@ -228,7 +225,7 @@ def run_core(layer, inputs, mask, call_options) -> tuple[list, list]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the engine repeats Keras's "does not support masking"
         out = layer(inputs, mask=mask, **call_options)
-    arrays = _as_arrays(out)
+    arrays = as_arrays(out)
     return output_names_of(arrays, call_options), arrays
 
 
@@ -242,7 +239,7 @@ def run_core_candidate(candidate, keras_config: dict, case):
         out = candidate(dict(keras_config), [w.copy() for w in case.weights], inputs, mask, **case.call_options)
     else:
         out = candidate(dict(keras_config), [w.copy() for w in case.weights], inputs[0], masks[0], **case.call_options)
-    arrays = _as_arrays(out)
+    arrays = as_arrays(out)
     return output_names_of(arrays, case.call_options), arrays
 
 
