@@ -19,7 +19,31 @@ from scratch_rnn.symbolic import Node, SymbolicTensor
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
 
-class InputLayer:
+class NoWeights:
+    """What a graph node without weights (an :class:`InputLayer`, an :class:`Operation`) answers to a model's
+    weight and parameter queries."""
+
+    def weight_spec(self):
+        return []
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, weights):
+        if len(weights):
+            raise ValueError(
+                f"Argument `weights` for {type(self).__name__} {self.name!r} must be empty (it has no weights), "
+                f"got {len(weights)} arrays."
+            )
+
+    def count_params(self) -> int:
+        return 0
+
+    def count_trainable_params(self) -> int:
+        return 0
+
+
+class InputLayer(NoWeights):
     """The layer behind an :class:`Input` (Keras's ``InputLayer``): no weights, no computation."""
 
     supports_masking = True
@@ -31,22 +55,6 @@ class InputLayer:
         self.built = True
         self.trainable = True
         self.inbound_nodes: list[Node] = []
-
-    def weight_spec(self):
-        return []
-
-    def get_weights(self):
-        return []
-
-    def set_weights(self, weights):
-        if len(weights):
-            raise ValueError(f"Argument `weights` for InputLayer {self.name!r} must be empty, got {len(weights)}.")
-
-    def count_params(self) -> int:
-        return 0
-
-    def count_trainable_params(self) -> int:
-        return 0
 
     def __repr__(self):
         return f"<InputLayer name={self.name!r}, batch_shape={self.batch_shape}>"
@@ -264,7 +272,7 @@ class Sequential:
 # --- the functional graph -------------------------------------------------------------------
 
 
-class Operation:
+class Operation(NoWeights):
     """A weightless operation of a functional graph (Keras's ``keras.src.ops`` classes): the masks Keras 3 records
     as ops (``NotEqual`` for ``Embedding(mask_zero=True)``, ``Any`` for ``Masking``) are these. Calling it on
     arrays computes; on symbolic tensors it records a node, like a layer. It takes and makes no mask."""
@@ -284,22 +292,6 @@ class Operation:
 
     def output_dtypes(self, n):
         return [np.dtype(bool)] * n
-
-    def weight_spec(self):
-        return []
-
-    def get_weights(self):
-        return []
-
-    def set_weights(self, weights):
-        if len(weights):
-            raise ValueError(f"Operation {self.name!r} has no weights, got {len(weights)}.")
-
-    def count_params(self) -> int:
-        return 0
-
-    def count_trainable_params(self) -> int:
-        return 0
 
     def get_config(self):
         return {"name": self.name}
