@@ -235,7 +235,7 @@ def _flatten(states) -> list:
     return [states]
 
 
-def model_from_config(config: dict, custom_layer_factory=from_config) -> Model:
+def model_from_config(config: dict, custom_layer_factory=from_config, keras_version: str | None = None) -> Model:
     """A :class:`~scratch_rnn.models.Model` from a Keras functional model's ``get_config()`` dict.
 
     Each entry of ``config["layers"]`` becomes an ``Input`` (``InputLayer``), an operation Keras 3 records in
@@ -244,6 +244,8 @@ def model_from_config(config: dict, custom_layer_factory=from_config) -> Model:
     :func:`from_config`, unweighted; :func:`from_keras` passes one that copies the live layer). Then every
     ``inbound_nodes`` entry is called, in an order that has its inputs ready (``keras_history`` =
     ``[layer name, node index, tensor index]``); ``training`` arguments are dropped (inference).
+    ``keras_version`` (e.g. a saved file's ``metadata.json``) picks how the model passes masks
+    (:data:`scratch_rnn.models.KERAS_SEMANTICS`); None is the default of :class:`~scratch_rnn.models.Model`.
     """
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ValueError("Argument `config` must be a Keras functional model's get_config() dict (with `layers`).")
@@ -316,4 +318,5 @@ def model_from_config(config: dict, custom_layer_factory=from_config) -> Model:
             raise ValueError(f"Keras functional config: `{key}` {refs!r} names no tensor of the graph.") from None
         return tensors[0] if single else tensors
 
-    return Model(ends("input_layers"), ends("output_layers"), name=config.get("name"))
+    versioned = {} if keras_version is None else {"keras_version": keras_version}
+    return Model(ends("input_layers"), ends("output_layers"), name=config.get("name"), **versioned)

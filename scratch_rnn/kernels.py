@@ -197,11 +197,13 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
     gates_ = activations.sigmoid_denominator_ if divide else activations.in_place(layer.recurrent_activation)
     activation_ = activations.in_place(layer.activation)
     bounded = layer.activation in (activations.tanh, activations.sigmoid, activations.hard_sigmoid)
-    update = {"by_division": divide}
+    update = {"by_division": divide and bounded}
+    limit = np.finfo(dtype).max / 2
 
     def choose_update(states):
-        h0 = states[0]
-        update["by_division"] = divide and bounded and np.max(np.abs(h0), initial=0) <= np.finfo(dtype).max / 2
+        if divide and bounded:  # else the multiplication form anyway
+            h0 = states[0]
+            update["by_division"] = bool(h0.max(initial=0) <= limit and -h0.min(initial=0) <= limit)
 
     if layer.reset_after:
         bias_x, bias_h = (layer.b[0], layer.b[1][:, None]) if layer.use_bias else (None, None)

@@ -402,7 +402,7 @@ def _model_from_config(config, path: str, version: str):
     _check_safe(config, path)
     kind = config["class_name"]
     if kind in _FUNCTIONAL:
-        return _functional_from_config(config, path)
+        return _functional_from_config(config, path, version)
     if kind != _SEQUENTIAL:
         raise ValueError(
             f"The model in {path!r} is of class {kind!r}: scratch_rnn loads Sequential and functional models "
@@ -475,12 +475,14 @@ def _build(layers: list[Layer], batch_shape: tuple) -> None:
         shape = layer.compute_output_shape(shape)
 
 
-def _functional_from_config(config: dict, path: str):
+def _functional_from_config(config: dict, path: str, version: str = "3"):
     """A functional model through :func:`scratch_rnn.keras_convert.model_from_config` (its layers from
-    :data:`KERAS_CLASSES` only; the config was checked by :func:`_check_safe` first)."""
+    :data:`KERAS_CLASSES` only; the config was checked by :func:`_check_safe` first). It passes masks as
+    the Keras that saved it did (``metadata.json``'s ``keras_version``: :data:`scratch_rnn.models.KERAS_SEMANTICS`)."""
     body = config.get("config")
+    saved_by = version if str(version).count(".") >= 1 and str(version).startswith("3.") else None
     try:
-        return model_from_config(body)
+        return model_from_config(body, keras_version=saved_by)
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"The functional model in {path!r} cannot be built: {err}") from None
 

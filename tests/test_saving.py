@@ -518,3 +518,24 @@ def test_functional_models(keras, rng, tmp_path):
     for prefix in ("f.keras", "f.h5", "w"):
         for i, e in enumerate(expected):
             assert_close(np.load(tmp_path / f"{prefix}.{i}.npy"), np.asarray(e), F32, name=f"{prefix} output[{i}]")
+
+
+def test_a_functional_model_passes_masks_as_the_keras_that_saved_it(keras, tmp_path):
+    """metadata.json's keras_version picks the row of models.KERAS_SEMANTICS: 3.16 onwards (Keras PR #23235)
+    stops RNN, Bidirectional and TimeDistributed passing their mask on."""
+
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(9, 3, mask_zero=True)(tokens)
+    x = keras.layers.LSTM(2, return_sequences=True)(x)
+    model = keras.Model(tokens, keras.layers.GRU(2)(x))
+    model.save(tmp_path / "saved.keras")
+    for version, passes in (("3.15.1", True), ("3.16.0", False)):
+        with zipfile.ZipFile(tmp_path / "saved.keras") as source, zipfile.ZipFile(tmp_path / "m.keras", "w") as out:
+            for item in source.infolist():
+                data = source.read(item.filename)
+                if item.filename == "metadata.json":
+                    data = json.dumps({**json.loads(data), "keras_version": version}).encode()
+                out.writestr(item, data)
+        loaded = scratch_rnn.load_model(tmp_path / "m.keras")
+        assert loaded.keras_version == version
+        assert loaded.semantics["sequence_layers_pass_mask"] is passes
