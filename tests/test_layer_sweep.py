@@ -73,10 +73,17 @@ def layer_norm_without_epsilon(config, weights, x, mask=None):
     return y.astype(x.dtype)
 
 
+def gaussian_noise_at_inference(config, weights, x, mask=None):
+    """Adds its noise at inference too (Keras adds it only in training)."""
+    rng = np.random.default_rng(config["seed"])
+    return (x + rng.normal(0, config["stddev"], x.shape)).astype(x.dtype)
+
+
 @pytest.mark.keras
 @pytest.mark.parametrize(
     "layer, candidate",
     [
+        ("GaussianNoise", gaussian_noise_at_inference),
         ("Permute", permute_ignoring_dims),
         ("Embedding", embedding_off_by_one),
         ("Concatenate", concatenate_reversed),
@@ -216,8 +223,9 @@ def test_generated_cases_fit_the_engine(layer, dtype):
         assert [w.shape for w in case.weights] == weight_shapes(layer, case.config, shapes if case.multi else shapes[0])
         assert all(w.dtype == dtype for w in case.weights)
         assert all(x.dtype == dtype or (layer == "Embedding" and x.dtype.kind == "i") for x in case.input_list())
+        steps_axis = 2 if case.config.get("data_format") == "channels_first" else 1  # (batch, features, steps)
         for x, m in zip(case.input_list(), case.mask_list()):
-            assert m is None or (m.dtype == bool and m.shape == x.shape[:2])
+            assert m is None or (m.dtype == bool and m.shape == (x.shape[0], x.shape[steps_axis]))
         with np.errstate(all="ignore"):
             names, outputs = run_core(engine_core_layer(case), case.inputs, case.mask, case.call_options)
         assert len(names) == len(outputs) >= 1 and all(o.dtype == dtype for o in outputs)

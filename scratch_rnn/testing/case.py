@@ -40,6 +40,9 @@ CORE_LAYERS = (
     "Reshape",
     "Permute",
     "Flatten",
+    "SpatialDropout1D",
+    "GaussianNoise",
+    "GaussianDropout",
 )
 
 #: The layers taking a list of inputs (and a list of masks, one per input, each may be None).

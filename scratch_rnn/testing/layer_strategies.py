@@ -326,6 +326,18 @@ def reshaping_cases(draw, layer="Reshape", dtype="float32", with_mask=True):
     return LayerCase(layer, config, [], inputs(draw, dtype, shape))
 
 
+@st.composite
+def noise_cases(draw, layer="GaussianNoise", dtype="float32", with_mask=True):
+    """``SpatialDropout1D``, ``GaussianNoise``, ``GaussianDropout``: the identity at inference, masks passed on;
+    swept so that a port that applies its noise outside training fails."""
+    argument = "stddev" if layer == "GaussianNoise" else "rate"
+    config = {argument: draw(st.floats(0, 1), label=argument), "seed": draw(st.integers(0, 9)), "dtype": _dtype(dtype)}
+    batch, steps = draw(st.integers(1, MAX_BATCH), label="batch"), draw(st.integers(1, MAX_STEPS), label="steps")
+    shape = (batch, steps, draw(st.integers(1, MAX_FEATURES), label="features"))
+    mask = steps_masks(draw, batch, steps) if with_mask and draw(st.booleans(), label="masked") else None
+    return LayerCase(layer, config, [], inputs(draw, dtype, shape), mask)
+
+
 def _with_layer(strategy, layer):
     def cases(dtype="float32", with_mask=True):
         return strategy(layer, dtype, with_mask)
@@ -350,6 +362,7 @@ STRATEGIES = {
     "MaxPooling1D": _window_pooling_cases("MaxPooling1D"),
     "AveragePooling1D": _window_pooling_cases("AveragePooling1D"),
     **{name: _with_layer(reshaping_cases, name) for name in ("RepeatVector", "Reshape", "Permute", "Flatten")},
+    **{name: _with_layer(noise_cases, name) for name in ("SpatialDropout1D", "GaussianNoise", "GaussianDropout")},
 }
 assert set(STRATEGIES) == set(CORE_LAYERS), sorted(set(STRATEGIES) ^ set(CORE_LAYERS))
 
