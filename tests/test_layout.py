@@ -40,6 +40,16 @@ ENGINE = {
     "scratch_rnn.wrappers",
     "scratch_rnn.models",
     "scratch_rnn.keras_convert",
+    "scratch_rnn.symbolic",
+    "scratch_rnn.cells",
+    "scratch_rnn.merging",
+    "scratch_rnn.reshaping",
+    "scratch_rnn.pooling",
+    "scratch_rnn.regularization",
+    "scratch_rnn.normalization",
+    "scratch_rnn.convolutional",
+    "scratch_rnn.attention",
+    "scratch_rnn.saving",
 }
 
 
