@@ -121,6 +121,11 @@ def _input_dtype(dtype) -> np.dtype:
     return resolved
 
 
+#: The reader of Keras weight files behind ``model.load_weights``: :func:`scratch_rnn.saving.load_weights`,
+#: set by that module (it sits above the models in the dependency order, so the models do not import it).
+WEIGHTS_READER = None
+
+
 class Sequential:
     """A linear stack of layers; an optional leading :class:`Input` builds every layer at once.
 
@@ -194,6 +199,14 @@ class Sequential:
         for layer in self.layers:
             x, mask = layer(x, mask=mask), layer.compute_mask(x, mask)
         return x
+
+    def load_weights(self, filepath, **options) -> None:
+        """Set the weights from a Keras weights file (``.weights.h5``, or a legacy ``.h5``), all or nothing:
+        :func:`scratch_rnn.saving.load_weights`, which reads files and sits above the models (so it is
+        reached through :data:`WEIGHTS_READER`, which it sets when the package is imported)."""
+        if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
+            raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
+        WEIGHTS_READER(self, filepath, **options)
 
     def predict(self, x, batch_size=None):
         """``self(x)``, optionally in chunks of ``batch_size`` samples (stateless models)."""
@@ -766,6 +779,14 @@ class Model:
             )
         for tensor, value, m in zip(node.outputs, outputs, masks):
             values[id(tensor)], value_masks[id(tensor)] = value, m
+
+    def load_weights(self, filepath, **options) -> None:
+        """Set the weights from a Keras weights file (``.weights.h5``, or a legacy ``.h5``), all or nothing:
+        :func:`scratch_rnn.saving.load_weights`, which reads files and sits above the models (so it is
+        reached through :data:`WEIGHTS_READER`, which it sets when the package is imported)."""
+        if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
+            raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
+        WEIGHTS_READER(self, filepath, **options)
 
     def predict(self, x, batch_size=None):
         """``self(x)``, optionally in chunks of ``batch_size`` samples (each output concatenated)."""

@@ -41,11 +41,12 @@ import zlib
 
 import numpy as np
 
+from scratch_rnn import models
 from scratch_rnn.checks import check_dtype
 from scratch_rnn.core_layers import Activation, Dropout, Masking
 from scratch_rnn.keras_convert import KERAS_CLASSES, from_config, model_from_config
 from scratch_rnn.layer import Layer
-from scratch_rnn.models import Input, Model, Sequential
+from scratch_rnn.models import Input, Sequential
 from scratch_rnn.rnn import BaseRNN
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
 
@@ -687,12 +688,6 @@ def _assign(model, per_layer: list[list[np.ndarray]]) -> None:
         del weights
 
 
-def _model_load_weights(self, filepath, *, max_bytes: int = MAX_BYTES) -> None:
-    """Set the model's weights from a Keras weights file: :func:`scratch_rnn.saving.load_weights`."""
-    load_weights(self, filepath, max_bytes=max_bytes)
-
-
-# ``model.load_weights(path)``, as in Keras: the method lives here, above the models, so that models.py
-# does not import the file loaders (dependencies point down; see docs/architecture.md).
-Sequential.load_weights = _model_load_weights
-Model.load_weights = _model_load_weights
+# ``model.load_weights(path)``, as in Keras: the method is the models' (models.py), this module's reader
+# behind it; models.py does not import the file loaders (dependencies point down; docs/architecture.md).
+models.WEIGHTS_READER = load_weights
