@@ -126,7 +126,49 @@ def _input_dtype(dtype) -> np.dtype:
 WEIGHTS_READER = None
 
 
-class Sequential:
+class LayerStack:
+    """What :class:`Sequential` and :class:`Model` share: their layers' weights, in Keras's order (``layers``),
+    got, set (all or nothing) and loaded from a Keras weights file."""
+
+    def _check_built(self) -> None:
+        """Raise if the model cannot take weights yet (a :class:`Sequential` without an Input, never called)."""
+
+    def _weighted_layers(self) -> list:
+        return [layer for layer in self.layers if isinstance(layer, Layer)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w for layer in self._weighted_layers() for w in layer.get_weights()]
+
+    def set_weights(self, weights) -> None:
+        """Every layer's weights, in Keras's order; all or nothing, like a layer's ``set_weights``."""
+        if not isinstance(weights, (list, tuple)):
+            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
+        weights = list(weights)
+        self._check_built()
+        layers = self._weighted_layers()
+        counts = [len(layer.weight_spec()) for layer in layers]
+        if len(weights) != sum(counts):
+            raise ValueError(
+                f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
+            )
+        start = 0
+        with BUILD_LOCK, contextlib.ExitStack() as guard:
+            for layer in layers:
+                guard.enter_context(unchanged_on_error(layer))
+            for layer, n in zip(layers, counts):
+                layer.set_weights(weights[start : start + n])
+                start += n
+
+    def load_weights(self, filepath, **options) -> None:
+        """Set the weights from a Keras weights file (``.weights.h5``, or a legacy ``.h5``), all or nothing:
+        :func:`scratch_rnn.saving.load_weights`, which reads files and sits above the models (so it is
+        reached through :data:`WEIGHTS_READER`, which it sets when the package is imported)."""
+        if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
+            raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
+        WEIGHTS_READER(self, filepath, **options)
+
+
+class Sequential(LayerStack):
     """A linear stack of layers; an optional leading :class:`Input` builds every layer at once.
 
     Masks flow as in Keras: each layer receives the mask its predecessor computes
@@ -200,14 +242,6 @@ class Sequential:
             x, mask = layer(x, mask=mask), layer.compute_mask(x, mask)
         return x
 
-    def load_weights(self, filepath, **options) -> None:
-        """Set the weights from a Keras weights file (``.weights.h5``, or a legacy ``.h5``), all or nothing:
-        :func:`scratch_rnn.saving.load_weights`, which reads files and sits above the models (so it is
-        reached through :data:`WEIGHTS_READER`, which it sets when the package is imported)."""
-        if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
-            raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
-        WEIGHTS_READER(self, filepath, **options)
-
     def predict(self, x, batch_size=None):
         """``self(x)``, optionally in chunks of ``batch_size`` samples (stateless models)."""
         x = as_numeric(x, "x")
@@ -217,33 +251,12 @@ class Sequential:
             return self(x)
         return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    # --- weights -----------------------------------------------------------------------
-    def get_weights(self) -> list[np.ndarray]:
-        return [w for layer in self.layers for w in layer.get_weights()]
-
-    def set_weights(self, weights) -> None:
-        """Every layer's weights, in Keras's order; all or nothing, like a layer's ``set_weights``."""
-        if not isinstance(weights, (list, tuple)):
-            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
-        weights = list(weights)
+    def _check_built(self) -> None:
         if not self.built:
             raise ValueError(f"Model {self.name!r} is not built: give it an Input or call it first.")
-        counts = [len(layer.weight_spec()) for layer in self.layers]
-        if len(weights) != sum(counts):
-            raise ValueError(
-                f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
-            )
-        start = 0
-        with BUILD_LOCK, contextlib.ExitStack() as guard:
-            for layer in self.layers:
-                guard.enter_context(unchanged_on_error(layer))
-            for layer, n in zip(self.layers, counts):
-                layer.set_weights(weights[start : start + n])
-                start += n
 
     def count_params(self) -> int:
-        if not self.built:
-            raise ValueError(f"Model {self.name!r} is not built: give it an Input or call it first.")
+        self._check_built()
         return sum(layer.count_params() for layer in self.layers)
 
     def summary(self, print_fn=print) -> None:
@@ -588,7 +601,7 @@ def _as_list(structure, argument: str) -> tuple[list, bool]:
     )
 
 
-class Model:
+class Model(LayerStack):
     """A functional model: the graph of layer calls from ``inputs`` (:class:`Input` tensors) to ``outputs``.
 
     ``Model(inputs, outputs)`` takes one symbolic tensor or a list of them for each. Calling it on arrays
@@ -780,14 +793,6 @@ class Model:
         for tensor, value, m in zip(node.outputs, outputs, masks):
             values[id(tensor)], value_masks[id(tensor)] = value, m
 
-    def load_weights(self, filepath, **options) -> None:
-        """Set the weights from a Keras weights file (``.weights.h5``, or a legacy ``.h5``), all or nothing:
-        :func:`scratch_rnn.saving.load_weights`, which reads files and sits above the models (so it is
-        reached through :data:`WEIGHTS_READER`, which it sets when the package is imported)."""
-        if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
-            raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
-        WEIGHTS_READER(self, filepath, **options)
-
     def predict(self, x, batch_size=None):
         """``self(x)``, optionally in chunks of ``batch_size`` samples (each output concatenated)."""
         if batch_size is not None:
@@ -804,29 +809,6 @@ class Model:
             chunks.append(out if isinstance(out, list) else [out])
         outputs = [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
         return outputs[0] if self._single_output else outputs
-
-    # --- weights -------------------------------------------------------------------------
-    def get_weights(self) -> list[np.ndarray]:
-        return [w for layer in self.layers for w in layer.get_weights()]
-
-    def set_weights(self, weights) -> None:
-        """Every layer's weights, in Keras's order (``layers``); all or nothing."""
-        if not isinstance(weights, (list, tuple)):
-            raise ValueError(f"Argument `weights` must be a list of arrays, got {type(weights).__name__}.")
-        weights = list(weights)
-        layers = [layer for layer in self.layers if isinstance(layer, Layer)]
-        counts = [len(layer.weight_spec()) for layer in layers]
-        if len(weights) != sum(counts):
-            raise ValueError(
-                f"Argument `weights` for model {self.name!r} must hold {sum(counts)} arrays, got {len(weights)}."
-            )
-        start = 0
-        with BUILD_LOCK, contextlib.ExitStack() as guard:
-            for layer in layers:
-                guard.enter_context(unchanged_on_error(layer))
-            for layer, n in zip(layers, counts):
-                layer.set_weights(weights[start : start + n])
-                start += n
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
