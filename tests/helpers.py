@@ -115,3 +115,20 @@ def require(module: str):
         return importlib.import_module(module)
     extra = EXTRAS.get(module, "test")
     return pytest.importorskip(module, reason=f"{module} is optional locally (pip install 'scratch-rnn[{extra}]')")
+
+
+def keras_masked(keras, layer, inputs, masks=None, **call_options):
+    """The Keras ``layer`` called on ``inputs`` (an array, or a list for a merge or attention layer) with
+    ``masks`` (one, or one per input, None allowed) attached to them as a functional graph attaches them
+    (Keras 3's ``set_keras_mask``: merge layers take no ``mask=`` argument); its output and output mask."""
+    from keras.src.backend import get_keras_mask, set_keras_mask
+
+    many = isinstance(inputs, (list, tuple))
+    tensors = [keras.ops.convert_to_tensor(x) for x in (inputs if many else [inputs])]
+    masks = (list(masks) if many else [masks]) if masks is not None else [None] * len(tensors)
+    for tensor, mask in zip(tensors, masks):
+        if mask is not None:
+            set_keras_mask(tensor, keras.ops.convert_to_tensor(mask))
+    y = layer(tensors if many else tensors[0], **call_options)
+    out_mask = get_keras_mask(y)
+    return np.asarray(y), None if out_mask is None else np.asarray(out_mask)

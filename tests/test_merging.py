@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DTYPES, assert_outputs_close
+from helpers import DTYPES, assert_outputs_close, keras_masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,25 +16,12 @@ from scratch_rnn.keras_convert import from_config, from_keras
 ELEMENTWISE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
-def keras_merge(keras, layer, xs, masks=None):
-    """Keras ``layer`` on ``xs`` with ``masks`` attached to them; its output and output mask as arrays."""
-    from keras.src.backend import get_keras_mask, set_keras_mask
-
-    tensors = [keras.ops.convert_to_tensor(x) for x in xs]
-    for t, m in zip(tensors, masks or [None] * len(xs)):
-        if m is not None:
-            set_keras_mask(t, keras.ops.convert_to_tensor(m))
-    y = layer(tensors)
-    mask = get_keras_mask(y)
-    return np.asarray(y), None if mask is None else np.asarray(mask)
-
-
 def check(keras, name, kwargs, xs, masks, dtype):
     """Ours equals Keras's, values and mask, with the same inputs and masks."""
     theirs = getattr(keras.layers, name)(**kwargs, dtype=dtype)
     ours = getattr(scratch_rnn, name)(**kwargs, dtype=dtype)
     xs = [x.astype(dtype) for x in xs]
-    expected, expected_mask = keras_merge(keras, theirs, xs, masks)
+    expected, expected_mask = keras_masked(keras, theirs, xs, masks)
     context = f"{name}({kwargs}) {dtype} shapes {[x.shape for x in xs]} masks {[m is not None for m in masks or []]}"
     assert_outputs_close(ours(xs, mask=masks), expected, context)
     mask = ours.compute_mask(xs, masks)

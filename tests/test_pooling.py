@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import DTYPES, assert_outputs_close
+from helpers import DTYPES, assert_outputs_close, keras_masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,18 +18,11 @@ WINDOWED = ("MaxPooling1D", "AveragePooling1D")
 GLOBAL = ("GlobalAveragePooling1D", "GlobalMaxPooling1D")
 
 
-def keras_masked(keras, layer, x, mask):
-    """Keras ``layer`` on ``x`` with ``mask`` attached (as a functional graph attaches it); output and mask."""
-    from keras.src.backend import get_keras_mask, set_keras_mask
-
-    tensor = keras.ops.convert_to_tensor(x)
-    if mask is not None:
-        set_keras_mask(tensor, keras.ops.convert_to_tensor(mask))
+def keras_masked_quietly(keras, layer, x, mask):
+    """:func:`helpers.keras_masked`, without Keras's warning for the layers that drop the mask (tested here)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Layer .* does not support masking")  # Keras drops the mask: tested here
-        y = layer(tensor)
-    out_mask = get_keras_mask(y)
-    return np.asarray(y), None if out_mask is None else np.asarray(out_mask)
+        warnings.filterwarnings("ignore", "Layer .* does not support masking")
+        return keras_masked(keras, layer, x, mask)
 
 
 def check(keras, name, kwargs, x, dtype, mask=None):
@@ -37,7 +30,7 @@ def check(keras, name, kwargs, x, dtype, mask=None):
     ours = getattr(scratch_rnn, name)(**kwargs, dtype=dtype)
     x = x.astype(dtype)
     context = f"{name}({kwargs}) {dtype} x{x.shape} mask={mask is not None}"
-    expected, expected_mask = keras_masked(keras, theirs, x, mask)
+    expected, expected_mask = keras_masked_quietly(keras, theirs, x, mask)
     assert_outputs_close(ours(x, mask=mask), expected, context, equal_nan=True)
     assert expected_mask is None and ours.compute_mask(x, mask) is None, context
     assert ours.compute_output_shape(x.shape) == tuple(theirs.compute_output_shape(x.shape)), context

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DTYPES, assert_outputs_close
+from helpers import DTYPES, assert_outputs_close, keras_masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,24 +15,12 @@ from scratch_rnn.keras_convert import from_config, from_keras
 LAYERS = {"SpatialDropout1D": "rate", "GaussianNoise": "stddev", "GaussianDropout": "rate"}
 
 
-def keras_masked(keras, layer, x, mask):
-    """Keras ``layer`` on ``x`` with ``mask`` attached (as a functional graph attaches it); output and mask."""
-    from keras.src.backend import get_keras_mask, set_keras_mask
-
-    tensor = keras.ops.convert_to_tensor(x)
-    if mask is not None:
-        set_keras_mask(tensor, keras.ops.convert_to_tensor(mask))
-    y = layer(tensor, training=False)
-    out_mask = get_keras_mask(y)
-    return np.asarray(y), None if out_mask is None else np.asarray(out_mask)
-
-
 def check(keras, name, value, x, dtype, mask):
     argument = LAYERS[name]
     theirs = getattr(keras.layers, name)(**{argument: value}, seed=3, dtype=dtype)
     ours = getattr(scratch_rnn, name)(**{argument: value}, seed=3, dtype=dtype)
     x = x.astype(dtype)
-    expected, expected_mask = keras_masked(keras, theirs, x, mask)
+    expected, expected_mask = keras_masked(keras, theirs, x, mask, training=False)
     context = f"{name}({argument}={value}) {dtype} x{x.shape}"
     y = ours(x, mask=mask)
     assert_outputs_close(y, expected, context, tol=0.0)

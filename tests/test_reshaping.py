@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DTYPES, assert_outputs_close
+from helpers import DTYPES, assert_outputs_close, keras_masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,18 +28,6 @@ CASES = [
     ("Permute", {"dims": (3, 1, 2)}, (2, 3, 4, 5)),
     ("Permute", {"dims": (1,)}, (2, 3)),
 ]
-
-
-def keras_masked(keras, layer, x, mask):
-    """Keras ``layer`` on ``x`` with ``mask`` attached (as a functional graph attaches it); output and mask."""
-    from keras.src.backend import get_keras_mask, set_keras_mask
-
-    tensor = keras.ops.convert_to_tensor(x)
-    if mask is not None:
-        set_keras_mask(tensor, keras.ops.convert_to_tensor(mask))
-    y = layer(tensor)
-    out_mask = get_keras_mask(y)
-    return np.asarray(y), None if out_mask is None else np.asarray(out_mask)
 
 
 def check(keras, name, kwargs, x, dtype, mask=None):
