@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import pytest
 
+from scratch_rnn.initializers import Constant
 from scratch_rnn.testing.compare import assert_close
 
 DTYPES = ("float32", "float64")
@@ -34,6 +35,13 @@ LARGE = (16, 150, 24, 32)
 #: Keras's published golden values are checked as Keras checks them, ``assertAllClose``'s default
 #: ``1e-6 + 1e-6 * |expected|``: they are printed to 7-8 digits.
 GOLDEN_ATOL = GOLDEN_RTOL = 1e-6
+
+#: The constant initialisers of Keras's own golden tests (keras/src/layers/rnn/*_test.py).
+KERAS_GOLDEN_INITIALIZERS = {
+    "kernel_initializer": Constant(0.01),
+    "recurrent_initializer": Constant(0.02),
+    "bias_initializer": Constant(0.03),
+}
 
 
 def tolerance(expected: np.ndarray, atol: float | None = None, rtol: float | None = None) -> np.ndarray:

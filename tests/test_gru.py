@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
+    KERAS_GOLDEN_INITIALIZERS as CONSTANTS,
+)
+from helpers import (
     LARGE,
     assert_golden,
     assert_golden_statefulness,
@@ -21,7 +24,6 @@ from helpers import (
 )
 
 import scratch_rnn
-from scratch_rnn.initializers import Constant
 from scratch_rnn.testing import assert_close
 
 
@@ -76,12 +78,6 @@ def test_from_keras_keeps_reset_after(keras):
 
 
 # --- Keras's own golden values (keras/src/layers/rnn/gru_test.py) ---------------------------
-
-CONSTANTS = {
-    "kernel_initializer": Constant(0.01),
-    "recurrent_initializer": Constant(0.02),
-    "bias_initializer": Constant(0.03),
-}
 
 
 @pytest.mark.parametrize(

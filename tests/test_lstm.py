@@ -20,6 +20,9 @@ from helpers import (
     left_and_right_padded_mask,
     randomize,
 )
+from helpers import (
+    KERAS_GOLDEN_INITIALIZERS as CONSTANTS,
+)
 
 import scratch_rnn
 from scratch_rnn.initializers import Constant
@@ -104,12 +107,6 @@ def test_unit_forget_bias_initialises_forget_block_to_ones():
 
 
 # --- Keras's own golden values (keras/src/layers/rnn/lstm_test.py) --------------------------
-
-CONSTANTS = {
-    "kernel_initializer": Constant(0.01),
-    "recurrent_initializer": Constant(0.02),
-    "bias_initializer": Constant(0.03),
-}
 
 
 @pytest.mark.parametrize(
