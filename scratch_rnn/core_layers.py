@@ -42,6 +42,8 @@ class Dense(Layer):
         mask: accepted and ignored; the mask passes through to the next layer, as in Keras.
     """
 
+    call_takes_mask = False  # Keras's call takes no mask (keras/src/layers/core/): a graph passes none
+
     def __init__(
         self,
         units,
@@ -145,6 +147,8 @@ class Embedding(Layer):
         mask: accepted and ignored (the output mask comes from ``x``).
     """
 
+    call_takes_mask = False  # Keras's call takes no mask (keras/src/layers/core/): a graph passes none
+
     def __init__(
         self,
         input_dim,
@@ -235,6 +239,8 @@ class Masking(WeightlessLayer):
         mask: accepted and ignored; the output mask comes from ``x``.
     """
 
+    call_takes_mask = False  # Keras's call takes no mask (keras/src/layers/core/): a graph passes none
+
     def __init__(self, mask_value=0.0, dtype="float32", name=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.integer, np.floating)):
@@ -272,6 +278,8 @@ class Dropout(WeightlessLayer):
         dtype: ``"float32"`` (default) or ``"float64"``; the input is cast to it.
     """
 
+    call_takes_mask = False  # Keras's call takes no mask (keras/src/layers/core/): a graph passes none
+
     def __init__(self, rate, noise_shape=None, seed=None, dtype="float32", name=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.rate = checks.rate(rate, "rate")
@@ -298,6 +306,8 @@ class Activation(WeightlessLayer):
         activation: any name in :mod:`scratch_rnn.activations`, or None (linear).
         dtype: ``"float32"`` (default) or ``"float64"``; the input is cast to it.
     """
+
+    call_takes_mask = False  # Keras's call takes no mask (keras/src/layers/core/): a graph passes none
 
     def __init__(self, activation, dtype="float32", name=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

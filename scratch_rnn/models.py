@@ -12,7 +12,7 @@ from scratch_rnn import rnn as _rnn
 from scratch_rnn import symbolic
 from scratch_rnn.attention import Attention
 from scratch_rnn.checks import DTYPES, as_numeric, boolean, positive_int
-from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
+from scratch_rnn.core_layers import Embedding, Masking
 from scratch_rnn.layer import BUILD_LOCK, Layer, auto_name, unchanged_on_error
 from scratch_rnn.merging import Concatenate, Dot, _Merge
 from scratch_rnn.symbolic import Node, SymbolicTensor
@@ -553,8 +553,6 @@ def _attention_mask(layer, inputs):
 symbolic.MASK_MAKERS[Concatenate] = _concatenate_mask
 symbolic.MASK_MAKERS[_Merge] = _merge_mask
 symbolic.MASK_MAKERS[Attention] = _attention_mask
-# Keras's call of these takes no ``mask`` (keras/src/layers/core/*.py): none is recorded for them.
-symbolic.CALL_WITHOUT_MASK.update({Dense, Embedding, Masking, Dropout, Activation})
 
 
 #: How a functional model passes masks, by the Keras version whose behaviour it reproduces: ``{(first, end):

@@ -142,14 +142,10 @@ def call_parameters(layer) -> list[str]:
     return list(inspect.signature(layer.call).parameters)
 
 
-#: Layer classes whose Keras ``call`` takes no ``mask`` (Keras passes them none; the engine's may accept one
-#: for ``Sequential``); filled by :mod:`scratch_rnn.models`. A layer may also set ``call_takes_mask = False``.
-CALL_WITHOUT_MASK: set[type] = set()
-
-
 def takes_mask(layer) -> bool:
-    """Whether Keras would pass ``layer`` a mask: its Keras ``call`` has a ``mask`` parameter."""
-    if isinstance(layer, tuple(CALL_WITHOUT_MASK)) or not getattr(layer, "call_takes_mask", True):
+    """Whether Keras would pass ``layer`` a mask: its Keras ``call`` has a ``mask`` parameter. A layer whose
+    own ``call`` accepts one (for ``Sequential``) where Keras's does not says so with ``call_takes_mask = False``."""
+    if not getattr(layer, "call_takes_mask", True):
         return False
     return "mask" in call_parameters(layer)
 
