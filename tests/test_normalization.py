@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import scratch_rnn
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
+from scratch_rnn.testing.compare import assert_close
 
 
 def _keras_ln(keras, x_shape, dtype, rng, **kwargs):
@@ -172,11 +173,11 @@ def test_from_keras_copies_config_and_weights(keras, rng, cls):
 def test_default_weights_and_formula_by_hand():
     x = np.array([[1.0, 2.0, 3.0, 6.0]])
     y = LayerNormalization(epsilon=0.0, dtype="float64")(x)
-    np.testing.assert_allclose(y, (x - 3.0) / np.sqrt(3.5))
+    assert_close(y, (x - 3.0) / np.sqrt(3.5), 1e-15, "LayerNormalization by hand")
     bn = BatchNormalization(dtype="float64", epsilon=0.0)
     bn.build((None, 4))
     bn.set_weights([np.full(4, 2.0), np.full(4, 1.0), np.full(4, 3.0), np.full(4, 4.0)])
-    np.testing.assert_allclose(bn(x), 2.0 * (x - 3.0) / 2.0 + 1.0)
+    assert_close(bn(x), 2.0 * (x - 3.0) / 2.0 + 1.0, 1e-15, "BatchNormalization by hand")
     assert [s.trainable for s in bn.weight_spec()] == [True, True, False, False]
     assert bn.count_params() == 16 and bn.count_trainable_params() == 8
 
