@@ -105,7 +105,17 @@ def assert_golden_statefulness(layer, sequence, expected) -> None:
 
 
 #: The extra that installs each optional test dependency.
-EXTRAS = {"torch": "bench", "threadpoolctl": "bench", "tf_keras": "keras2"}
+EXTRAS = {
+    "torch": "ports",
+    "threadpoolctl": "bench",
+    "tf_keras": "keras2",
+    "onnx": "ports",
+    "onnxruntime": "ports",
+    "numba": "fast",
+    "scipy": "fast",
+    "dask": "dask",
+    "distributed": "dask",
+}
 
 
 def fast_lane() -> bool:

@@ -1,0 +1,1 @@
+"""The time loop's compiled twin (numba), used when the ``fast`` extra is installed (#14)."""

@@ -1,0 +1,1 @@
+"""Batch inference over a ``dask.array`` (the ``dask`` extra, #14)."""
