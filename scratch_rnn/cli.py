@@ -37,6 +37,9 @@ from scratch_rnn.testing.runners import REFERENCES, default_reference
 DTYPES = {"float32": ("float32",), "float64": ("float64",), "both": golden.DTYPES}
 #: The console's width when stdout is not a terminal (logs, pipes, files): room for the widest table.
 WIDTH = 140
+#: ``verify --port NAME``: the module holding that converter's candidates (``layer``, ``core_layer`` and
+#: ``model``, the three candidate interfaces) and the packages it needs. A new converter adds its row.
+PORTS = {"torch": ("scratch_rnn.testing.torch_candidates", ("torch",))}
 
 
 # --- shared by every command ------------------------------------------------------------
@@ -263,6 +266,13 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         f"--examples cases (prints the kill table; exit 1 if a mutant survives); seed {mutants.DEFAULT_SEED} "
         "unless --seed is given",
     )
+    parser.add_argument(
+        "--port",
+        choices=sorted(PORTS),
+        default=None,
+        help="verify a converter of scratch_rnn.ports instead of the engine: the converted layer (any --layer, "
+        "all included) or --model; with --mutants, the bugs planted in that converter",
+    )
     return parser
 
 
@@ -417,6 +427,10 @@ def run_verify(args) -> int:
     """``scratch-rnn verify`` (and ``--mutants``): 0 when every case agrees (every mutant is killed), 1 if not."""
     if args.mutants and args.candidate is not None:
         return refuse("verify", "--mutants runs the planted-bug gallery, not a --candidate")
+    if args.port is not None and (args.candidate is not None or args.reference_step):
+        return refuse(
+            "verify", "--port names the candidates (the converter's): not with --candidate or --reference-step"
+        )
     if args.reference_step and (args.candidate is not None or args.mutants):
         return refuse(
             "verify", "--reference-step sweeps the engine's own readable step: not with --candidate or --mutants"
@@ -439,9 +453,14 @@ def run_verify(args) -> int:
         return refuse("verify", str(err))
     try:
         candidate = None if args.candidate is None else load_candidate(args.candidate)
+        port = None if args.port is None or args.mutants else port_candidates(args.port)
     except CandidateError as err:
         return refuse("verify", str(err))
+    except ImportError as err:
+        return fail_missing_extra("verify --port", "ports", err)
     if args.model is not None:
+        if port is not None:
+            candidate = {"float32": port["model"], "float64": port["model_float64"]}
         return run_verify_model(args, candidate, keras)
     if candidate is not None and args.layer in ("all", "core"):
         return refuse("verify", "a --candidate implements one layer; name it with --layer")
@@ -458,6 +477,8 @@ def run_verify(args) -> int:
                     task = progress.add_task(f"{layer} {dtype} cases", total=args.examples)
                     if not console.is_terminal:  # no progress bar: a line per sweep as it starts, for CI logs
                         console.print(f"{layer} {dtype}: {args.examples} cases ...", highlight=False)
+                    if port is not None:
+                        candidate = port["core_layer" if layer in CORE_LAYERS else "layer"]
                     reports.append(
                         verify(
                             candidate,
@@ -484,7 +505,7 @@ def run_mutants(args, console) -> int:
     dtypes = DTYPES[args.dtype]
     seed = mutants.DEFAULT_SEED if args.seed is None else args.seed  # a fixed table unless asked: see kill_table
     reference = args.reference or "keras"  # the gallery's bugs are bugs against Keras 3 unless asked
-    total = len(mutants.mutants(args.layer, reference)) * len(dtypes)
+    total = len(mutants.mutants(args.layer, reference, args.port)) * len(dtypes)
     rows: list[mutants.Kill] = []
     start = time.perf_counter()
     try:
@@ -503,6 +524,7 @@ def run_mutants(args, console) -> int:
                     args.layer,
                     on_row=lambda _row: progress.advance(task),
                     reference=reference,
+                    port=args.port,
                 )
     except ValueError as err:  # an argument verify refuses
         return refuse("verify", str(err))
@@ -510,14 +532,32 @@ def run_mutants(args, console) -> int:
     print_kill_table(
         console, rows, f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each)"
     )
-    survivors = [r for r in rows if not r.killed]
-    if not survivors:
+    survivors = [r for r in rows if not r.killed and not r.not_run]
+    not_run = [r for r in rows if r.not_run]
+    if not survivors and not not_run:
         console.print(f"[green]All {len(rows)} mutants killed[/green] in {seconds:.0f} s.")
         return 0
+    if not survivors:  # asked for (--port), but a package they need is missing
+        console.print(f"[red]{len(not_run)} of {len(rows)} mutants not run[/red]: {not_run[0].not_run}.")
+        missing = ImportError(name=not_run[0].mutant.missing()[0])
+        return fail_missing_extra(f"verify --mutants --port {args.port}", "ports", missing)
     console.print(
         f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); reproduce with --seed {seed}."
     )
     return 1
+
+
+def port_candidates(port: str) -> dict:
+    """``{"layer": ..., "core_layer": ..., "model": ..., "model_float64": ...}``: the candidates of the converter
+    ``port`` (:data:`PORTS`; the model's float64 one for the float64 lane, since a model fed only token ids cannot
+    tell the lane); an ImportError naming the package when one it needs is missing."""
+    import importlib.util
+
+    module, requires = PORTS[port]
+    for package in requires:
+        if importlib.util.find_spec(package) is None:
+            raise ImportError(f"No module named {package!r}", name=package)
+    return {name: load_candidate(f"{module}:{name}") for name in ("layer", "core_layer", "model", "model_float64")}
 
 
 def run_record(args) -> int:
@@ -653,7 +693,7 @@ def run_verify_model(args, candidate, keras) -> int:
                 reports.append(
                     verify_model(
                         args.model,
-                        candidate,
+                        candidate[dtype] if isinstance(candidate, dict) else candidate,  # --port: one per lane
                         max_examples=args.examples,
                         seed=args.seed,
                         dtype=dtype,
@@ -785,16 +825,16 @@ def print_kill_table(console, rows, title: str) -> None:
         )
     for r in rows:
         table.add_row(
-            r.mutant.name,
+            f"{r.mutant.port}/{r.mutant.name}" if r.mutant.port else r.mutant.name,
             r.mutant.layer,
             r.dtype,
-            ("yes (raised)" if r.raised else "yes") if r.killed else "[red]SURVIVED[/red]",
+            ("yes (raised)" if r.raised else "yes") if r.killed else f"[red]{r.not_run or 'SURVIVED'}[/red]",
             str(r.cases) if r.killed else f"> {r.examples}",
             escape(short_mismatch(r.detail)) if r.killed else "",
         )
     console.print(table)
     for r in rows:
-        if not r.killed:
+        if not r.killed and not r.not_run:
             console.print(f"[red]SURVIVED[/red] {r.mutant.id} ({r.dtype}): {escape(r.mutant.description)}")
 
 

@@ -18,10 +18,19 @@ A mutant is the scratch engine with the bug planted *around* it, never in it:
 :func:`kill_table` runs every mutant through ``verify`` and returns whether each was
 caught ("killed") and after how many cases; ``scratch-rnn verify --mutants`` prints it
 (:mod:`scratch_rnn.cli`). Nothing here prints.
+
+Port mutants (:func:`port_mutant`) are bugs planted in a converter (:mod:`scratch_rnn.ports`) rather than
+around the engine: the converted PyTorch module or ONNX session, one conversion rule broken. They join the
+gallery only when asked for (``mutants(port="torch")``, ``scratch-rnn verify --mutants --port torch``), are
+registered by the modules in :data:`PORT_MUTANT_MODULES` (imported when first asked for, so the gallery
+never imports a framework), and name the packages they need (``requires``): without one, :func:`kill`
+returns a row that was not run and says why, instead of failing.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import random
 import time
 import types
@@ -48,13 +57,29 @@ class Mutant:
     description: str
     candidate: Callable
     references: tuple = ("keras", "tf_keras")  # the references it is a bug against
+    port: str = ""  # the converter it is planted in ("torch", "onnx"); "" for a bug around the engine
+    requires: tuple = ()  # the packages its candidate imports (a port's framework)
 
     @property
     def id(self) -> str:
-        return f"{self.layer}:{self.name}"
+        return f"{self.port}/{self.layer}:{self.name}" if self.port else f"{self.layer}:{self.name}"
+
+    def missing(self) -> list[str]:
+        """The packages of :attr:`requires` that are not installed."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
 
 GALLERY: list[Mutant] = []
+
+#: The port each module of port mutants plants bugs in; a module is imported the first time its port's
+#: mutants are asked for (:func:`mutants`), never with the gallery. A new converter adds its row here.
+PORT_MUTANT_MODULES: dict[str, str] = {"torch": "scratch_rnn.testing.torch_mutants"}
+
+
+def _register(m: Mutant) -> None:
+    if any(g.port == m.port and g.layer == m.layer and g.name == m.name for g in GALLERY):
+        raise ValueError(f"Mutant {m.id} is registered twice.")
+    GALLERY.append(m)
 
 
 def mutant(layer: str, name: str, description: str, references=("keras", "tf_keras")):
@@ -73,9 +98,7 @@ def mutant(layer: str, name: str, description: str, references=("keras", "tf_ker
 
         candidate.__name__ = candidate.__qualname__ = f"mutant {layer}:{name}"
         candidate.__doc__ = description
-        if any(m.layer == layer and m.name == name for m in GALLERY):
-            raise ValueError(f"Mutant {layer}:{name} is registered twice.")
-        GALLERY.append(Mutant(name, layer, description, candidate, tuple(references)))
+        _register(Mutant(name, layer, description, candidate, tuple(references)))
         return port
 
     return register
@@ -111,22 +134,52 @@ def layer_mutant(layer: str, name: str, description: str):
 
         candidate.__name__ = candidate.__qualname__ = f"mutant {layer}:{name}"
         candidate.__doc__ = description
-        if any(m.layer == layer and m.name == name for m in GALLERY):
-            raise ValueError(f"Mutant {layer}:{name} is registered twice.")
-        GALLERY.append(Mutant(name, layer, description, candidate, ("keras",)))
+        _register(Mutant(name, layer, description, candidate, ("keras",)))
         return port
 
     return register
 
 
-def mutants(layer: str | None = None, reference: str = "keras") -> list[Mutant]:
+def port_mutant(port: str, layer: str, name: str, description: str, requires=(), references=("keras",)):
+    """Register ``candidate`` (a whole buggy port behind ``layer``'s candidate interface, recurrent or not)
+    as a mutant of the converter ``port``; ``requires`` names the packages it imports when called. Called
+    from the port's module in :data:`PORT_MUTANT_MODULES`."""
+    if port not in PORT_MUTANT_MODULES:
+        raise ValueError(f"Argument `port` must be one of {sorted(PORT_MUTANT_MODULES)}, got {port!r}.")
+
+    def register(candidate):
+        def named(*args, **kwargs):
+            return candidate(*args, **kwargs)
+
+        named.__name__ = named.__qualname__ = f"mutant {port}/{layer}:{name}"
+        named.__doc__ = description
+        _register(Mutant(name, layer, description, named, tuple(references), port, tuple(requires)))
+        return candidate
+
+    return register
+
+
+def ports() -> list[str]:
+    """The converters that have port mutants: ``--port``'s choices for ``--mutants``."""
+    return sorted(PORT_MUTANT_MODULES)
+
+
+def mutants(layer: str | None = None, reference: str = "keras", port: str | None = None) -> list[Mutant]:
     """The gallery (or the mutants of one ``layer``; ``"core"``: of the non-recurrent layers; ``"all"``
-    or None: every one) that are bugs against ``reference``."""
+    or None: every one) that are bugs against ``reference``.
+
+    ``port`` None: the bugs around the engine (the gallery proper); a port's name (``"torch"``): the bugs
+    planted in that converter, whether or not its framework is installed (see :meth:`Mutant.missing`)."""
+    if port is not None:
+        if port not in PORT_MUTANT_MODULES:
+            raise ValueError(f"Argument `port` must be None or one of {ports()}, got {port!r}.")
+        importlib.import_module(PORT_MUTANT_MODULES[port])  # registers them, once
     return [
         m
         for m in GALLERY
         if (layer in (None, "all", m.layer) or (layer == "core" and m.layer in CORE_LAYERS))
         and reference in m.references
+        and m.port == (port or "")
     ]
 
 
@@ -564,6 +617,7 @@ class Kill:
     detail: str = ""  # the failure's first line: the tensor that differed, or what the candidate raised
     raised: bool = False  # killed by an exception rather than by a value mismatch
     failure: str = ""  # the whole failure, with its reproducer
+    not_run: str = ""  # why it was not run (a package it requires is missing); then neither killed nor survived
 
 
 def kill(
@@ -576,6 +630,12 @@ def kill(
     """
     from scratch_rnn.testing.verify import verify
 
+    missing = m.missing()
+    if missing:
+        return Kill(
+            m, np.dtype(dtype).name, seed, killed=False, cases=None, examples=0, seconds=0.0,
+            not_run=f"not run: {', '.join(missing)} not installed",
+        )  # fmt: skip
     seen = {"compared": 0, "first": None}
 
     def on_example(result):
@@ -622,17 +682,19 @@ def kill_table(
     layer: str | None = None,
     on_row=None,
     reference: str = "keras",
+    port: str | None = None,
 ) -> list[Kill]:
     """Every mutant (of ``layer``, default all) run through :func:`verify`; one :class:`Kill` each.
 
     ``seed=None`` draws one seed for the whole table (each row records it). The default is a
     fixed seed: the rarest bug here (``masked-output-repeats-initial-state``) took 5 to 94
     cases to show at seeds 1-20, so at a random seed it can survive 100 cases.
-    ``on_row(row)`` is called as each row is done (progress bars).
+    ``on_row(row)`` is called as each row is done (progress bars). ``port`` (``"torch"``) runs the bugs
+    planted in that converter instead (:func:`mutants`); a row whose framework is missing is not run.
     """
     seed = random.getrandbits(32) if seed is None else int(seed)
     rows = []
-    for m in mutants(layer, reference):
+    for m in mutants(layer, reference, port):
         rows.append(kill(m, max_examples=max_examples, seed=seed, dtype=dtype, reference=reference))
         if on_row is not None:
             on_row(rows[-1])
