@@ -16,6 +16,7 @@ from scratch_rnn.lstm import LSTM
 from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from scratch_rnn.models import Input, Model, Sequential
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
+from scratch_rnn.parallel import get_num_threads, set_num_threads, threads
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
 from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
@@ -69,6 +70,9 @@ __all__ = [
     "AdditiveAttention",
     "from_keras",
     "load_model",
+    "set_num_threads",
+    "get_num_threads",
+    "threads",
     "verify",
     "verify_model",
     "__version__",

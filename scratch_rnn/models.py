@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 
+from scratch_rnn import parallel, symbolic
 from scratch_rnn import rnn as _rnn
-from scratch_rnn import symbolic
 from scratch_rnn.attention import Attention
 from scratch_rnn.checks import DTYPES, as_numeric, boolean, positive_int
 from scratch_rnn.core_layers import Embedding, Masking
@@ -242,14 +242,16 @@ class Sequential(LayerStack):
             x, mask = layer(x, mask=mask), layer.compute_mask(x, mask)
         return x
 
-    def predict(self, x, batch_size=None):
-        """``self(x)``, optionally in chunks of ``batch_size`` samples (stateless models)."""
+    def predict(self, x, batch_size=None, threads=None):
+        """``self(x)``, optionally in chunks of ``batch_size`` samples (stateless models); a recurrent layer
+        splits a large batch across up to ``threads`` threads (default :func:`scratch_rnn.get_num_threads`)."""
         x = as_numeric(x, "x")
         if batch_size is not None:
             batch_size = positive_int(batch_size, "batch_size")
-        if batch_size is None or len(x) <= batch_size:
-            return self(x)
-        return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        with parallel.threads(threads):
+            if batch_size is None or len(x) <= batch_size:
+                return self(x)
+            return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
     def _check_built(self) -> None:
         if not self.built:
@@ -791,10 +793,15 @@ class Model(LayerStack):
         for tensor, value, m in zip(node.outputs, outputs, masks):
             values[id(tensor)], value_masks[id(tensor)] = value, m
 
-    def predict(self, x, batch_size=None):
-        """``self(x)``, optionally in chunks of ``batch_size`` samples (each output concatenated)."""
+    def predict(self, x, batch_size=None, threads=None):
+        """``self(x)``, optionally in chunks of ``batch_size`` samples (each output concatenated); a recurrent
+        layer splits a large batch across up to ``threads`` threads (default :func:`scratch_rnn.get_num_threads`)."""
         if batch_size is not None:
             batch_size = positive_int(batch_size, "batch_size")
+        with parallel.threads(threads):
+            return self._predict(x, batch_size)
+
+    def _predict(self, x, batch_size):
         arrays = [x] if self._single_input and not isinstance(x, (list, tuple)) else list(x)
         arrays = [as_numeric(a, "x") for a in arrays]
         n = len(arrays[0]) if arrays else 0

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratch_rnn import activations, checks, initializers
+from scratch_rnn import activations, checks, initializers, parallel
 from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int, rate
 from scratch_rnn.layer import Layer
 
@@ -190,6 +190,7 @@ def recurrence(
     unroll=False,
     chunk_elements=None,
     workspace=None,
+    out=None,
 ):
     """Run ``kernel`` over time, as Keras's ``backend.rnn`` runs a cell.
 
@@ -203,6 +204,8 @@ def recurrence(
         chunk_elements: the largest input chunk, ``steps * kernel.width * B`` (default :data:`CHUNK_ELEMENTS`).
         workspace: a :class:`Workspace` to take scratch buffers from (default: fresh ones).
             The returned arrays are never views of it.
+        out: with ``return_sequences``, an array ``(B, T, U)`` to write ``outputs`` into (a split call's
+            rows of the whole output, :meth:`BaseRNN._loop`); default: a new one.
 
     Returns:
         ``(last_output (B, U), outputs (B, T, U) or None, final_states)``; ``U`` is the size of
@@ -238,7 +241,7 @@ def recurrence(
     chunk = max(1, min(T, CHUNK_STEPS, (chunk_elements or CHUNK_ELEMENTS) // max(1, kernel.width * batch)))
     workspace = Workspace() if workspace is None else workspace
     kernel.start([oriented(s) for s in states], chunk, workspace)
-    outputs = np.empty((batch, T, units), x.dtype) if return_sequences else None  # (B, T, U)
+    outputs = (np.empty((batch, T, units), x.dtype) if out is None else out) if return_sequences else None
     if mask is not None:  # the previous output
         last = workspace.empty("last", oriented(states[k]).shape, x.dtype)
         last.fill(0)
@@ -277,7 +280,7 @@ def recurrence(
         last_t = 0 if go_backwards else T - 1
         last = np.where(mask[last_t][:, None], last, 0)
         if outputs is not None:
-            outputs = np.where(mask.T[:, :, None], outputs, 0)  # (B, T, 1): mask in input order
+            np.copyto(outputs, 0, where=~mask.T[:, :, None])  # (B, T, 1): mask in input order
     return last, outputs, states
 
 
@@ -502,6 +505,56 @@ class BaseRNN(Layer):
         vars(self).update(state)
         self._threads = threading.local()
 
+    def _recurrence(self, x, states, mask, out=None):
+        """:func:`recurrence` on this layer's kernel and this thread's workspace."""
+        workspace = self._workspace()
+        workspace.in_use = True
+        try:
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
+                return recurrence(
+                    self.kernel(x.shape[0]) if self.fast else self.reference_kernel(),
+                    x,
+                    states,
+                    mask,
+                    go_backwards=self.go_backwards,
+                    return_sequences=self.return_sequences,
+                    zero_output_for_mask=self.zero_output_for_mask,
+                    unroll=self.unroll,
+                    workspace=workspace,
+                    out=out,
+                )
+        finally:
+            workspace.in_use = False
+
+    def _loop(self, x, states, mask):
+        """:meth:`_recurrence` on the whole batch, or on slices of it in several threads when the batch is
+        large (:mod:`scratch_rnn.parallel`). A kernel may pick its form from its initial states near the
+        largest float (LSTM's folded gates, GRU's update); a split call must pick what the unsplit one
+        would for every row, so it runs only when every initial state is finite and at most half of it."""
+        batch, timesteps, _ = x.shape
+        n = parallel.split_count(batch, self._step_flops_per_row)
+        if n == 1 or not all(np.all(np.abs(s) <= np.finfo(s.dtype).max / 2) for s in states):
+            return self._recurrence(x, states, mask)
+        outputs = np.empty((batch, timesteps, self.units), x.dtype) if self.return_sequences else None
+
+        def run(rows):  # a slice of the batch; its outputs are written into its rows of the whole
+            part = None if mask is None else mask[:, rows]
+            into = None if outputs is None else outputs[rows]
+            return self._recurrence(x[rows], [s[rows] for s in states], part, into)
+
+        parts = parallel.map_slices(run, batch, n)
+        last = np.concatenate([p[0] for p in parts])
+        finals = [np.concatenate([p[2][i] for p in parts]) for i in range(len(states))]
+        return last, outputs, finals
+
+    def _step_flops_per_row(self) -> int:
+        """The flops of one sample's matrix products in one step: two per weight (a multiply and an add), kept
+        for the layer as built (``count_params`` takes microseconds, too long to ask on every call)."""
+        cached = vars(self).get("_step_flops")
+        if cached is None or cached[0] is not self.input_shape:
+            cached = self._step_flops = (self.input_shape, 2 * self.count_params())
+        return cached[1]
+
     def call(self, x, mask=None, initial_state=None):
         """Run the layer on ``x`` ``(batch, timesteps, features)``; see the class docstring."""
         x = self._check_inputs(x)
@@ -511,23 +564,7 @@ class BaseRNN(Layer):
             check_shape(mask, (batch, timesteps), "mask")
             mask = mask.astype(bool).T  # (T, B)
         states = self._initial_states(initial_state, batch)
-        workspace = self._workspace()
-        workspace.in_use = True
-        try:
-            with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
-                last, outputs, states = recurrence(
-                    self.kernel(batch) if self.fast else self.reference_kernel(),
-                    x,
-                    states,
-                    mask,
-                    go_backwards=self.go_backwards,
-                    return_sequences=self.return_sequences,
-                    zero_output_for_mask=self.zero_output_for_mask,
-                    unroll=self.unroll,
-                    workspace=workspace,
-                )
-        finally:
-            workspace.in_use = False
+        last, outputs, states = self._loop(x, states, mask)
         if self.stateful:
             self.states = [s.copy() for s in states]
         output = outputs if self.return_sequences else last

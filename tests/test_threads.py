@@ -1,0 +1,311 @@
+"""Splitting a batch across threads (scratch_rnn.parallel, BaseRNN._loop): the same bits as one thread,
+thread counts checked, concurrent calls on one layer. No timing here (docs/performance.md, "Threads").
+
+Most tests force a split whatever the batch size (``split_anything``): the policy that decides when a split
+pays (:func:`scratch_rnn.parallel.split_count`) is tested on its own, and the split run is compared with
+the unsplit one exactly (tolerance 0, NaN equal to NaN only where both are NaN in the same place).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from helpers import left_and_right_padded_mask, randomize
+
+import scratch_rnn
+from scratch_rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    StackedRNNCells,
+    parallel,
+)
+from scratch_rnn.testing.compare import assert_close
+
+LAYERS = {
+    "SimpleRNN": lambda **kw: SimpleRNN(5, **kw),
+    "LSTM": lambda **kw: LSTM(4, **kw),
+    "GRU": lambda **kw: GRU(6, **kw),
+    "GRU_reset_before": lambda **kw: GRU(3, reset_after=False, **kw),
+    "RNN_LSTMCell": lambda **kw: RNN(LSTMCell(4), **kw),
+    "RNN_stacked": lambda **kw: RNN(StackedRNNCells([SimpleRNNCell(3), GRUCell(5), LSTMCell(2)]), **kw),
+}
+
+
+@pytest.fixture
+def split_anything(monkeypatch):
+    """Any batch of four rows or more is split, two rows a thread at least (the size policy is
+    :func:`test_split_count_policy`'s); records the row slices each call ran, so a test can check that its call
+    was split. Not one row a thread: a one-row product is BLAS's matrix-vector product, which sums in another
+    order (the policy's :data:`~scratch_rnn.parallel.MIN_ROWS` keeps 8 rows a thread)."""
+    monkeypatch.setattr(parallel, "MIN_ROWS", 2)
+    monkeypatch.setattr(parallel, "MIN_STEP_FLOPS", 1)
+    runs = []
+    original = parallel.map_slices
+
+    def recording(fn, batch, n):
+        runs.append(parallel.row_slices(batch, n))
+        return original(fn, batch, n)
+
+    monkeypatch.setattr(parallel, "map_slices", recording)
+    return runs
+
+
+def flat(outputs) -> list:
+    """A call's outputs as a flat list (stacked cells return each cell's states as a list)."""
+    if isinstance(outputs, (list, tuple)):
+        return [leaf for output in outputs for leaf in flat(output)]
+    return [outputs]
+
+
+def assert_same_bits(actual, expected, context=""):
+    """Every output of a call equal to the other call's, exactly (shape, dtype, values; NaN where NaN)."""
+    __tracebackhide__ = True
+    actual, expected = flat(actual), flat(expected)
+    assert len(actual) == len(expected), f"{len(actual)} outputs, but should be {len(expected)} [{context}]"
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert_close(a, e, 0.0, name=f"output[{i}]", context=context, equal_nan=True)
+
+
+def call(layer, threads, *args, **kwargs):
+    with scratch_rnn.threads(threads):
+        return layer(*args, **kwargs)
+
+
+def built(name, rng, dtype="float32", features=3, batch=1, **options):
+    layer = LAYERS[name](dtype=dtype, **options)
+    layer(np.zeros((batch, 2, features), dtype))
+    randomize(layer, rng)
+    return layer
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"return_sequences": True, "return_state": True},
+        {"return_sequences": True, "go_backwards": True},
+        {"return_sequences": True, "zero_output_for_mask": True},
+        {"return_sequences": True, "zero_output_for_mask": True, "unroll": True, "go_backwards": True},
+    ],
+    ids=["last", "sequences+state", "backwards", "zero_output", "unroll_backwards_zero"],
+)
+def test_split_calls_compute_the_same_bits(name, options, dtype, rng, split_anything):
+    layer = built(name, rng, dtype, **options)
+    batch, timesteps = 11, 7  # slices of 4, 4, 3 rows with 3 threads; 6 and 5 with 2
+    x = rng.standard_normal((batch, timesteps, 3)).astype(dtype)
+    mask = left_and_right_padded_mask(batch, timesteps)
+    for kwargs in ({}, {"mask": mask}):
+        expected = call(layer, 1, x, **kwargs)
+        assert not split_anything
+        for threads in (2, 3, 16):  # 16: as many as two rows a thread allow, 5
+            assert_same_bits(call(layer, threads, x, **kwargs), expected, f"{name} {options} threads={threads}")
+            n = min(threads, batch // 2)
+            assert [s.stop - s.start for s in split_anything.pop()] == [len(r) for r in np.array_split(x, n)]
+
+
+@pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU", "RNN_stacked"])
+def test_split_calls_with_initial_states_and_the_readable_path(name, rng, split_anything):
+    layer = built(name, rng, return_state=True)
+    x = rng.standard_normal((9, 5, 3)).astype("float32")
+    initial = [0.5 * rng.standard_normal((9, size)).astype("float32") for size in layer.flat_state_size]
+    for fast in (True, False):
+        layer.fast = fast
+        expected = call(layer, 1, x, initial_state=initial)
+        assert_same_bits(call(layer, 3, x, initial_state=initial), expected, f"{name} fast={fast}")
+        assert len(split_anything.pop()) == 3
+
+
+def test_a_stateful_layer_carries_the_same_states_split(rng, split_anything):
+    split, whole = (built("LSTM", rng, batch=8, stateful=True) for _ in range(2))
+    whole.set_weights(split.get_weights())
+    split.reset_state()
+    whole.reset_state()
+    split_anything.clear()
+    for _ in range(3):
+        x = rng.standard_normal((8, 4, 3)).astype("float32")
+        assert_same_bits(call(split, 4, x), call(whole, 1, x))
+    assert_same_bits(split.states, whole.states)
+    assert len(split_anything) == 3
+
+
+def test_nan_and_inf_inputs_stay_in_their_rows(rng, split_anything):
+    layer = built("GRU", rng, return_sequences=True)
+    x = rng.standard_normal((6, 4, 3)).astype("float32")
+    x[1, 2, 0], x[4, 0, 1] = np.nan, np.inf
+    expected = call(layer, 1, x)
+    assert np.isnan(expected[1]).any() and not np.isnan(expected[[0, 2, 3, 5]]).any()
+    assert_same_bits(call(layer, 2, x), expected)
+
+
+def test_an_initial_state_near_the_largest_float_is_not_split(rng, split_anything):
+    """LSTM's folded gates and GRU's update are chosen from the initial states: a split call would choose per
+    slice. Such calls run unsplit, with the same bits."""
+    for name in ("LSTM", "GRU"):
+        layer = built(name, rng)
+        x = rng.standard_normal((6, 3, 3)).astype("float32")
+        initial = [np.zeros((6, size), "float32") for size in layer.flat_state_size]
+        initial[0][4, 0] = np.finfo("float32").max  # one row above half the largest float
+        expected = call(layer, 1, x, initial_state=initial)
+        assert_same_bits(call(layer, 2, x, initial_state=initial), expected, name)
+        initial[0][4, 0] = np.nan
+        assert_same_bits(call(layer, 2, x, initial_state=initial), call(layer, 1, x, initial_state=initial), name)
+    assert not split_anything
+
+
+def test_models_split_through_predict_and_bidirectional(rng, split_anything):
+    inputs = scratch_rnn.Input(shape=(6, 3))
+    forward = Bidirectional(LSTM(4, return_sequences=True))(inputs)
+    outputs = scratch_rnn.Dense(2)(GRU(5)(forward))
+    model = scratch_rnn.Model(inputs, outputs)
+    for layer in model.layers[1:]:
+        randomize(layer, rng)
+    x = rng.standard_normal((10, 6, 3)).astype("float32")
+    expected = model.predict(x, threads=1)
+    assert not split_anything
+    assert_same_bits(model.predict(x, threads=2), expected)
+    assert len(split_anything) == 3  # forward, backward, GRU
+    sequential = scratch_rnn.Sequential([scratch_rnn.Input(shape=(6, 3)), SimpleRNN(4)])
+    randomize(sequential.layers[0], rng)
+    assert_same_bits(sequential.predict(x, batch_size=7, threads=3), sequential.predict(x, threads=1))
+
+
+def test_the_comparison_fails_on_a_planted_difference(rng, split_anything, monkeypatch):
+    """The split run's results joined in the wrong order (each slice right, the rows swapped) must fail
+    the comparison above; so must an off-by-one ulp in one element."""
+    layer = built("SimpleRNN", rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((6, 4, 3)).astype("float32")
+    expected = call(layer, 1, x)
+    original = parallel.map_slices
+    monkeypatch.setattr(parallel, "map_slices", lambda fn, batch, n: original(fn, batch, n)[::-1])
+    with pytest.raises(AssertionError, match="output"):
+        assert_same_bits(call(layer, 2, x), expected)
+    nudged = [a.copy() for a in expected]
+    nudged[1][3, 0] = np.nextafter(nudged[1][3, 0], np.inf)
+    with pytest.raises(AssertionError, match="output\\[1\\]"):
+        assert_same_bits(nudged, expected)
+    nan = [a.copy() for a in expected]
+    nan[0][2, 1, 0] = np.nan
+    with pytest.raises(AssertionError):
+        assert_same_bits(nan, expected)
+
+
+def test_concurrent_calls_on_one_layer_from_user_threads(rng):
+    """Eight user threads call one layer at once, with the split on and off (their own workspaces and the
+    shared pool's); each gets what a lone call computes."""
+    layer = built("LSTM", rng, return_sequences=True)
+    inputs = [rng.standard_normal((32 + i, 12, 3)).astype("float32") for i in range(8)]
+    expected = [call(layer, 1, x) for x in inputs]
+    results, errors = [None] * len(inputs), []
+    barrier = threading.Barrier(len(inputs))
+
+    def work(i, threads):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results[i] = call(layer, threads, inputs[i])
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    original = parallel.MIN_ROWS, parallel.MIN_STEP_FLOPS
+    parallel.MIN_ROWS, parallel.MIN_STEP_FLOPS = 2, 1  # split every call (threads 2 and 3)
+    try:
+        workers = [threading.Thread(target=work, args=(i, 1 + i % 3)) for i in range(len(inputs))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        parallel.MIN_ROWS, parallel.MIN_STEP_FLOPS = original
+    assert not errors
+    for i, (result, want) in enumerate(zip(results, expected)):
+        assert_same_bits(result, want, f"thread {i}")
+
+
+def test_an_error_in_one_slice_is_raised_after_every_slice_ran():
+    ran = []
+
+    def fn(rows):
+        ran.append(rows.start)
+        if rows.start == 3:
+            raise RuntimeError("slice at row 3")
+        return rows.start
+
+    with pytest.raises(RuntimeError, match="row 3"):
+        parallel.map_slices(fn, 9, 3)
+    assert sorted(ran) == [0, 3, 6]
+    assert parallel.map_slices(fn, 2, 2) == [0, 1]
+
+
+def test_row_slices_cover_the_batch_in_order():
+    for batch in range(0, 12):
+        for n in range(1, 6):
+            slices = parallel.row_slices(batch, n)
+            assert len(slices) == n
+            assert [i for s in slices for i in range(batch)[s]] == list(range(batch))
+            assert max(len(range(batch)[s]) for s in slices) - min(len(range(batch)[s]) for s in slices) <= 1
+
+
+def test_split_count_policy(monkeypatch):
+    """Split only when each thread gets MIN_ROWS rows and (n - 1) * MIN_STEP_FLOPS flops a step; never more
+    threads than asked for."""
+    monkeypatch.setattr(parallel, "MIN_ROWS", 8)
+    monkeypatch.setattr(parallel, "MIN_STEP_FLOPS", 1000)
+    with scratch_rnn.threads(4):
+        assert parallel.split_count(7, lambda: 10**9) == 1  # fewer rows than two threads need
+        assert parallel.split_count(16, lambda: 10**9) == 2
+        assert parallel.split_count(1000, lambda: 10**9) == 4
+        assert parallel.split_count(1000, lambda: 1) == 1  # 500 flops a thread < 1000
+        assert parallel.split_count(1000, lambda: 3) == 2  # 3 threads: 333 * 3 < 2000; 2 threads: 1500 >= 1000
+        assert parallel.split_count(1000, lambda: 10) == 3  # 4 threads: 2500 < 3000; 3 threads: 3330 >= 2000
+    with scratch_rnn.threads(1):
+        assert parallel.split_count(10**6, lambda: pytest.fail("not asked with one thread")) == 1
+
+
+def test_thread_counts_are_checked_by_name(monkeypatch):
+    for bad in (0, -1, 1.5, "2", True, [2]):
+        with pytest.raises(ValueError, match="argument `threads`, expected a positive integer"):
+            with scratch_rnn.threads(bad):
+                pass
+        with pytest.raises(ValueError, match="argument `n`, expected a positive integer"):
+            scratch_rnn.set_num_threads(bad)
+    model = scratch_rnn.Sequential([scratch_rnn.Input(shape=(2, 3)), SimpleRNN(2)])
+    with pytest.raises(ValueError, match="argument `threads`.*got 0"):
+        model.predict(np.zeros((1, 2, 3), "float32"), threads=0)
+    monkeypatch.setenv(parallel.ENV, "many")
+    with pytest.raises(ValueError, match="environment variable `SCRATCH_RNN_THREADS`.*got 'many'"):
+        scratch_rnn.get_num_threads()
+    monkeypatch.setenv(parallel.ENV, "0")
+    with pytest.raises(ValueError, match="SCRATCH_RNN_THREADS"):
+        model.predict(np.zeros((32, 2, 3), "float32"))
+
+
+def test_where_the_thread_count_comes_from(monkeypatch):
+    monkeypatch.delenv(parallel.ENV, raising=False)
+    monkeypatch.setattr(parallel, "_global", None)
+    assert scratch_rnn.get_num_threads() == parallel.machine_threads() >= 1
+    monkeypatch.setenv(parallel.ENV, " 3 ")
+    assert scratch_rnn.get_num_threads() == 3
+    scratch_rnn.set_num_threads(5)
+    assert scratch_rnn.get_num_threads() == 5
+    with scratch_rnn.threads(2):
+        assert scratch_rnn.get_num_threads() == 2
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(scratch_rnn.get_num_threads()))
+        other.start()
+        other.join()
+        assert seen == [5]  # the context manager is this thread's only
+        with scratch_rnn.threads(None):
+            assert scratch_rnn.get_num_threads() == 2
+    assert scratch_rnn.get_num_threads() == 5
+    scratch_rnn.set_num_threads(None)
+    assert scratch_rnn.get_num_threads() == 3
