@@ -10,7 +10,10 @@ step. The thread count comes from, first to last:
   calls made inside it, in this thread (a ``contextvars`` setting, so other threads are unaffected);
 * :func:`set_num_threads` ``(n)``, for the process;
 * the environment variable ``SCRATCH_RNN_THREADS``;
-* the cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``).
+* the machine: the cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``) over the
+  threads BLAS was told to use by its environment variables (``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``,
+  ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), at least 1 (:func:`default_threads`). Without them BLAS takes
+  every core itself, so the default is 1: no split.
 
 A call splits only when the batch is large enough to pay (:func:`split_count`, measured in
 ``docs/performance.md``, "Threads"); a split run computes the same bits as the unsplit one where
@@ -18,9 +21,11 @@ BLAS computes each row of a product independently of the others (OpenBLAS does; 
 ``tests/test_threads.py``).
 
 BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS
-threads`` threads, more than the cores. The engine does not change BLAS's setting (it depends on
-NumPy only); with ``threads > 1`` limit BLAS to one thread, e.g. ``OPENBLAS_NUM_THREADS=1`` or
-``threadpoolctl.threadpool_limits(1, user_api="blas")``, as ``scratch-rnn bench`` does.
+threads`` threads, more than the cores, and was no faster than one thread here (up to 20% slower; measured
+in docs/performance.md). The engine does not change BLAS's setting (it depends on NumPy only); with
+``threads > 1`` limit BLAS to one thread: ``OPENBLAS_NUM_THREADS=1`` before the process starts (then the
+default uses every core) or ``threadpoolctl.threadpool_limits(1, user_api="blas")``, as ``scratch-rnn bench``
+does.
 """
 
 from __future__ import annotations
@@ -62,6 +67,21 @@ def machine_threads() -> int:
         return os.cpu_count() or 1
 
 
+#: BLAS's thread settings, in the order OpenBLAS reads them (MKL's last).
+BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@functools.cache
+def default_threads() -> int:
+    """The machine's default: its cores over BLAS's threads as its environment sets them (read once);
+    1 when it does not set them (BLAS then uses every core) or sets them in a form other than one integer."""
+    for name in BLAS_ENV:
+        text = os.environ.get(name, "").strip()
+        if text:
+            return max(1, machine_threads() // int(text)) if text.isdigit() and int(text) > 0 else 1
+    return 1
+
+
 def check_threads(value, argument: str = "threads") -> int:
     """``value`` as a thread count (a positive integer), else a ValueError naming ``argument``."""
     return positive_int(value, argument)
@@ -86,12 +106,12 @@ def get_num_threads() -> int:
                 f"got {text!r}."
             )
         return number
-    return machine_threads()
+    return default_threads()
 
 
 def set_num_threads(n) -> None:
     """Set the process's thread count (``n`` a positive integer), or None to go back to the default
-    (``SCRATCH_RNN_THREADS``, else the machine's cores)."""
+    (``SCRATCH_RNN_THREADS``, else :func:`default_threads`)."""
     global _global
     _global = None if n is None else check_threads(n, "n")
 

@@ -271,6 +271,31 @@ def test_split_count_policy(monkeypatch):
         assert parallel.split_count(10**6, lambda: pytest.fail("not asked with one thread")) == 1
 
 
+def test_the_default_leaves_the_cores_blas_does_not_use(monkeypatch):
+    """Cores over BLAS's threads from its environment; 1 when BLAS is not told (it takes every core)."""
+    monkeypatch.setattr(parallel, "machine_threads", lambda: 8)
+    cases = [
+        ({}, 1),
+        ({"OPENBLAS_NUM_THREADS": "1"}, 8),
+        ({"OMP_NUM_THREADS": "2"}, 4),
+        ({"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "1"}, 2),  # OpenBLAS's own variable first
+        ({"MKL_NUM_THREADS": "3"}, 2),
+        ({"OMP_NUM_THREADS": "16"}, 1),
+        ({"OMP_NUM_THREADS": "4,2"}, 1),  # nested OpenMP levels: not one integer
+        ({"OMP_NUM_THREADS": "0"}, 1),
+    ]
+    for env, expected in cases:
+        for name in parallel.BLAS_ENV:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        parallel.default_threads.cache_clear()
+        assert parallel.default_threads() == expected, env
+    parallel.default_threads.cache_clear()
+    monkeypatch.undo()
+    parallel.default_threads.cache_clear()
+
+
 def test_thread_counts_are_checked_by_name(monkeypatch):
     for bad in (0, -1, 1.5, "2", True, [2]):
         with pytest.raises(ValueError, match="argument `threads`, expected a positive integer"):
@@ -292,7 +317,7 @@ def test_thread_counts_are_checked_by_name(monkeypatch):
 def test_where_the_thread_count_comes_from(monkeypatch):
     monkeypatch.delenv(parallel.ENV, raising=False)
     monkeypatch.setattr(parallel, "_global", None)
-    assert scratch_rnn.get_num_threads() == parallel.machine_threads() >= 1
+    assert scratch_rnn.get_num_threads() == parallel.default_threads() >= 1
     monkeypatch.setenv(parallel.ENV, " 3 ")
     assert scratch_rnn.get_num_threads() == 3
     scratch_rnn.set_num_threads(5)
