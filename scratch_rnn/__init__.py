@@ -18,9 +18,10 @@ from scratch_rnn.models import Input, Model, Sequential
 from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.parallel import get_num_threads, set_num_threads, threads
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from scratch_rnn.ports.from_torch import from_torch
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
 from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
-from scratch_rnn.saving import load_model
+from scratch_rnn.saving import load_model, save_model
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.version import __version__
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
@@ -70,6 +71,8 @@ __all__ = [
     "AdditiveAttention",
     "from_keras",
     "load_model",
+    "save_model",
+    "from_torch",
     "set_num_threads",
     "get_num_threads",
     "threads",

@@ -125,6 +125,11 @@ def _input_dtype(dtype) -> np.dtype:
 #: set by that module (it sits above the models in the dependency order, so the models do not import it).
 WEIGHTS_READER = None
 
+#: The writers behind ``model.save`` and ``model.save_weights``: :func:`scratch_rnn.saving.save_model` and
+#: :func:`scratch_rnn.saving.save_weights`, set by that module, as :data:`WEIGHTS_READER`.
+MODEL_WRITER = None
+WEIGHTS_WRITER = None
+
 
 class LayerStack:
     """What :class:`Sequential` and :class:`Model` share: their layers' weights, in Keras's order (``layers``),
@@ -166,6 +171,20 @@ class LayerStack:
         if WEIGHTS_READER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
             raise ImportError("model.load_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
         WEIGHTS_READER(self, filepath, **options)
+
+    def save(self, filepath) -> None:
+        """Write a Keras 3 ``.keras`` file that real Keras loads (:func:`scratch_rnn.saving.save_model`,
+        reached through :data:`MODEL_WRITER`)."""
+        if MODEL_WRITER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
+            raise ImportError("model.save needs scratch_rnn.saving: `import scratch_rnn` first.")
+        MODEL_WRITER(self, filepath)
+
+    def save_weights(self, filepath) -> None:
+        """Write a Keras 3 ``.weights.h5`` file (:func:`scratch_rnn.saving.save_weights`, through
+        :data:`WEIGHTS_WRITER`)."""
+        if WEIGHTS_WRITER is None:  # pragma: no cover - scratch_rnn/__init__.py imports saving
+            raise ImportError("model.save_weights needs scratch_rnn.saving: `import scratch_rnn` first.")
+        WEIGHTS_WRITER(self, filepath)
 
 
 class Sequential(LayerStack):

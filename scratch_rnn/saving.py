@@ -412,7 +412,7 @@ def _model_from_config(config, path: str, version: str):
     body = config.get("config", {})
     layer_configs = body if isinstance(body, list) else body.get("layers", [])  # Keras 2.0 wrote a list
     name = body.get("name") if isinstance(body, dict) else None
-    batch_shape, layers = None, []
+    batch_shape, layers, input_options = None, [], {}
     for entry in layer_configs:
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
             raise ValueError(f"A layer entry of the model in {path!r} is not a Keras layer config: {entry!r:.100}.")
@@ -421,6 +421,7 @@ def _model_from_config(config, path: str, version: str):
             if layers:
                 raise ValueError(f"The model in {path!r} has an InputLayer after its first layer.")
             batch_shape = _batch_shape(layer_config, batch_shape)
+            input_options = _input_options(layer_config)
             continue
         if not layers:
             batch_shape = _batch_shape(layer_config, batch_shape)
@@ -441,9 +442,27 @@ def _model_from_config(config, path: str, version: str):
     try:
         batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
         _build(layers, batch_shape)
-        return Sequential([Input(batch_shape=batch_shape), *layers], name=name)
+        return Sequential([Input(batch_shape=batch_shape, **input_options), *layers], name=name)
     except (ValueError, TypeError) as err:
         raise ValueError(f"The model in {path!r} cannot be built: {err}") from None
+
+
+def _input_options(layer_config: dict) -> dict:
+    """The ``name`` and ``dtype`` of a Sequential's ``InputLayer``, kept so that a model saved again writes
+    the same ``InputLayer`` (token ids stay int32). A dtype the engine does not compute in (float16) is left
+    out: the layers cast their input to their own dtype anyway."""
+    options = {}
+    if isinstance(layer_config.get("name"), str):
+        options["name"] = layer_config["name"]
+    dtype = layer_config.get("dtype")
+    dtype = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    try:
+        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+    except TypeError:
+        kind = None
+    if kind in ("i", "u", "b") or dtype in ("float32", "float64"):
+        options["dtype"] = dtype
+    return options
 
 
 def _batch_shape(layer_config: dict, found):
@@ -688,6 +707,79 @@ def _assign(model, per_layer: list[list[np.ndarray]]) -> None:
         del weights
 
 
-# ``model.load_weights(path)``, as in Keras: the method is the models' (models.py), this module's reader
-# behind it; models.py does not import the file loaders (dependencies point down; docs/architecture.md).
+# --- writing: scratch models -> Keras 3 files ------------------------------------------------------------
+# The writer mirrors the reader: the same tree of weights (``_keras3_keys``, ``_vars_groups``), the config
+# from :mod:`scratch_rnn.keras_config` (the converse of ``keras_convert``).
+
+
+def save_model(model, filepath) -> None:
+    """Write ``model`` (a built scratch :class:`Sequential` or functional :class:`Model`) as a Keras 3
+    ``.keras`` archive that ``keras.saving.load_model`` loads (safe mode) and predicts identically with, and
+    that :func:`load_model` reads back; also ``model.save(filepath)``. No TensorFlow or Keras is needed
+    (h5py writes the weights).
+
+    The archive is what Keras 3 writes (``saving_lib.py``): ``metadata.json`` (``keras_version``: the
+    version whose mask semantics the model follows, :data:`scratch_rnn.models.KERAS_SEMANTICS`),
+    ``config.json`` (:func:`scratch_rnn.keras_config.model_config`) and ``model.weights.h5``, stored
+    uncompressed. ``filepath`` must end in ``.keras``: a legacy ``.h5`` model is refused by name.
+    """
+    from scratch_rnn.keras_config import model_config
+
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".keras"):
+        raise ValueError(
+            f"Received an invalid value for argument `filepath`, expected a path ending in '.keras' (the legacy "
+            f".h5 model format is not written), got {filepath!r}."
+        )
+    config = json.dumps(model_config(model))
+    metadata = json.dumps(
+        {"keras_version": getattr(model, "keras_version", models.DEFAULT_KERAS_VERSION), "date_saved": _now()}
+    )
+    weights = io.BytesIO()
+    _write_weights(model, weights)
+    with zipfile.ZipFile(filepath, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("metadata.json", metadata)
+        archive.writestr("config.json", config)
+        archive.writestr(_WEIGHTS_MEMBER, weights.getvalue())
+
+
+def save_weights(model, filepath) -> None:
+    """Write ``model``'s weights as a Keras 3 ``.weights.h5`` file (Keras's ``model.save_weights``), which a
+    Keras model of the same architecture and :func:`load_weights` read; also ``model.save_weights(path)``."""
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".weights.h5"):
+        raise ValueError(
+            f"Received an invalid value for argument `filepath`, expected a path ending in '.weights.h5', "
+            f"got {filepath!r}."
+        )
+    _write_weights(model, filepath)
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")
+
+
+def _write_weights(model, target) -> None:
+    """The Keras 3 weights tree of ``model`` into ``target`` (a path or a binary file object): one ``vars``
+    group per object holding weights, at the paths :func:`_read_keras3` reads, datasets ``0``, ``1``, ... in
+    the layer's weight order and Keras's layout."""
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built, so it has no weights to save: give it an Input first.")
+    h5py = _h5py()
+    with h5py.File(target, "w") as f:
+        for layer, key in zip(model.layers, _keras3_keys(model)):
+            for group_path, owner in _vars_groups(layer, f"layers/{key}"):
+                group = f.create_group(group_path)
+                group.attrs["name"] = owner.name
+                for i, weight in enumerate(owner.get_weights()):
+                    group.create_dataset(str(i), data=weight)
+
+
+# ``model.load_weights(path)``, ``model.save(path)`` and ``model.save_weights(path)``, as in Keras: the methods
+# are the models' (models.py), this module's functions behind them; models.py does not import the file
+# loaders and writers (dependencies point down; docs/architecture.md).
 models.WEIGHTS_READER = load_weights
+models.MODEL_WRITER = save_model
+models.WEIGHTS_WRITER = save_weights
