@@ -19,6 +19,7 @@ from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.parallel import get_num_threads, set_num_threads, threads
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from scratch_rnn.ports.from_torch import from_torch
+from scratch_rnn.ports.to_torch import to_torch
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
 from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
 from scratch_rnn.saving import load_model, save_model
@@ -73,6 +74,7 @@ __all__ = [
     "load_model",
     "save_model",
     "from_torch",
+    "to_torch",
     "set_num_threads",
     "get_num_threads",
     "threads",

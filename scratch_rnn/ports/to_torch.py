@@ -44,10 +44,11 @@ import types
 import numpy as np
 
 from scratch_rnn import activations
-from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding, Masking
+from scratch_rnn.attention import Attention
+from scratch_rnn.cells import StackedRNNCells
+from scratch_rnn.core_layers import Embedding, Masking
 from scratch_rnn.gru import GRU
-from scratch_rnn.lstm import LSTM
-from scratch_rnn.merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from scratch_rnn.merging import Concatenate, Dot
 from scratch_rnn.models import (
     Any,
     ConcatenateOp,
@@ -62,15 +63,11 @@ from scratch_rnn.models import (
     Sequential,
     ZerosLike,
 )
-from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
+from scratch_rnn.ports import torch_core
+from scratch_rnn.ports.torch_core import torch_dtype
 from scratch_rnn.rnn import BaseRNN
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.wrappers import Bidirectional, TimeDistributed
-
-#: The layers computed as the identity at inference (Keras's training-only noise and dropout).
-IDENTITY = (Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout)
-#: The merge layers and what they compute (masks as Keras's, see ``_merge``).
-MERGES = (Add, Subtract, Average, Multiply, Maximum, Minimum, Concatenate)
 
 
 class UnsupportedLayerError(ValueError):
@@ -120,11 +117,6 @@ def fusable(layer: BaseRNN) -> bool:
 def check_supported(layer) -> None:
     """Refuse, by name, a layer or option this port does not convert."""
     if isinstance(layer, BaseRNN):
-        if type(layer) not in (SimpleRNN, LSTM, GRU):
-            raise UnsupportedLayerError(
-                f"Layer {layer.name!r} ({type(layer).__name__}): to_torch converts SimpleRNN, LSTM and GRU layers, "
-                "not Keras's RNN(cell) layer."
-            )
         if layer.stateful:
             raise UnsupportedLayerError(
                 f"Layer {layer.name!r} ({type(layer).__name__}) has stateful=True: to_torch converts stateless "
@@ -138,14 +130,16 @@ def check_supported(layer) -> None:
     if isinstance(layer, TimeDistributed):
         check_supported(layer.layer)
         return
-    if isinstance(layer, (Dense, Embedding, Masking, Activation, InputLayer, *IDENTITY, *MERGES)):
+    if isinstance(layer, (InputLayer, *torch_core.SUPPORTED)):
         return
-    what = "Dot (normalize and axes)" if isinstance(layer, Dot) else type(layer).__name__
+    supported = ", ".join(["SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed"] + SUPPORTED_CORE)
     raise UnsupportedLayerError(
-        f"Layer {layer.name!r} ({what}): to_torch has no conversion for it; supported: SimpleRNN, LSTM, GRU, "
-        "Bidirectional, TimeDistributed, Dense, Embedding, Masking, Activation, Dropout and the noise layers, "
-        "Add, Subtract, Average, Multiply, Maximum, Minimum, Concatenate."
+        f"Layer {layer.name!r} ({type(layer).__name__}): to_torch has no conversion for it; supported: {supported}."
     )
+
+
+#: The non-recurrent layers' names, for the refusal message.
+SUPPORTED_CORE = sorted({cls.__name__ for cls in torch_core.SUPPORTED})
 
 
 def to_torch(model, *, fused: bool = True):
@@ -188,19 +182,7 @@ def _torch_classes():
     import torch
     from torch import nn
 
-    def parameter(array) -> nn.Parameter:
-        return nn.Parameter(torch.from_numpy(np.array(array, order="C")), requires_grad=False)
-
-    def activation(name: str):
-        """Keras's activation ``name`` in torch, the formula the engine and Keras 3 use."""
-        return {
-            "linear": lambda x: x,
-            "tanh": torch.tanh,
-            "relu": torch.relu,
-            "sigmoid": torch.sigmoid,
-            "hard_sigmoid": lambda x: torch.clamp(x + 3, 0, 6) / 6,  # Keras 3's relu6(x + 3) / 6
-            "softmax": lambda x: torch.softmax(x, dim=-1),
-        }[name]
+    _, activation, _, parameter = torch_core._torch()
 
     def cast(x, like):
         """``x`` in ``like``'s float dtype and device (a layer computes in its dtype, as Keras casts its input)."""
@@ -208,77 +190,49 @@ def _torch_classes():
             return x.to(dtype=like.dtype, device=like.device)
         return x
 
-    class Recurrent(nn.Module):
-        """A SimpleRNN, LSTM or GRU: PyTorch's fused module where it computes Keras's cell, else the stepwise
-        loop, both on the same parameters (PyTorch's names, layout and gate order; see the module docstring)."""
+    class TorchCell(nn.Module):
+        """One SimpleRNN, LSTM or GRU cell's weights (PyTorch's names, layout and gate order; see the module
+        docstring) in PyTorch's own module where one computes the cell (``self.rnn``, which the fused path runs),
+        else here; and the cell's step in torch operations, which the stepwise path runs on the same weights."""
 
-        def __init__(self, layer: BaseRNN, fused: bool):
+        def __init__(self, layer: BaseRNN):
             super().__init__()
             self.kind = type(layer).__name__
             self.units = layer.units
-            self.go_backwards = layer.go_backwards
-            self.return_sequences = layer.return_sequences
-            self.return_state = layer.return_state
-            self.zero_output_for_mask = layer.zero_output_for_mask
-            self.unroll = layer.unroll
             self.act_name = activations.name_of(layer.activation)
             self.rec_name = activations.name_of(getattr(layer, "recurrent_activation", activations.sigmoid))
             self.reset_after = getattr(layer, "reset_after", True)
             self.fusable = fusable(layer)
-            self.fused = fused and self.fusable
             self.n_states = 2 if self.kind == "LSTM" else 1
             weights = torch_rnn_weights(layer)
             if self.kind == "GRU" and not self.reset_after:
                 self.rnn = None  # no PyTorch module computes reset-before; the parameters are held here
                 self.params = nn.ParameterDict({k: parameter(v) for k, v in weights.items()})
-            else:
-                cls = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[self.kind]
-                extra = {"nonlinearity": self.act_name if self.fusable else "tanh"} if self.kind == "SimpleRNN" else {}
-                dtype = torch.from_numpy(weights["weight_ih_l0"][:0]).dtype
-                self.rnn = cls(
-                    layer.input_dim, layer.units, bias=layer.use_bias, batch_first=True, dtype=dtype, **extra
-                )
-                with torch.no_grad():
-                    for name, value in weights.items():
-                        getattr(self.rnn, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
-                self.rnn.requires_grad_(False)
+                return
+            cls = {"SimpleRNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[self.kind]
+            extra = {"nonlinearity": self.act_name if self.fusable else "tanh"} if self.kind == "SimpleRNN" else {}
+            dtype = torch_dtype(weights["weight_ih_l0"].dtype)
+            self.rnn = cls(layer.input_dim, layer.units, bias=layer.use_bias, batch_first=True, dtype=dtype, **extra)
+            with torch.no_grad():
+                for name, value in weights.items():
+                    getattr(self.rnn, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
+            self.rnn.requires_grad_(False)
 
         def weight(self, name):
-            return self.params[name] if self.rnn is None and name in self.params else getattr(self.rnn, name, None)
+            """A weight by PyTorch's name (``bias`` for GRU reset-before); None when the layer has no bias."""
+            if self.rnn is None:
+                return self.params[name] if name in self.params else None
+            return getattr(self.rnn, name, None)
 
-        def forward(self, x, mask=None, initial_state=None):
-            w = self.weight("weight_ih_l0")
-            x = cast(x, w)  # (B, T, F)
-            batch = x.shape[0]
-            if initial_state is None:
-                states = [x.new_zeros((batch, self.units)) for _ in range(self.n_states)]
-            else:
-                given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-                if len(given) != self.n_states:
-                    raise ValueError(
-                        f"Argument `initial_state` must hold {self.n_states} tensor(s) (batch, {self.units}), "
-                        f"got {len(given)}."
-                    )
-                states = [cast(torch.as_tensor(s), w) for s in given]
-            if mask is None and self.fused:
-                last, seq, states = self.fused_call(x, states)
-            else:
-                last, seq, states = self.stepwise(x, states, mask)
-            out = seq if self.return_sequences else last
-            return [out, *states] if self.return_state else out
+        def project(self, x):
+            """``x`` ``(..., F)`` -> ``(..., G*u)``: the input projection, input bias included."""
+            b_ih = self.weight("bias") if self.rnn is None else self.weight("bias_ih_l0")
+            xp = x @ self.weight("weight_ih_l0").T
+            return xp if b_ih is None else xp + b_ih
 
-        def fused_call(self, x, states):
-            """PyTorch's module on the sequence in processing order: outputs stay in that order (Keras's)."""
-            if self.go_backwards:
-                x = torch.flip(x, dims=[1])
-            h0 = [s.unsqueeze(0).contiguous() for s in states]  # (1, B, u) each
-            seq, final = self.rnn(x, (h0[0], h0[1]) if self.kind == "LSTM" else h0[0])
-            final = [f[0] for f in final] if self.kind == "LSTM" else [final[0]]  # [(B, u), ...]
-            return final[0], seq, final
-
-        def cell(self, xp, states):
-            """One step: ``xp`` ``(B, G*u)`` the input projection (input bias included) -> the new states
-            (the first is the output). PyTorch's gate order (see the module docstring)."""
+        def step(self, xp, states):
+            """One step: ``xp`` ``(B, G*u)`` from :meth:`project` and the states -> the new states (the first is
+            the output)."""
             h = states[0]  # (B, u)
             act, rec = activation(self.act_name), activation(self.rec_name)
             w_hh, b_hh = self.weight("weight_hh_l0"), self.weight("bias_hh_l0")
@@ -288,8 +242,7 @@ def _torch_classes():
                 rz = h @ w_hh[: 2 * u].T  # (B, 2u): gates r, z
                 r, z = rec(x_r + rz[:, :u]), rec(x_z + rz[:, u:])
                 n = act(x_n + (r * h) @ w_hh[2 * u :].T)  # reset before the matmul
-                h = z * h + (1 - z) * n
-                return [h]
+                return [z * h + (1 - z) * n]
             inner = h @ w_hh.T  # (B, G*u)
             if b_hh is not None:
                 inner = inner + b_hh
@@ -305,24 +258,104 @@ def _torch_classes():
             n = act(x_n + r * h_n)  # reset after the matmul, b_hn inside
             return [z * h + (1 - z) * n]
 
+    class Recurrent(nn.Module):
+        """A SimpleRNN, LSTM or GRU layer, or Keras's ``RNN`` over a cell or stacked cells: PyTorch's fused module
+        where it computes Keras's layer (one cell, no mask), else the stepwise loop, on the same weights."""
+
+        def __init__(self, layer: BaseRNN, fused: bool):
+            super().__init__()
+            cell = getattr(layer, "cell", None)  # Keras's RNN(cell): the cells' own layers hold the weights
+            stack = None if cell is None else (cell.cells if isinstance(cell, StackedRNNCells) else [cell])
+            self.stacked = isinstance(cell, StackedRNNCells)
+            self.cells = nn.ModuleList([TorchCell(layer)] if stack is None else [TorchCell(c.layer) for c in stack])
+            self.units = self.cells[-1].units
+            self.go_backwards = layer.go_backwards
+            self.return_sequences = layer.return_sequences
+            self.return_state = layer.return_state
+            self.zero_output_for_mask = layer.zero_output_for_mask
+            self.unroll = layer.unroll
+            self.fused = fused and len(self.cells) == 1 and self.cells[0].fusable
+
+        @property
+        def kind(self) -> str:
+            return self.cells[0].kind
+
+        def weight(self, name):
+            """The (first) cell's weight by PyTorch's name."""
+            return self.cells[0].weight(name)
+
+        @property
+        def rnn(self):
+            return self.cells[0].rnn
+
+        @property
+        def params(self):
+            return self.cells[0].params
+
+        def forward(self, x, mask=None, initial_state=None):
+            w = self.weight("weight_ih_l0")
+            x = cast(x, w)  # (B, T, F)
+            sizes = [cell.units for cell in self.cells for _ in range(cell.n_states)]
+            if initial_state is None:
+                states = [x.new_zeros((x.shape[0], size)) for size in sizes]
+            else:
+                given = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+                if self.stacked and len(given) == len(self.cells):  # Keras's form: one entry per cell
+                    given = [s for entry in given for s in (entry if isinstance(entry, (list, tuple)) else [entry])]
+                if len(given) != len(sizes):
+                    raise ValueError(
+                        f"Argument `initial_state` must hold {len(sizes)} tensor(s) (batch, size) of sizes {sizes}, "
+                        f"got {len(given)}."
+                    )
+                states = [cast(torch.as_tensor(s), w) for s in given]
+            if mask is None and self.fused:
+                last, seq, states = self.fused_call(x, states)
+            else:
+                last, seq, states = self.stepwise(x, states, mask)
+            out = seq if self.return_sequences else last
+            if not self.return_state:
+                return out
+            if not self.stacked:
+                return [out, *states]
+            grouped, start = [], 0  # Keras returns a stack's states one list per cell
+            for cell in self.cells:
+                grouped.append(states[start : start + cell.n_states])
+                start += cell.n_states
+            return [out, *grouped]
+
+        def fused_call(self, x, states):
+            """PyTorch's module on the sequence in processing order: outputs stay in that order (Keras's)."""
+            if self.go_backwards:
+                x = torch.flip(x, dims=[1])
+            h0 = [s.unsqueeze(0).contiguous() for s in states]  # (1, B, u) each
+            seq, final = self.rnn(x, (h0[0], h0[1]) if self.kind == "LSTM" else h0[0])
+            final = [f[0] for f in final] if self.kind == "LSTM" else [final[0]]  # [(B, u), ...]
+            return final[0], seq, final
+
+        def step(self, xp_first, states):
+            """All cells one step: the first cell's projection given, each next cell fed the previous output."""
+            new, start, inp = [], 0, None
+            for k, cell in enumerate(self.cells):
+                xp = xp_first if k == 0 else cell.project(inp)
+                out = cell.step(xp, states[start : start + cell.n_states])
+                new += out
+                inp = out[0]
+                start += cell.n_states
+            return new, inp
+
         def stepwise(self, x, states, mask):
             """Keras's ``backend.rnn`` loop (``scratch_rnn.rnn.recurrence``) in torch operations."""
-            w_ih = self.weight("weight_ih_l0")
-            b_ih = self.weight("bias") if self.rnn is None else self.weight("bias_ih_l0")
             steps = x.shape[1]
             if mask is not None:
                 mask = torch.as_tensor(mask).to(device=x.device, dtype=torch.bool)  # (B, T)
             seq_x = torch.flip(x, dims=[1]) if self.go_backwards else x  # processing order
             kept = None if mask is None else (torch.flip(mask, dims=[1]) if self.go_backwards else mask)
-            xp = seq_x @ w_ih.T  # (B, T, G*u)
-            if b_ih is not None:
-                xp = xp + b_ih
+            xp = self.cells[0].project(seq_x)  # (B, T, G*u): every step's input projection at once
             zero_at_step = self.zero_output_for_mask and not self.unroll
-            last = states[0].new_zeros(states[0].shape)  # the previous output
+            last = x.new_zeros((x.shape[0], self.units))  # the previous output
             outputs = []
             for t in range(steps):
-                new = self.cell(xp[:, t], states)
-                out = new[0]
+                new, out = self.step(xp[:, t], states)
                 if kept is not None:
                     k = kept[:, t, None]  # (B, 1)
                     new = [torch.where(k, n, s) for n, s in zip(new, states)]  # masked samples keep their states
@@ -372,62 +405,6 @@ def _torch_classes():
             outputs += states
             return outputs[0] if len(outputs) == 1 else outputs
 
-    class TorchDense(nn.Module):
-        def __init__(self, layer: Dense):
-            super().__init__()
-            self.linear = nn.Linear(layer.input_dim, layer.units, bias=layer.use_bias, dtype=_dtype(layer.W))
-            with torch.no_grad():
-                self.linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.W)))  # (u, F): seed = PyTorch
-                if layer.use_bias:
-                    self.linear.bias.copy_(torch.from_numpy(layer.b))
-            self.linear.requires_grad_(False)
-            self.act_name = activations.name_of(layer.activation)
-
-        def forward(self, x, mask=None):
-            return activation(self.act_name)(self.linear(cast(x, self.linear.weight)))
-
-    class TorchEmbedding(nn.Module):
-        def __init__(self, layer: Embedding):
-            super().__init__()
-            self.embedding = nn.Embedding.from_pretrained(torch.from_numpy(np.array(layer.embeddings)), freeze=True)
-            self.input_dim = layer.input_dim
-
-        def forward(self, x, mask=None):
-            ids = torch.as_tensor(x)
-            if torch.is_floating_point(ids):
-                ids = torch.trunc(ids)  # the engine's (and Keras's) cast of float ids
-            ids = ids.long()
-            ids = torch.where(ids < 0, ids + self.input_dim, ids)  # ids in [-input_dim, 0) count from the end
-            return self.embedding(ids)
-
-    class TorchMasking(nn.Module):
-        def __init__(self, layer: Masking):
-            super().__init__()
-            self.mask_value = float(layer.mask_value)
-            self.dtype = _dtype(np.zeros(0, layer.dtype))
-
-        def keep(self, x):
-            x = x.to(self.dtype) if torch.is_floating_point(x) else x.to(self.dtype)
-            return x, torch.any(x != torch.tensor(self.mask_value, dtype=self.dtype), dim=-1)
-
-        def forward(self, x, mask=None):
-            x, keep = self.keep(x)
-            return torch.where(keep[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-    class TorchActivation(nn.Module):
-        def __init__(self, layer: Activation):
-            super().__init__()
-            self.act_name = activations.name_of(layer.activation)
-
-        def forward(self, x, mask=None):
-            return activation(self.act_name)(x)
-
-    class Identity(nn.Module):
-        """Dropout and the noise layers: the identity at inference."""
-
-        def forward(self, x, mask=None):
-            return x
-
     class TorchTimeDistributed(nn.Module):
         def __init__(self, layer: TimeDistributed, fused: bool):
             super().__init__()
@@ -435,56 +412,10 @@ def _torch_classes():
 
         def forward(self, x, mask=None):
             batch, steps = x.shape[:2]
-            y = self.layer(x.reshape(batch * steps, *x.shape[2:]))  # (B*T, ...): every step at once
+            if mask is not None:  # each step's mask, as the engine (and Keras) gives the wrapped layer
+                mask = torch.as_tensor(mask).reshape(batch * steps, *mask.shape[2:])
+            y = self.layer(x.reshape(batch * steps, *x.shape[2:]), mask=mask)  # (B*T, ...): every step at once
             return y.reshape(batch, steps, *y.shape[1:])
-
-    class TorchMerge(nn.Module):
-        """Keras's merge layers (``merging.py``): the same operations in the same order, masks included."""
-
-        def __init__(self, layer):
-            super().__init__()
-            self.kind = type(layer).__name__
-            self.axis = getattr(layer, "axis", -1)
-
-        def forward(self, inputs, mask=None):
-            xs = list(inputs)
-            if self.kind == "Concatenate":
-                return torch.cat(xs, dim=self.axis)
-            masks = [None] * len(xs) if mask is None else list(mask)
-            rank = max(x.dim() for x in xs)
-            xs = [x.reshape(x.shape[0], *(1,) * (rank - x.dim()), *x.shape[1:]) for x in xs]  # expand at axis 1
-            if self.kind in ("Add", "Average"):
-                y = xs[0]
-                for x in xs[1:]:
-                    y = y + x
-                return y / len(xs) if self.kind == "Average" else y
-            if self.kind == "Subtract":
-                return xs[0] - xs[1]
-            expanded = [None if m is None else torch.as_tensor(m, device=x.device)[..., None].expand(x.shape)
-                        for x, m in zip(xs, masks)]  # fmt: skip
-            if self.kind == "Multiply":
-                every = all(m is not None for m in expanded)
-                y = keep = None
-                for x, m in zip(xs, expanded):
-                    if m is not None:
-                        x = torch.where(m, x, torch.ones((), dtype=x.dtype, device=x.device))
-                        if every:
-                            keep = m if keep is None else keep | m
-                    y = x if y is None else y * x
-                return torch.where(keep, y, torch.zeros((), dtype=y.dtype, device=y.device)) if every else y
-            op = torch.maximum if self.kind == "Maximum" else torch.minimum
-            y = keep = None
-            for x, m in zip(xs, expanded):
-                if y is None:
-                    y, keep = x, m
-                    continue
-                if m is not None:
-                    x = torch.where(m, x, y)
-                if keep is not None:
-                    y = torch.where(keep, y, x)
-                keep = keep | m if (m is not None and keep is not None) else None
-                y = op(y, x)
-            return y
 
     def convert_layer(layer, fused: bool) -> nn.Module:
         """One scratch layer as a module; :class:`UnsupportedLayerError` for anything else."""
@@ -495,17 +426,9 @@ def _torch_classes():
             return TorchBidirectional(layer, fused)
         if isinstance(layer, TimeDistributed):
             return TorchTimeDistributed(layer, fused)
-        if isinstance(layer, Dense):
-            return TorchDense(layer)
-        if isinstance(layer, Embedding):
-            return TorchEmbedding(layer)
-        if isinstance(layer, Masking):
-            return TorchMasking(layer)
-        if isinstance(layer, Activation):
-            return TorchActivation(layer)
-        if isinstance(layer, MERGES):
-            return TorchMerge(layer)
-        return Identity()  # the identity layers (and an InputLayer, never called)
+        if isinstance(layer, InputLayer):
+            return nn.Identity()  # never called: a model's inputs are its arguments
+        return torch_core.convert(layer)
 
     def output_mask(layer, first, previous_mask):
         """The mask ``layer`` attaches to its output, as its ``compute_mask`` computes it, on torch tensors: the
@@ -514,8 +437,13 @@ def _torch_classes():
         if isinstance(layer, Embedding):
             return torch.as_tensor(first) != 0 if layer.mask_zero else None
         if isinstance(layer, Masking):
-            return torch.any(
-                cast(first, torch.zeros((), dtype=_dtype(np.zeros(0, layer.dtype)))) != layer.mask_value, -1
+            x = torch.as_tensor(first).to(torch_dtype(layer.dtype))  # compared in the layer's dtype
+            return torch.any(x != torch.tensor(layer.mask_value, dtype=x.dtype, device=x.device), dim=-1)
+        if isinstance(layer, Dot):
+            return None  # a dot product has no output mask
+        if isinstance(layer, Attention):  # the query's mask (AdditiveAttention's too)
+            return (
+                None if not isinstance(previous_mask, (list, tuple)) or previous_mask[0] is None else previous_mask[0]
             )
         if isinstance(layer, Concatenate):
             masks = previous_mask if isinstance(previous_mask, (list, tuple)) else [None] * len(first)
@@ -526,7 +454,7 @@ def _torch_classes():
                 for x, m in zip(first, masks)
             ]
             return torch.any(torch.cat(full, dim=layer.axis), dim=-1)
-        if isinstance(layer, MERGES):
+        if isinstance(layer, torch_core.MERGES):
             masks = previous_mask if isinstance(previous_mask, (list, tuple)) else [None]
             if any(m is None for m in masks):
                 return None
@@ -545,10 +473,10 @@ def _torch_classes():
             return torch.any(x) if op.axis is None else torch.any(x, dim=op.axis, keepdim=op.keepdims)
         if isinstance(op, (ZerosLike, OnesLike)):
             make = torch.zeros_like if isinstance(op, ZerosLike) else torch.ones_like
-            return make(args[0], dtype=_torch_dtype(op.dtype) if op.dtype is not None else None)
+            return make(args[0], dtype=torch_dtype(op.dtype) if op.dtype is not None else None)
         if isinstance(op, ConvertToTensor):
             x = torch.as_tensor(args[0])
-            return x if op.dtype is None else x.to(_torch_dtype(op.dtype))
+            return x if op.dtype is None else x.to(torch_dtype(op.dtype))
         if isinstance(op, ExpandDims):
             return torch.unsqueeze(args[0], op.axis)
         if isinstance(op, LogicalOr):
@@ -556,13 +484,6 @@ def _torch_classes():
         if isinstance(op, ConcatenateOp):
             return torch.cat(list(args[0]), dim=op.axis)
         raise UnsupportedLayerError(f"Operation {op.name!r} ({type(op).__name__}): to_torch has no conversion for it.")
-
-    def _torch_dtype(dtype):
-        return {"bool": torch.bool, "float32": torch.float32, "float64": torch.float64, "int32": torch.int32,
-                "int64": torch.int64}[np.dtype(dtype).name]  # fmt: skip
-
-    def _dtype(array):
-        return torch.from_numpy(np.zeros(0, np.asarray(array).dtype)).dtype
 
     class TorchSequential(nn.Module):
         """A Sequential: each layer gets the mask its predecessor computes, as the engine's ``Sequential``."""
@@ -605,7 +526,7 @@ def _torch_classes():
             for tensor, array, m in zip(model.inputs, arrays, masks):
                 array = torch.as_tensor(array)
                 if tensor.dtype.kind == "f" and torch.is_floating_point(array) is False:
-                    array = array.to(_torch_dtype(tensor.dtype))
+                    array = array.to(torch_dtype(tensor.dtype))
                 values[id(tensor)] = array
                 value_masks[id(tensor)] = None if m is None else torch.as_tensor(m).bool()
             for node in model._nodes:
