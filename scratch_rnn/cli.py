@@ -32,6 +32,7 @@ from scratch_rnn.testing.candidates import CandidateError, load_candidate
 from scratch_rnn.testing.case import CORE_LAYERS, LAYERS
 from scratch_rnn.testing.errors import missing_extra
 from scratch_rnn.testing.runners import REFERENCES, default_reference
+from scratch_rnn.testing.tolerance import PRECISIONS
 
 #: ``--dtype`` of verify and record: the dtypes each choice sweeps.
 DTYPES = {"float32": ("float32",), "float64": ("float64",), "both": golden.DTYPES}
@@ -197,6 +198,17 @@ def add_candidate_option(parser, action: str, timeout: float | None) -> None:
     )
 
 
+def add_precision_option(parser) -> None:
+    """``--precision``: the candidate's products' precision the tolerances allow for (docs/precision.md)."""
+    parser.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default="float32",
+        help="the precision of the candidate's products the float32 tolerances allow for: float32 (default), "
+        "tf32, float16 or bfloat16 (a GPU port with TF32 on, or under autocast); the float64 lane is unchanged",
+    )
+
+
 def add_sweep_options(parser, examples: int | None, seed: int | None, seed_help: str, dtype_help: str) -> None:
     """``--examples``, ``--seed`` and ``--dtype``: how many cases of which dtypes, drawn from which seed."""
     parser.add_argument(
@@ -259,6 +271,7 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         help="sweep the engine's readable project/step instead of its fast kernels "
         "(the engine only: not with --candidate or --mutants)",
     )
+    add_precision_option(parser)
     parser.add_argument(
         "--mutants",
         action="store_true",
@@ -334,6 +347,7 @@ def add_check_parser(sub) -> argparse.ArgumentParser:
     )
     add_layers_option(parser, "only this layer's cases")
     parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
+    add_precision_option(parser)
     return parser
 
 
@@ -490,6 +504,7 @@ def run_verify(args) -> int:
                             on_example=lambda _result, task=task: progress.advance(task),
                             fast=not args.reference_step,
                             timeout=args.timeout,
+                            precision=lane_precision(args.precision, dtype),
                         )
                     )
     except ValueError as err:  # an argument verify refuses (e.g. more --examples than a sweep may ask for)
@@ -525,12 +540,16 @@ def run_mutants(args, console) -> int:
                     on_row=lambda _row: progress.advance(task),
                     reference=reference,
                     port=args.port,
+                    precision=lane_precision(args.precision, dtype),
                 )
     except ValueError as err:  # an argument verify refuses
         return refuse("verify", str(err))
     seconds = time.perf_counter() - start
     print_kill_table(
-        console, rows, f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each)"
+        console,
+        rows,
+        f"Planted bugs vs the harness ({reference}, seed {seed}, up to {args.examples} cases each"
+        + (f", float32 at --precision {args.precision})" if args.precision != "float32" else ")"),
     )
     survivors = [r for r in rows if not r.killed and not r.not_run]
     not_run = [r for r in rows if r.not_run]
@@ -545,6 +564,11 @@ def run_mutants(args, console) -> int:
         f"[red]{len(survivors)} of {len(rows)} mutants survived[/red] ({seconds:.0f} s); reproduce with --seed {seed}."
     )
     return 1
+
+
+def lane_precision(precision: str, dtype: str) -> str:
+    """``--precision`` for a sweep of ``dtype``: as given for float32, float32 (unchanged) for the float64 lane."""
+    return golden.lane_precision(precision, dtype)
 
 
 def port_candidates(port: str) -> dict:
@@ -624,9 +648,13 @@ def run_check(args) -> int:
         return refuse("check", "a --candidate implements one layer; name it with --layer")
     try:
         if args.model is None:
-            result = golden.check(args.path, candidate, layers=layers, ids=args.case, timeout=args.timeout)
+            result = golden.check(
+                args.path, candidate, layers=layers, ids=args.case, timeout=args.timeout, precision=args.precision
+            )
         else:
-            result = golden.check_model(args.path, args.model, candidate, ids=args.case, timeout=args.timeout)
+            result = golden.check_model(
+                args.path, args.model, candidate, ids=args.case, timeout=args.timeout, precision=args.precision
+            )
     except ImportError as err:  # h5py, to read the model file
         return fail_missing_extra("check", "h5", err)
     except (golden.GoldenFileError, ValueError, OSError) as err:  # a hash mismatch is a ValueError too
@@ -700,6 +728,7 @@ def run_verify_model(args, candidate, keras) -> int:
                         reference=args.reference,
                         on_example=lambda _result, task=task: progress.advance(task),
                         timeout=args.timeout,
+                        precision=lane_precision(args.precision, dtype),
                     )
                 )
     except (ValueError, OSError) as err:  # an unusable file, or an argument verify_model refuses
@@ -789,19 +818,26 @@ def print_reports(console, reports, title: str, seeds: bool = False) -> None:
     table = Table(title=title)
     # "weak": compared cases whose tolerance exceeds WEAK of an output's scale (loose checks);
     # "max rel err" is normwise, max |candidate - Keras| / max |Keras| per tensor; "max err/tol" is the
-    # margin, the worst |candidate - Keras| / tolerance over all elements, which must stay <= 1.
-    columns = ["layer", "dtype", "cases", "skipped", "weak", "max |err|", "max rel err", "max err/tol", "failures"]
+    # margin, the worst |candidate - Keras| / tolerance over all elements, which must stay <= 1; "err/tol p50"
+    # and "p99" are the cases' margins' percentiles (how close to the tolerance a typical case comes). A
+    # dtype "float32 @tf32" was checked under --precision tf32.
+    columns = [
+        "layer", "dtype", "cases", "skipped", "weak", "max |err|", "max rel err", "err/tol p50", "err/tol p99",
+        "max err/tol", "failures",
+    ]  # fmt: skip
     for column in columns + ["seed"] * seeds:
         table.add_column(column, justify="right" if column not in ("layer", "dtype") else "left")
     for r in reports:
         table.add_row(
             r.layer,
-            r.dtype,
+            r.dtype if r.precision == "float32" else f"{r.dtype} @{r.precision}",
             str(r.examples),
             str(r.skipped),
             str(r.weak),
             f"{r.max_abs_error:.3g}",
             f"{r.max_rel_error:.3g}",
+            f"{r.margin_percentile(50):.3g}",
+            f"{r.margin_percentile(99):.3g}",
             f"{r.max_margin:.3g}",
             f"[red]{len(r.failures)}[/red]" if r.failures else "0",
             *[str(r.seed)] * seeds,

@@ -20,6 +20,12 @@ direction's state after the last step, the backward direction's after the first)
 ``return_sequences=False`` returns and the usual input of a classifier head. It is **not** ``output[:, -1]``
 for a bidirectional module (there the backward half is its state after one step).
 
+A module made by :func:`scratch_rnn.ports.to_torch.to_torch` (a scratch model ported to PyTorch, perhaps
+fine-tuned there since) comes back too, any layer that port converts: the structure (layers, options, masks)
+from the scratch model it was made from, every weight from the module's current PyTorch parameters, read back
+through the inverse of each of that port's rules (``weight.T`` for a kernel, the GRU's blocks swapped back,
+``b_ih + b_hh`` for SimpleRNN and LSTM).
+
 Only the parameters are read (``named_parameters``); PyTorch is imported only to check module types, when
 :func:`from_torch` is called, never at import time.
 """
@@ -30,8 +36,11 @@ import numpy as np
 
 from scratch_rnn.core_layers import Activation, Dense, Dropout, Embedding
 from scratch_rnn.gru import GRU
+from scratch_rnn.keras_config import layer_config, model_config
+from scratch_rnn.keras_convert import from_config, model_from_config
 from scratch_rnn.lstm import LSTM
-from scratch_rnn.models import Input, Sequential
+from scratch_rnn.models import Input, InputLayer, Sequential
+from scratch_rnn.saving import with_float_dtype
 from scratch_rnn.simple_rnn import SimpleRNN
 from scratch_rnn.wrappers import Bidirectional
 
@@ -73,6 +82,13 @@ def from_torch(module, *, input_shape=None, return_sequences=True, dtype=None, n
         name: the model's name.
     """
     torch = _torch()
+    if _is_port(module):
+        if input_shape is not None or return_sequences is not True:
+            raise ValueError(
+                f"Module {type(module).__name__} was made by to_torch: it keeps its model's input and outputs, so "
+                "`input_shape` and `return_sequences` apply only to plain PyTorch modules."
+            )
+        return _from_port(module, _dtype(module, dtype), name)
     if not isinstance(module, torch.nn.Module):
         raise ValueError(
             f"Received an invalid value for argument `module`, expected a torch.nn.Module, got {module!r:.100}."
@@ -246,15 +262,24 @@ def _direction(m, k: int, suffix: str, dtype: str) -> list[np.ndarray]:
     """Keras's weights of layer ``k``, one direction (``suffix`` ``""`` or ``"_reverse"``) of ``m``:
     ``[kernel, recurrent_kernel(, bias)]``."""
     params = dict(m.named_parameters())
-    w_ih = _array(params[f"weight_ih_l{k}{suffix}"], dtype)  # (G*H, in), PyTorch's gate blocks stacked in rows
-    w_hh = _array(params[f"weight_hh_l{k}{suffix}"], dtype)  # (G*H, H)
-    b_ih = _array(params[f"bias_ih_l{k}{suffix}"], dtype) if m.bias else None  # (G*H,)
-    b_hh = _array(params[f"bias_hh_l{k}{suffix}"], dtype) if m.bias else None
-    if type(m).__name__ == "GRU":
+    return keras_rnn_weights(type(m).__name__, lambda name: params.get(f"{name}_l{k}{suffix}"), True, dtype)
+
+
+def keras_rnn_weights(kind: str, get, reset_after: bool, dtype: str) -> list[np.ndarray]:
+    """Keras's ``[kernel, recurrent_kernel(, bias)]`` of a ``kind`` (``"RNN"``/``"SimpleRNN"``, ``"LSTM"``,
+    ``"GRU"``) cell from PyTorch's ``get(name)`` (``"weight_ih"``, ``"weight_hh"``, ``"bias_ih"``, ``"bias_hh"``;
+    ``"bias"`` for a GRU with ``reset_after=False``, which only :mod:`~scratch_rnn.ports.to_torch` holds; None
+    when absent)."""
+    w_ih = _array(get("weight_ih"), dtype)  # (G*H, in), PyTorch's gate blocks stacked in rows
+    w_hh = _array(get("weight_hh"), dtype)  # (G*H, H)
+    b_ih, b_hh = (None if get(n) is None else _array(get(n), dtype) for n in ("bias_ih", "bias_hh"))
+    if kind == "GRU":
         # PyTorch's gate blocks are r, z, n; Keras's z, r, h (h is PyTorch's n, same equation with
         # reset_after=True): swap the first two blocks of every weight and bias.
-        w_ih, w_hh = _gru_order(w_ih), _gru_order(w_hh)
-        kernels = [w_ih.T, w_hh.T]  # Keras: x @ kernel, (in, 3H); h @ recurrent_kernel, (H, 3H)
+        kernels = [_gru_order(w_ih).T, _gru_order(w_hh).T]  # Keras: x @ kernel (in, 3H); h @ recurrent (H, 3H)
+        if not reset_after:  # to_torch's own cell: one (3H,) bias added to the input projection, as Keras's
+            bias = get("bias")
+            return kernels if bias is None else [*kernels, _gru_order(_array(bias, dtype))]
         if b_ih is None:
             return kernels
         # Keras's GRU(reset_after=True) keeps both biases, bias (2, 3H): row 0 the input one (PyTorch's
@@ -270,6 +295,89 @@ def _direction(m, k: int, suffix: str, dtype: str) -> list[np.ndarray]:
 
 
 def _gru_order(w: np.ndarray) -> np.ndarray:
-    """PyTorch's GRU blocks ``[r; z; n]`` (along the first axis) reordered to Keras's ``[z; r; h]``."""
+    """PyTorch's GRU blocks ``[r; z; n]`` (along the first axis) reordered to Keras's ``[z; r; h]`` (a swap
+    of the first two blocks: its own inverse)."""
     r, z, n = np.split(w, 3, axis=0)
     return np.concatenate([z, r, n], axis=0)
+
+
+# --- modules made by to_torch ----------------------------------------------------------------------------
+
+#: The modules whose classes :func:`scratch_rnn.ports.to_torch.to_torch` builds.
+_PORT_MODULES = ("scratch_rnn.ports.to_torch", "scratch_rnn.ports.torch_core")
+
+
+def _is_port(module) -> bool:
+    return type(module).__module__ in _PORT_MODULES
+
+
+def _from_port(module, dtype: str, name):
+    """A scratch model from a ``to_torch`` module: its scratch model's config (float dtypes set to ``dtype``),
+    rebuilt, with every weight read from the module's parameters."""
+    kind = type(module).__name__
+    if kind == "TorchSequential":
+        scratch = list(module.scratch_layers)
+        layers = [_fresh(layer, dtype) for layer in scratch]
+        first = scratch[0]
+        ids = isinstance(first, Embedding)
+        model_input = Input(batch_shape=first.input_shape, dtype="int32" if ids else dtype)
+        model = Sequential([model_input, *layers], name=name)
+        pairs = zip(scratch, module.layers)
+    elif kind == "TorchFunctional":
+        source = module.model
+        config = with_float_dtype(model_config(source), dtype)["config"]
+        if name is not None:
+            config = {**config, "name": name}
+        model = model_from_config(config, keras_version=source.keras_version)
+        by_name = {layer.name: layer for layer in source.layers}
+        olds = [by_name[layer.name] for layer in model.layers if not isinstance(layer, InputLayer)]
+        pairs = [(old, module.by_layer[module.names[id(old)]]) for old in olds]
+    else:
+        raise ValueError(
+            f"Module of type {kind} (from to_torch) is not a model: from_torch reads back the module to_torch makes "
+            "of a Sequential or a functional Model."
+        )
+    model.set_weights([w for old, m in pairs for w in _port_weights(old, m, dtype)])
+    return model
+
+
+def _fresh(layer, dtype: str):
+    """An unbuilt copy of a scratch layer computing in ``dtype`` (its Keras config, rewritten, rebuilt)."""
+    config = with_float_dtype(layer_config(layer), dtype)
+    return from_config(config["class_name"], config["config"])
+
+
+def _port_weights(layer, m, dtype: str) -> list[np.ndarray]:
+    """Keras's weights of scratch ``layer`` read from ``m``, the module to_torch made of it."""
+    kind = type(m).__name__
+    if kind == "TorchBidirectional":
+        return _port_weights(layer.forward_layer, m.forward_layer, dtype) + _port_weights(
+            layer.backward_layer, m.backward_layer, dtype
+        )
+    if kind == "TorchTimeDistributed":
+        return _port_weights(layer.layer, m.layer, dtype)
+    if kind == "Recurrent":  # one TorchCell per cell; to_torch names their weights as PyTorch does, layer 0
+        return [
+            w
+            for cell in m.cells
+            for w in keras_rnn_weights(
+                cell.kind, lambda n, cell=cell: cell.weight(n if n == "bias" else f"{n}_l0"), cell.reset_after, dtype
+            )
+        ]
+    weights = []
+    for spec in layer.weight_spec():
+        key = spec.keras_name
+        if key == "kernel":  # to_torch keeps nn.Linear's (units, in) and nn.Conv1d's (filters, in, k) layouts
+            w = _array(m.weight, dtype)
+            weights.append(w.T if w.ndim == 2 else np.transpose(w, (2, 1, 0)))
+        elif key == "bias":
+            weights.append(_array(m.bias, dtype))
+        else:  # the other layers keep Keras's weights under Keras's names (embeddings, gamma, moving_mean, ...)
+            value = getattr(m, key, None)
+            if value is None:
+                raise ValueError(
+                    f"Layer {layer.name!r} ({type(layer).__name__}): its module {kind} holds no {key!r}, so "
+                    "from_torch cannot read that weight back."
+                )
+            weights.append(_array(value, dtype))
+    return weights

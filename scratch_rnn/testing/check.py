@@ -41,6 +41,9 @@ class CaseResult:
     error: str = ""  # the candidate raised (or did not return: see timed_out)
     skipped: str = ""  # outside the finite range the sweep checks (see check_case)
     timed_out: bool = False  # the candidate did not return within the timeout; ``error`` says so
+    precision: str = "float32"  # the products' precision the tolerance was derived for (tolerance.PRECISIONS)
+    explained_by: str | None = None  # a failing case: the least looser precision it agrees under (see diagnose)
+    diagnosis: str = ""  # a failing float32 case: that precision, or that no standard precision explains it
 
     @property
     def ok(self) -> bool:
@@ -79,6 +82,8 @@ class CaseResult:
         elif self.error:
             lines.append(f"  the candidate raised: {self.error}")
         lines += [f"  {c}" for c in self.comparisons if not c.ok]
+        if self.diagnosis:
+            lines.append(f"  diagnosis: {self.diagnosis}")
         return "\n".join(lines)
 
 
@@ -107,6 +112,15 @@ class Report:
     max_rel_error: float = 0.0
     max_margin: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    precision: str = "float32"  # the products' precision the tolerances model (tolerance.PRECISIONS)
+    margins: list[float] = field(default_factory=list)  # every compared case's margin, in order
+
+    def margin_percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the compared cases' margins, an observed one (no interpolation,
+        so an inf margin stays inf); 0 with no case compared."""
+        if not self.margins:
+            return 0.0
+        return float(np.percentile(np.asarray(self.margins, np.float64), q, method="higher"))
 
     @property
     def ok(self) -> bool:
@@ -125,6 +139,7 @@ class Report:
         self.max_abs_error = max(self.max_abs_error, result.max_abs_error)
         self.max_rel_error = max(self.max_rel_error, result.max_rel_error)
         self.max_margin = max(self.max_margin, result.margin)
+        self.margins.append(result.margin)
 
 
 def check_timeout(timeout) -> float | None:
@@ -139,9 +154,11 @@ def check_timeout(timeout) -> float | None:
     return float(timeout)
 
 
-def check_case(case: Case, keras, candidate=None, fast: bool = True, timeout: float | None = None) -> CaseResult:
+def check_case(
+    case: Case, keras, candidate=None, fast: bool = True, timeout: float | None = None, precision: str = "float32"
+) -> CaseResult:
     """Run ``case`` on Keras and on the candidate; compare under the case's derived tolerance."""
-    return check_against(case, lambda: keras_outputs(case, keras), candidate, fast, timeout)
+    return check_against(case, lambda: keras_outputs(case, keras), candidate, fast, timeout, precision)
 
 
 def keras_outputs(case: Case, keras):
@@ -155,8 +172,13 @@ def keras_outputs(case: Case, keras):
     return names, expected, reference.get_config()
 
 
-def check_against(case: Case, reference, candidate=None, fast: bool = True, timeout: float | None = None) -> CaseResult:
+def check_against(
+    case: Case, reference, candidate=None, fast: bool = True, timeout: float | None = None, precision: str = "float32"
+) -> CaseResult:
     """Compare the candidate with ``reference() -> (names, outputs, keras_config)`` under the derived tolerance.
+
+    ``precision`` names the products' precision the tolerance models (:data:`tolerance.PRECISIONS`); a
+    failing float32 case is diagnosed (:func:`diagnose`).
 
     The candidate is the scratch engine when ``candidate`` is None: its fast kernels, or its
     readable ``project``/``step`` with ``fast=False``, run here. A foreign candidate runs in a
@@ -186,8 +208,9 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True, time
             tolerance.jitter_activations(layer, jitter)
         return run_layer(layer, chunks)[1]
 
-    result = CaseResult(case)
-    derived = derived_or_skipped(result, lambda: tolerance.derive(case, run_oracle), case.dtype)
+    tolerance.check_precision(precision, case.dtype)
+    result = CaseResult(case, precision=precision)
+    derived = derived_or_skipped(result, lambda: tolerance.derive(case, run_oracle, precision=precision), case.dtype)
     if derived is None:
         return result
     oracle, tols = derived
@@ -204,7 +227,45 @@ def check_against(case: Case, reference, candidate=None, fast: bool = True, time
         ran = outputs_or_failed(result, lambda: run_candidate(candidate, config, case), timeout, in_thread=True)
     if ran is not None:
         result.comparisons = compare_outputs(ran[1], expected, tols, names)
+        diagnose(
+            result, ran[1], expected, names, lambda p: tolerance.derive(case, run_oracle, precision=p)[1], case.dtype
+        )
     return result
+
+
+def diagnose(result: CaseResult, actual, expected, names, tolerances_for, dtype) -> None:
+    """Say, for a failing float32 ``result`` whose outputs were compared, which standard precision explains it.
+
+    The precisions looser than ``result.precision`` are tried in :data:`tolerance.PRECISIONS`'s order
+    (float32 < tf32 < float16 < bfloat16: TF32 and float16 keep 10 mantissa bits, float16 adds its
+    underflow; bfloat16 keeps 7); ``tolerances_for(precision)`` derives that precision's tolerances.
+    The first one under which every output agrees is the least precision that explains the difference,
+    ``result.explained_by``: a port computing its products at that precision differs this much, a bug
+    need not be near it. None agreeing: "no standard precision explains this difference". A case that
+    raised is not diagnosed (nothing was compared), nor a float64 one (``dtype``: no reduced precision
+    applies); one whose outputs differ in number, shape or dtype is unexplained without deriving anything.
+    """
+    if result.ok or result.error or np.dtype(dtype) != np.float32:
+        return
+    if any(c.margin == np.inf and "elements differ" not in c.problem for c in result.comparisons if not c.ok):
+        result.diagnosis = "no standard precision explains this difference (the outputs' number, shape or dtype)"
+        return
+    order = list(tolerance.PRECISIONS)
+    margin = result.margin
+    for precision in order[order.index(result.precision) + 1 :]:
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            comparisons = compare_outputs(actual, expected, tolerances_for(precision), names)
+        margin = max((c.margin for c in comparisons), default=0.0)
+        if all(c.ok for c in comparisons):
+            result.explained_by = precision
+            result.diagnosis = (
+                f"agrees under precision={precision!r} (margin {margin:.3g}): the difference of a port whose "
+                f"products round their operands to {precision}, not necessarily a bug (--precision {precision})"
+            )
+            return
+    result.diagnosis = (
+        f"no standard precision explains this difference (margin {margin:.3g} even under precision={order[-1]!r})"
+    )
 
 
 def derived_or_skipped(result: CaseResult, derive, dtype):
@@ -279,7 +340,7 @@ def core_dot_length(case) -> int:
     return 1 + max([*axes, *fans, 1])
 
 
-def derive_core(case, run_oracle, seed: int = 0):
+def derive_core(case, run_oracle, seed: int = 0, precision: str = "float32"):
     """``(oracle_outputs, tolerances)`` of a :class:`~scratch_rnn.testing.case.LayerCase`: the float64
     engine on the case's exact values and on perturbed copies (:func:`tolerance.derive_from_runs`);
     integer inputs (ids) and masks are left alone."""
@@ -290,11 +351,13 @@ def derive_core(case, run_oracle, seed: int = 0):
         return [jitter(x, u) if x.dtype.kind == "f" else x for x in inputs]
 
     return tolerance.derive_from_runs(
-        run_oracle, weights, inputs, perturb_inputs, core_dot_length(case), case.dtype, seed
+        run_oracle, weights, inputs, perturb_inputs, core_dot_length(case), case.dtype, seed, precision
     )
 
 
-def check_layer_case(case, keras, candidate=None, timeout: float | None = None) -> CaseResult:
+def check_layer_case(
+    case, keras, candidate=None, timeout: float | None = None, precision: str = "float32"
+) -> CaseResult:
     """Run a non-recurrent ``case`` (a :class:`~scratch_rnn.testing.case.LayerCase`) on Keras and on the
     candidate (default: the engine) and compare under the case's derived tolerance.
 
@@ -315,8 +378,9 @@ def check_layer_case(case, keras, candidate=None, timeout: float | None = None) 
         feed, mask = (inputs, None if case.mask is None else masks) if case.multi else (inputs[0], masks[0])
         return [np.asarray(o, np.float64) for o in run_core(layer, feed, mask, case.call_options)[1]]
 
-    result = CaseResult(case)
-    derived = derived_or_skipped(result, lambda: derive_core(case, run_oracle), case.dtype)
+    tolerance.check_precision(precision, case.dtype)
+    result = CaseResult(case, precision=precision)
+    derived = derived_or_skipped(result, lambda: derive_core(case, run_oracle, precision=precision), case.dtype)
     if derived is None:
         return result
     oracle, tols = derived
@@ -331,4 +395,5 @@ def check_layer_case(case, keras, candidate=None, timeout: float | None = None) 
         ran = outputs_or_failed(result, lambda: run_core_candidate(candidate, config, case), timeout, in_thread=True)
     if ran is not None:
         result.comparisons = compare_outputs(ran[1], expected, tols, names)
+        diagnose(result, ran[1], expected, names, lambda p: derive_core(case, run_oracle, precision=p)[1], case.dtype)
     return result

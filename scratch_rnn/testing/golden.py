@@ -37,6 +37,7 @@ from scratch_rnn.testing.case import LAYERS, Case
 from scratch_rnn.testing.check import CaseResult, Failure, Report, check_against, check_timeout
 from scratch_rnn.testing.errors import one_line
 from scratch_rnn.testing.model_verify import InputSpec, ModelCase, check_model_case
+from scratch_rnn.testing.tolerance import check_precision
 
 FORMAT = "scratch-rnn-golden"
 #: A recording of one saved model (``scratch-rnn record --model``): the same files, other keys.
@@ -984,7 +985,9 @@ _LAYER = _Format(
 )
 
 
-def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: float | None = 60.0) -> GoldenCheck:
+def check(
+    path, candidate=None, layers=None, ids=None, on_case=None, timeout: float | None = 60.0, precision: str = "float32"
+) -> GoldenCheck:
     """Check the engine (``candidate=None``) or ``candidate`` against the recording at ``path``.
 
     Needs neither TensorFlow nor Keras. The recording is validated first
@@ -999,8 +1002,12 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: fl
     ``KeyboardInterrupt`` included) fails that case; a case it has not finished
     after ``timeout`` seconds (None: no limit) fails, and the check stops there,
     since a hung candidate is not called again.
+
+    ``precision`` is the candidate's products' precision (docs/precision.md); it applies to the float32
+    cases, the float64 ones are checked as always. A failing float32 case is diagnosed.
     """
     timeout = _check_candidate(candidate, "candidate(config, weights, x, mask=None, initial_state=None)", timeout)
+    check_precision(precision)
     recording = load(path)
     selected = _select(recording, ids, lambda g: layers is None or g.case.layer in layers, f"layers={layers} and ")
     return _run_checks(
@@ -1008,8 +1015,9 @@ def check(path, candidate=None, layers=None, ids=None, on_case=None, timeout: fl
         selected,
         candidate,
         lambda g: (g.case.layer, g.case.dtype.name),
-        lambda g: _check_one(g, candidate, timeout),
+        lambda g: _check_one(g, candidate, timeout, precision),
         on_case,
+        precision,
     )
 
 
@@ -1035,7 +1043,9 @@ def _select(recording: Recording, ids, keep, what: str = "") -> list:
     return selected
 
 
-def _run_checks(recording: Recording, selected: list, candidate, key_of, check_one, on_case) -> GoldenCheck:
+def _run_checks(
+    recording: Recording, selected: list, candidate, key_of, check_one, on_case, precision: str = "float32"
+) -> GoldenCheck:
     """Run ``check_one(case) -> CaseResult`` on each selected case, in a :class:`Report` per ``key_of(case)``
     (a ``(layer or model, dtype)`` pair), each failure with how to rerun its case; a case that timed out
     ends the run."""
@@ -1051,6 +1061,7 @@ def _run_checks(recording: Recording, selected: list, candidate, key_of, check_o
                 candidate=name,
                 seed=recording.manifest.get("recording", {}).get("seed", -1),
                 reference=f"recorded keras {recording.recorded_with.get('keras', '?')}",
+                precision=lane_precision(precision, key[1]),
             )
         outcome = check_one(golden)
         reports[key].record(outcome)
@@ -1073,12 +1084,24 @@ def _run_checks(recording: Recording, selected: list, candidate, key_of, check_o
     return result
 
 
-def _check_one(golden: GoldenCase, candidate=None, timeout: float | None = None) -> CaseResult:
+def lane_precision(precision: str, dtype) -> str:
+    """The precision a case of ``dtype`` is checked at: ``precision`` for float32; float32 (today's model)
+    for the float64 lane, which a reduced-precision port does not compute in."""
+    return precision if str(dtype) == "float32" else "float32"
+
+
+def _check_one(
+    golden: GoldenCase, candidate=None, timeout: float | None = None, precision: str = "float32"
+) -> CaseResult:
     """One recorded case against the engine or ``candidate``."""
     if candidate is not None and golden.carried_state is not None:
         candidate = _carrying(candidate, golden.carried_state)
     return check_against(
-        golden.case, lambda: (golden.output_names, golden.outputs, golden.keras_config), candidate, timeout=timeout
+        golden.case,
+        lambda: (golden.output_names, golden.outputs, golden.keras_config),
+        candidate,
+        timeout=timeout,
+        precision=lane_precision(precision, golden.case.dtype.name),
     )
 
 
@@ -1333,7 +1356,9 @@ _OTHER_FORMAT_HINTS = {
 }
 
 
-def check_model(path, model, candidate=None, ids=None, on_case=None, timeout: float | None = 60.0) -> GoldenCheck:
+def check_model(
+    path, model, candidate=None, ids=None, on_case=None, timeout: float | None = 60.0, precision: str = "float32"
+) -> GoldenCheck:
     """Check the engine (``candidate=None``) or ``candidate(model_file, inputs) -> outputs`` against the model
     recording at ``path``, for the saved model file ``model``, with NumPy and h5py only.
 
@@ -1342,11 +1367,12 @@ def check_model(path, model, candidate=None, ids=None, on_case=None, timeout: fl
     the file loaded by :func:`scratch_rnn.load_model` in each case's dtype; the tolerances are derived as
     :func:`~scratch_rnn.testing.model_verify.verify_model` derives them, from the engine's float64 twin of
     the model (``load_model(model, dtype="float64")``). ``ids`` selects cases; ``on_case`` and ``timeout``
-    are :func:`check`'s. One report per dtype.
+    and ``precision`` are :func:`check`'s. One report per dtype.
     """
     from scratch_rnn.saving import load_model
 
     timeout = _check_candidate(candidate, "candidate(model_file, inputs) -> outputs", timeout)
+    check_precision(precision)
     model_file = check_model_file(model)
     recording = load_model_recording(path)
     recorded, digest = recording.manifest["model"]["sha256"], _sha256(Path(model_file))
@@ -1364,8 +1390,8 @@ def check_model(path, model, candidate=None, ids=None, on_case=None, timeout: fl
             engines[golden.dtype] = load_model(model_file, dtype=golden.dtype)
         return check_model_case(
             golden.case, lambda: golden.outputs, oracle, weights, golden.dtype, names, engines.get(golden.dtype),
-            candidate, model_file, timeout,
+            candidate, model_file, timeout, lane_precision(precision, golden.dtype),
         )  # fmt: skip
 
     model_name = recording.manifest["model"]["name"]
-    return _run_checks(recording, selected, candidate, lambda g: (model_name, g.dtype), check_one, on_case)
+    return _run_checks(recording, selected, candidate, lambda g: (model_name, g.dtype), check_one, on_case, precision)

@@ -30,7 +30,7 @@ import numpy as np
 
 from scratch_rnn.saving import with_float_dtype
 from scratch_rnn.testing import tolerance
-from scratch_rnn.testing.check import CaseResult, Report, derived_or_skipped, outputs_or_failed
+from scratch_rnn.testing.check import CaseResult, Report, derived_or_skipped, diagnose, outputs_or_failed
 from scratch_rnn.testing.compare import compare_outputs
 from scratch_rnn.testing.runners import default_reference, import_keras
 
@@ -194,7 +194,7 @@ def _dot_length(weights) -> int:
     return 2 * fan_in + 1
 
 
-def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int = 0):
+def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int = 0, precision: str = "float32"):
     """``(oracle_outputs, tolerances)``: the float64 engine's outputs and their derived tolerances
     (:mod:`scratch_rnn.testing.tolerance`), weights and float inputs perturbed, recurrent layers'
     activations jittered."""
@@ -214,7 +214,9 @@ def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int =
     def perturb_inputs(jitter, u):
         return [jitter(x, u) if x.dtype.kind == "f" else x for x in inputs]
 
-    return tolerance.derive_from_runs(run, weights, inputs, perturb_inputs, _dot_length(weights), dtype, seed)
+    return tolerance.derive_from_runs(
+        run, weights, inputs, perturb_inputs, _dot_length(weights), dtype, seed, precision
+    )
 
 
 def verify_model(
@@ -227,6 +229,7 @@ def verify_model(
     on_example=None,
     shrink_seconds: float = 60.0,
     timeout: float | None = 60.0,
+    precision: str = "float32",
 ) -> Report:
     """Check a whole model against Keras on ``max_examples`` generated inputs; returns a :class:`Report`.
 
@@ -235,11 +238,12 @@ def verify_model(
     model converted by :func:`scratch_rnn.from_keras`) or ``candidate(model_file, inputs) -> outputs``
     (a Keras model object is saved to a temporary ``.keras`` file for it). ``dtype="float64"`` runs both
     sides in float64 (the model's float dtypes rewritten, weights cast), where agreement is near machine
-    precision. The other arguments are :func:`~scratch_rnn.testing.verify.verify`'s.
+    precision. The other arguments are :func:`~scratch_rnn.testing.verify.verify`'s, ``precision`` (the
+    candidate's products' precision, docs/precision.md) included.
     """
     from scratch_rnn.testing.verify import check_sweep_arguments, sweep
 
-    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision)
     reference = default_reference() if reference is None else reference
     keras = import_keras(reference)
 
@@ -273,12 +277,15 @@ def verify_model(
             keras_model.save(model_file)
     specs = input_specs(keras_model)
     names = output_names(keras_model)
-    report = Report(keras_model.name, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
+    report = Report(
+        keras_model.name, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}",
+        precision=precision,
+    )  # fmt: skip
 
     def check_one(case: ModelCase) -> CaseResult:
         return check_model_case(
             case, lambda: keras_outputs(keras_run, case), oracle_model, weights, dtype, names, engine, candidate,
-            model_file, timeout,
+            model_file, timeout, precision,
         )  # fmt: skip
 
     return sweep(model_cases(specs, dtype), check_one, report, seed, max_examples, shrink_seconds, on_example)
@@ -295,15 +302,21 @@ def check_model_case(
     candidate=None,
     model_file=None,
     timeout: float | None = None,
+    precision: str = "float32",
 ) -> CaseResult:
     """One model input: the engine (``engine``, a scratch model computing in ``dtype``) or ``candidate``
     against ``expected() -> list of arrays`` (Keras run live, or a recording), under the tolerances
     :func:`derive_model` derives with ``oracle_model`` (the float64 scratch twin) and ``weights`` (Keras's
     ``get_weights()``). An exact result that is not finite or beyond ``sqrt(finfo(dtype).max)`` is
     skipped, as for a layer; whatever the engine or the candidate raises fails the case, and a candidate
-    that has not returned after ``timeout`` seconds fails it with ``timed_out`` set. NumPy only."""
-    result = CaseResult(case)
-    derived = derived_or_skipped(result, lambda: derive_model(oracle_model, weights, case, dtype), dtype)
+    that has not returned after ``timeout`` seconds fails it with ``timed_out`` set. ``precision`` is the
+    candidate's products' (:data:`~scratch_rnn.testing.tolerance.PRECISIONS`); a failing float32 case is
+    diagnosed (:func:`~scratch_rnn.testing.check.diagnose`). NumPy only."""
+    tolerance.check_precision(precision, dtype)
+    result = CaseResult(case, precision=precision)
+    derived = derived_or_skipped(
+        result, lambda: derive_model(oracle_model, weights, case, dtype, precision=precision), dtype
+    )
     if derived is None:
         return result
     _, tols = derived
@@ -320,6 +333,8 @@ def check_model_case(
             ]
     if actual is not None:
         result.comparisons = compare_outputs(actual, reference, tols, names)
+        tolerances_for = lambda p: derive_model(oracle_model, weights, case, dtype, precision=p)[1]  # noqa: E731
+        diagnose(result, actual, reference, names, tolerances_for, dtype)
     return result
 
 

@@ -73,7 +73,10 @@ GALLERY: list[Mutant] = []
 
 #: The port each module of port mutants plants bugs in; a module is imported the first time its port's
 #: mutants are asked for (:func:`mutants`), never with the gallery. A new converter adds its row here.
-PORT_MUTANT_MODULES: dict[str, str] = {"torch": "scratch_rnn.testing.torch_mutants"}
+PORT_MUTANT_MODULES: dict[str, str] = {
+    "torch": "scratch_rnn.testing.torch_mutants",
+    "onnx": "scratch_rnn.testing.onnx_mutants",
+}
 
 
 def _register(m: Mutant) -> None:
@@ -621,9 +624,16 @@ class Kill:
 
 
 def kill(
-    m: Mutant, max_examples: int = 100, seed: int = DEFAULT_SEED, dtype: str = "float32", reference: str = "keras"
+    m: Mutant,
+    max_examples: int = 100,
+    seed: int = DEFAULT_SEED,
+    dtype: str = "float32",
+    reference: str = "keras",
+    precision: str = "float32",
 ) -> Kill:
     """Run one mutant through :func:`verify` against ``reference`` (no shrinking: the first failing case is the kill).
+    ``precision`` loosens the float32 tolerances for reduced-precision products (docs/precision.md): a bug
+    must still be caught at ``"tf32"``.
 
     The reference is Keras 3 unless asked otherwise, whatever ``$SCRATCH_RNN_REFERENCE`` says:
     the gallery's bugs are bugs against the Keras the engine follows.
@@ -655,6 +665,7 @@ def kill(
         reference=reference,
         on_example=on_example,
         shrink_seconds=0,
+        precision=precision,
     )
     seconds = time.perf_counter() - start
     row = Kill(
@@ -683,6 +694,7 @@ def kill_table(
     on_row=None,
     reference: str = "keras",
     port: str | None = None,
+    precision: str = "float32",
 ) -> list[Kill]:
     """Every mutant (of ``layer``, default all) run through :func:`verify`; one :class:`Kill` each.
 
@@ -695,7 +707,9 @@ def kill_table(
     seed = random.getrandbits(32) if seed is None else int(seed)
     rows = []
     for m in mutants(layer, reference, port):
-        rows.append(kill(m, max_examples=max_examples, seed=seed, dtype=dtype, reference=reference))
+        rows.append(
+            kill(m, max_examples=max_examples, seed=seed, dtype=dtype, reference=reference, precision=precision)
+        )
         if on_row is not None:
             on_row(rows[-1])
     return rows

@@ -32,9 +32,21 @@ near zero; and ``tiny`` is the smallest normal number of the dtype
 CPU and NumPy does not, so differences at that scale are not errors. Outputs
 that must be exact (zeros at masked steps) get a zero tolerance. ``SAFETY``
 covers the sampling of only a few perturbations; its value is checked against measured margins (README, "Tolerances").
+
+Reduced precision (``precision=``, docs/precision.md). A GPU port computing "in float32" with TF32,
+bfloat16 or float16 products rounds each product's OPERANDS (weights, inputs, states) to the reduced
+mantissa, unit roundoff ``u_p``, and accumulates in float32. Its model: each weight is perturbed by
+``2*u_p + n*u`` relative (its own rounding; the rounding of the state or input it multiplies, which is
+a relative perturbation of the matching weight column; the float32 accumulation), inputs and initial
+states by ``u_p``, activations as in float32 (:data:`ACTIVATION_ULPS`, measured: docs/precision.md).
+The floor keeps float32's ``n * u * row_scale``, and float16 adds its underflow: an operand below
+2^-14 is off by up to 2^-25 absolute, ``n * 2^-25 * operand_scale`` in the output. ``"float32"``
+is the model above unchanged, bit for bit.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +54,44 @@ SAFETY = 8.0
 PERTURBATIONS = 4
 #: Rounding of an activation's output, in units of ``u``: two ulps covers TensorFlow's ~1.5.
 ACTIVATION_ULPS = 2.0
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a GEMM's operands are rounded: kept mantissa bits, and whether float16's range applies."""
+
+    name: str
+    mantissa_bits: int
+    #: Half the spacing of the format's subnormals: an operand's absolute error where it underflows
+    #: (0 for the float32-range formats, whose underflow is float32's own, covered by ``tiny``).
+    underflow: float = 0.0
+
+    @property
+    def u(self) -> float:
+        """Unit roundoff of the operands: ``2**-(mantissa_bits + 1)``."""
+        return 2.0 ** -(self.mantissa_bits + 1)
+
+
+#: The precisions ``precision=`` accepts, from the strictest: float32 (today's), then by looser tolerance.
+PRECISIONS = {
+    "float32": Precision("float32", 23),
+    "tf32": Precision("tf32", 10),
+    "float16": Precision("float16", 10, underflow=2.0**-25),
+    "bfloat16": Precision("bfloat16", 7),
+}
+
+
+def check_precision(precision, dtype="float32") -> str:
+    """``precision`` checked: one of :data:`PRECISIONS`; anything but ``"float32"`` only for float32 cases
+    (a float64 port has no reduced-precision products to model)."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"Argument `precision` must be one of {list(PRECISIONS)}, got {precision!r:.80}.")
+    if precision != "float32" and np.dtype(dtype) != np.float32:
+        raise ValueError(
+            f"Argument `precision`={precision!r} models reduced-precision products of float32 computations; "
+            f"it applies to dtype float32 only, got dtype {np.dtype(dtype).name}."
+        )
+    return precision
 
 
 def unit_roundoff(dtype) -> float:
@@ -55,7 +105,7 @@ def dot_length(case) -> int:
     return case.x.shape[-1] + recurrent_config(case.layer, case.config)["units"] + 1
 
 
-def derive(case, run_oracle, seed: int = 0):
+def derive(case, run_oracle, seed: int = 0, precision: str = "float32"):
     """``(oracle_outputs, tolerances)`` for ``case`` in the case's dtype.
 
     ``run_oracle(weights, chunks, jitter=None) -> list of arrays`` runs the float64
@@ -71,17 +121,24 @@ def derive(case, run_oracle, seed: int = 0):
     def perturb_chunks(jitter, u):
         return [(jitter(x, u), m, None if s is None else [jitter(a, u) for a in s]) for x, m, s in chunks]
 
-    return derive_from_runs(run_oracle, weights, chunks, perturb_chunks, dot_length(case), case.dtype, seed)
+    return derive_from_runs(run_oracle, weights, chunks, perturb_chunks, dot_length(case), case.dtype, seed, precision)
 
 
-def derive_from_runs(run_oracle, weights, inputs, perturb_inputs, n: int, dtype, seed: int = 0):
+def derive_from_runs(
+    run_oracle, weights, inputs, perturb_inputs, n: int, dtype, seed: int = 0, precision: str = "float32"
+):
     """``(oracle_outputs, tolerances)`` for any computation (a layer case, a whole model).
 
     ``run_oracle(weights, inputs, jitter=None) -> list of arrays`` runs the float64 reference;
     ``perturb_inputs(jitter, u)`` returns ``inputs`` with every float perturbed by ``jitter(a, u)``
-    (ids and masks left alone); ``n`` is the longest dot product of one step.
+    (ids and masks left alone); ``n`` is the longest dot product of one step. ``precision`` names
+    the products' operand rounding (:data:`PRECISIONS`; see the module doc).
     """
+    p = PRECISIONS[check_precision(precision, dtype)]
     u = unit_roundoff(dtype)
+    reduced = p.name != "float32"
+    u_weight = 2 * p.u + n * u if reduced else n * u
+    u_input = p.u if reduced else u
     tiny = float(np.finfo(dtype).tiny)
     rng = np.random.default_rng(seed)
     oracle = run_oracle(weights, inputs)
@@ -91,15 +148,18 @@ def derive_from_runs(run_oracle, weights, inputs, perturb_inputs, n: int, dtype,
 
     sensitivity = [np.zeros_like(o) for o in oracle]
     for _ in range(PERTURBATIONS):
-        p_weights = [jitter(w, n * u) for w in weights]
-        p_inputs = perturb_inputs(jitter, u)
+        p_weights = [jitter(w, u_weight) for w in weights]
+        p_inputs = perturb_inputs(jitter, u_input)
         p_activations = lambda a: jitter(a, ACTIVATION_ULPS * u)  # noqa: E731
         for acc, out, ref in zip(sensitivity, run_oracle(p_weights, p_inputs, p_activations), oracle):
             np.maximum(acc, np.abs(out - ref), out=acc)
+    floor = n * tiny
+    if p.underflow:  # float16 operands underflowing: up to p.underflow absolute each, times the other operand
+        floor += n * p.underflow * max([1.0, *(float(np.max(np.abs(w), initial=0)) for w in weights)])
     tolerances = []
     for ref, sens in zip(oracle, sensitivity):
         row_scale = np.max(np.abs(ref), axis=-1, keepdims=True)
-        tolerances.append(SAFETY * (sens + n * u * row_scale + n * tiny))
+        tolerances.append(SAFETY * (sens + n * u * row_scale + floor))
     return oracle, tolerances
 
 

@@ -34,6 +34,7 @@ from scratch_rnn.testing.check import (  # noqa: F401  (re-exported)
 from scratch_rnn.testing.hypothesis_internals import seed_only, shrink_time_limit
 from scratch_rnn.testing.runners import default_reference, import_keras
 from scratch_rnn.testing.strategies import LAYERS, cases, check_fixed
+from scratch_rnn.testing.tolerance import check_precision
 
 #: The most cases one sweep may ask for: a typo such as ``--examples 1000000000000`` is refused.
 MAX_EXAMPLES = 1_000_000
@@ -69,6 +70,7 @@ def verify(
     with_initial_state: bool = True,
     fast: bool = True,
     timeout: float | None = 60.0,
+    precision: str = "float32",
 ) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
@@ -90,15 +92,20 @@ def verify(
     included) is a failed case, and a case it has not finished after ``timeout`` seconds (None: no
     limit) is a failure that ends the sweep there, unshrunk, since a hung candidate is not called
     again. A Ctrl-C of the harness still stops it. The engine (``candidate=None``) runs inline.
+
+    ``precision`` (``"float32"``, ``"tf32"``, ``"float16"`` or ``"bfloat16"``; float32 cases only) is the
+    precision of the candidate's products the tolerances allow for (docs/precision.md): a GPU port with
+    TF32 on passes ``"tf32"``, not ``"float32"``. A failing float32 case says the least precision under
+    which it would agree, or that no standard precision explains it.
     """
     if layer in CORE_LAYERS:
         return verify_layer(
             candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
-            with_initial_state, fast, timeout,
+            with_initial_state, fast, timeout, precision,
         )  # fmt: skip
     if layer not in LAYERS:
         raise ValueError(f"Argument `layer` must be one of {[*LAYERS, *CORE_LAYERS]}, got {layer!r}.")
-    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision)
     if candidate is not None and not fast:
         raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
     fixed = check_fixed(layer, fixed, for_candidate=candidate is not None, reference=reference or default_reference())
@@ -109,7 +116,9 @@ def verify(
         name = "scratch_rnn engine" if fast else "scratch_rnn engine (reference step)"
     else:
         name = getattr(candidate, "__qualname__", repr(candidate))
-    report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
+    report = Report(
+        layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}", precision=precision
+    )
 
     strategy = cases(
         layer,
@@ -122,7 +131,7 @@ def verify(
     )
     return sweep(
         strategy,
-        lambda case: check_case(case, keras, candidate, fast, timeout),
+        lambda case: check_case(case, keras, candidate, fast, timeout, precision),
         report,
         seed,
         max_examples,
@@ -133,7 +142,7 @@ def verify(
 
 def verify_layer(
     candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
-    with_initial_state, fast, timeout,
+    with_initial_state, fast, timeout, precision="float32",
 ) -> Report:  # fmt: skip
     """:func:`verify` for a non-recurrent layer (:data:`~scratch_rnn.testing.case.CORE_LAYERS`): cases from
     :mod:`scratch_rnn.testing.layer_strategies`, each checked by
@@ -142,7 +151,7 @@ def verify_layer(
     ``with_initial_state=False`` and ``fast=False`` are the recurrent sweep's and are refused here."""
     from scratch_rnn.testing.layer_strategies import layer_cases
 
-    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout)
+    timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision)
     if fixed:
         raise ValueError(f"Argument `fixed` pins recurrent options; {layer} sweeps draw every option of theirs.")
     if not with_initial_state:
@@ -155,10 +164,12 @@ def verify_layer(
     keras = import_keras(reference)
     seed = random.getrandbits(32) if seed is None else int(seed)
     name = "scratch_rnn engine" if candidate is None else getattr(candidate, "__qualname__", repr(candidate))
-    report = Report(layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}")
+    report = Report(
+        layer, np.dtype(dtype).name, name, seed, reference=f"{reference} {keras.__version__}", precision=precision
+    )
     return sweep(
         layer_cases(layer, dtype, with_mask),
-        lambda case: check_layer_case(case, keras, candidate, timeout),
+        lambda case: check_layer_case(case, keras, candidate, timeout, precision),
         report,
         seed,
         max_examples,
@@ -167,7 +178,7 @@ def verify_layer(
     )
 
 
-def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout):
+def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision="float32"):
     """The arguments every sweep takes, checked before anything runs; returns the checked ``timeout``."""
     if dtype not in ("float32", "float64", np.float32, np.float64, np.dtype("float32"), np.dtype("float64")):
         raise ValueError(f"Argument `dtype` must be 'float32' or 'float64', got {dtype!r}.")
@@ -177,6 +188,7 @@ def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout):
         raise ValueError(f"Argument `max_examples` must be an int in [1, {MAX_EXAMPLES}], got {max_examples!r}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ValueError(f"Argument `seed` must be an int or None, got {seed!r}.")
+    check_precision(precision, dtype)
     return check_timeout(timeout)
 
 

@@ -1,0 +1,324 @@
+"""Verification that understands reduced precision (``precision=``, ``--precision``; docs/precision.md).
+
+The emulating candidates (:mod:`scratch_rnn.testing.precision`) compute as a GPU with TF32, float16 or
+bfloat16 products does; each passes under its own precision and fails under float32, a planted bug
+fails under every precision and is diagnosed as such, and bad precisions are refused by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from scratch_rnn.cli import main
+from scratch_rnn.testing import golden, tolerance
+from scratch_rnn.testing import precision as emulated
+from scratch_rnn.testing.check import CaseResult, Report, diagnose
+from scratch_rnn.testing.compare import compare_outputs
+from scratch_rnn.testing.precision import RoundedOperands, round_to
+from scratch_rnn.testing.tolerance import PRECISIONS, check_precision
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+#: The recording's float32 GRU and LSTM cases (tests/data/golden, scratch-rnn record --seed 5).
+GOLDEN_FLOAT32 = [f"case00{i}" for i in (12, 13, 14, 15, 16, 17, 24, 25, 26, 27, 28, 29)]
+REDUCED = ("tf32", "float16", "bfloat16")
+
+
+# --- rounding ------------------------------------------------------------------------------------------
+
+
+def test_round_to_keeps_the_mantissa_bits_rounding_to_nearest_even():
+    one = np.float32(1)
+    for name, bits in (("tf32", 10), ("float16", 10), ("bfloat16", 7)):
+        step = 2.0**-bits  # the spacing above 1
+        x = np.array(
+            [1 + step, 1 + step / 2, 1 + 3 * step / 2, 1 + step / 4, 1 + 3 * step / 4, -(1 + step)], np.float32
+        )
+        expected = np.array([1 + step, 1, 1 + 2 * step, 1, 1 + step, -(1 + step)], np.float32)  # ties to even
+        got = round_to(x, name)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        assert round_to(np.array([one], np.float32), name)[0] == one
+
+
+def test_round_to_would_catch_truncation():
+    """A planted truncating rounding differs from round_to at 1 + 3/4 step: the test above would fail on it."""
+    x = np.array([1 + 3 * 2.0**-12], np.float32)  # 3/4 of a TF32 step above 1
+    truncated = (x.view(np.uint32) & np.uint32(~((1 << 13) - 1) & 0xFFFFFFFF)).view(np.float32)
+    assert truncated[0] == 1 and round_to(x, "tf32")[0] == 1 + 2.0**-10
+
+
+def test_round_to_specials_and_ranges():
+    x = np.array([np.nan, np.inf, -np.inf, 3.4e38, 7e4, 1e-6, 0.0, -0.0], np.float32)
+    bf = round_to(x, "bfloat16")
+    assert np.isnan(bf[0]) and bf[1] == np.inf and bf[2] == -np.inf
+    assert bf[3] == np.inf  # rounds past bfloat16's largest finite number (about 3.39e38)
+    assert bf[4] == np.float32(70144.0)  # float32's range: 7e4 keeps 8 significant bits
+    h = round_to(x, "float16")
+    assert np.isnan(h[0]) and h[4] == np.inf  # float16 overflows beyond 65504
+    assert h[5] == np.float32(np.float16(1e-6)) and h[5] != np.float32(1e-6)  # a float16 subnormal
+    assert np.signbit(h[7]) and np.signbit(round_to(x, "tf32")[7])
+    np.testing.assert_array_equal(round_to(x[3:], "float32"), x[3:])
+
+
+def test_rounded_operands_round_every_product_and_nothing_else(rng):
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    h = rng.standard_normal((4, 3)).astype(np.float32)
+    weight = RoundedOperands(w, "bfloat16")
+    product = h @ weight.T  # the engine's h @ Wh.T: the weight on the right, transposed
+    assert type(product) is np.ndarray and product.dtype == np.float32
+    np.testing.assert_array_equal(product, round_to(h, "bfloat16") @ round_to(w, "bfloat16").T)
+    assert not np.array_equal(product, h @ w.T)  # the planted difference: the products did change
+    total = weight + 1  # not a product: plain float32 arithmetic on the unrounded weight
+    assert type(total) is np.ndarray
+    np.testing.assert_array_equal(total, w + 1)
+    assert weight[1:].precision == "bfloat16"  # slices keep the precision (GRU's Wh[2u:])
+
+
+# --- refusals ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["tf16", "fp32", "", None, 32, "TF32"])
+def test_unknown_precisions_are_refused_by_name(bad):
+    with pytest.raises(ValueError, match=r"Argument `precision` must be one of \['float32', 'tf32'"):
+        check_precision(bad)
+    with pytest.raises(ValueError, match="Argument `precision`"):
+        golden.check(GOLDEN, precision=bad)
+    with pytest.raises(ValueError, match="Argument `precision`"):
+        round_to(np.zeros(1, np.float32), bad)
+    with pytest.raises(ValueError, match="Argument `precision`"):
+        emulated.emulating_candidate(bad)
+
+
+@pytest.mark.parametrize("precision", REDUCED)
+def test_reduced_precision_with_float64_is_refused_by_name(precision):
+    with pytest.raises(ValueError, match=f"`precision`='{precision}'.*float32 only, got dtype float64"):
+        check_precision(precision, "float64")
+    assert check_precision("float32", "float64") == "float32"
+
+
+@pytest.mark.keras
+def test_verify_refuses_a_bad_precision_before_running(keras):
+    from scratch_rnn.testing.verify import verify
+
+    with pytest.raises(ValueError, match="Argument `precision`"):
+        verify(layer="GRU", max_examples=1, precision="half")
+    with pytest.raises(ValueError, match="float32 only, got dtype float64"):
+        verify(layer="GRU", max_examples=1, dtype="float64", precision="tf32")
+    with pytest.raises(ValueError, match="Argument `precision`"):
+        verify(layer="Dense", max_examples=1, precision="half")
+
+
+def test_the_emulation_refuses_float64_layers():
+    from scratch_rnn import GRU
+
+    layer = GRU(2, dtype="float64")
+    layer.build((1, 1, 3))
+    with pytest.raises(ValueError, match="float32 scratch recurrent layer"):
+        emulated.emulate(layer, "tf32")
+
+
+# --- the tolerance model -------------------------------------------------------------------------------
+
+
+def _derive(precision, rng):
+    """Tolerances of a small tanh recurrence y_t = tanh(W x_t + V y_{t-1}) under ``precision``."""
+    w, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 4)) * 0.5
+    x = rng.standard_normal((2, 6, 3))
+
+    def run(weights, inputs, jitter=None):
+        w, v = weights
+        y = np.zeros((2, 4))
+        for t in range(inputs[0].shape[1]):
+            y = np.tanh(inputs[0][:, t] @ w.T + y @ v.T)
+            y = y if jitter is None else jitter(y)
+        return [y]
+
+    return tolerance.derive_from_runs(
+        run, [w, v], [x], lambda jitter, u: [jitter(x, u)], 8, "float32", precision=precision
+    )[1][0]
+
+
+def test_float32_precision_is_todays_tolerance_bit_for_bit():
+    a = _derive("float32", np.random.default_rng(1))
+    # today's model, written out: weights n*u, inputs u, the same draws in the same order
+    rng = np.random.default_rng(1)
+    w, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 4)) * 0.5
+    x = rng.standard_normal((2, 6, 3))
+
+    def run(weights, inputs, jitter=None):
+        w, v = weights
+        y = np.zeros((2, 4))
+        for t in range(inputs[0].shape[1]):
+            y = np.tanh(inputs[0][:, t] @ w.T + y @ v.T)
+            y = y if jitter is None else jitter(y)
+        return [y]
+
+    b = tolerance.derive_from_runs(run, [w, v], [x], lambda jitter, u: [jitter(x, u)], 8, "float32")[1][0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_reduced_precisions_loosen_the_tolerance_in_order():
+    tols = {p: _derive(p, np.random.default_rng(2)) for p in PRECISIONS}
+    assert (tols["tf32"] > 20 * tols["float32"]).all()  # u_tf32 = 2^13 u: far looser, everywhere
+    assert (tols["float16"] >= tols["tf32"]).all() and (tols["float16"] > tols["tf32"]).any()  # + underflow
+    assert (tols["bfloat16"] > 4 * tols["tf32"]).all()  # 3 fewer bits: 8x the operand rounding
+
+
+# --- diagnosis -----------------------------------------------------------------------------------------
+
+
+def _case_result(actual, expected, tols_by_precision, dtype="float32"):
+    result = CaseResult(case=SimpleNamespace(describe=lambda: "a planted case"))
+    names = ["output"]
+    result.comparisons = compare_outputs([actual], [expected], [tols_by_precision["float32"]], names)
+    diagnose(result, [actual], [expected], names, lambda p: [tols_by_precision[p]], dtype)
+    return result
+
+
+def test_diagnosis_names_the_least_precision_that_agrees():
+    expected = np.zeros(3, np.float32)
+    tols = {"float32": 1e-7, "tf32": 1e-4, "float16": 2e-4, "bfloat16": 1e-3}
+    for error, least in ((5e-5, "tf32"), (1.5e-4, "float16"), (5e-4, "bfloat16")):
+        result = _case_result(np.full(3, error, np.float32), expected, tols)
+        assert not result.ok and result.explained_by == least, (error, result.diagnosis)
+        assert f"agrees under precision='{least}'" in result.message()
+
+
+def test_diagnosis_says_when_no_precision_explains_it():
+    tols = {"float32": 1e-7, "tf32": 1e-4, "float16": 2e-4, "bfloat16": 1e-3}
+    result = _case_result(np.full(3, 0.5, np.float32), np.zeros(3, np.float32), tols)
+    assert result.explained_by is None
+    assert "no standard precision explains this difference (margin 500" in result.message()
+    shaped = _case_result(np.zeros(4, np.float32), np.zeros(3, np.float32), tols)
+    assert "no standard precision explains" in shaped.diagnosis and "shape" in shaped.diagnosis
+    nan = _case_result(np.array([np.nan, 0, 0], np.float32), np.zeros(3, np.float32), tols)
+    assert nan.explained_by is None and "no standard precision explains" in nan.diagnosis  # NaN is never close
+
+
+def test_a_passing_or_float64_case_is_not_diagnosed():
+    tols = {"float32": 1e-7, "tf32": 1e-4, "float16": 2e-4, "bfloat16": 1e-3}
+    assert _case_result(np.zeros(3, np.float32), np.zeros(3, np.float32), tols).diagnosis == ""
+    assert _case_result(np.full(3, 5e-5), np.zeros(3), tols, dtype="float64").diagnosis == ""
+
+
+def test_report_margin_percentiles_are_observed_margins():
+    report = Report("GRU", "float32", "c", 0)
+    assert report.margin_percentile(50) == 0.0
+    report.margins = [0.1, 0.2, 0.3, 5.0, np.inf]
+    assert report.margin_percentile(50) == 0.3 and report.margin_percentile(99) == np.inf
+    report.margins = [0.1, 0.2, 0.3, 5.0]
+    assert report.margin_percentile(99) == 5.0 and report.margin_percentile(0) == 0.1
+
+
+# --- golden check: no Keras needed ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", REDUCED)
+def test_a_recording_checks_each_emulation_under_its_own_precision_only(precision):
+    candidate = getattr(emulated, precision)
+    own = golden.check(GOLDEN, candidate, ids=GOLDEN_FLOAT32, precision=precision)
+    assert own.ok, "\n".join(map(str, own.failures))
+    assert all(r.precision == precision for r in own.reports)
+    strict = golden.check(GOLDEN, candidate, ids=GOLDEN_FLOAT32)
+    assert not strict.ok  # the planted difference: float32 tolerances catch the reduced products
+    for failure in strict.failures:
+        assert "diagnosis: agrees under precision=" in failure.message, failure.message
+
+
+def test_the_float64_lane_of_a_recording_stays_float32_exact():
+    """--precision applies to float32 cases; the float64 lane is checked as always (the engine passes)."""
+    result = golden.check(GOLDEN, layers=["GRU"], precision="bfloat16")
+    assert result.ok
+    assert {(r.dtype, r.precision) for r in result.reports} == {("float32", "bfloat16"), ("float64", "float32")}
+
+
+def test_a_planted_bug_is_not_explained_by_any_precision():
+    from scratch_rnn.testing.mutants import mutants
+
+    bug = next(m for m in mutants("GRU") if m.name == "gates-z-r-swapped")
+    result = golden.check(GOLDEN, bug.candidate, ids=GOLDEN_FLOAT32[6:], precision="bfloat16")
+    assert not result.ok
+    for failure in result.failures:
+        assert "no standard precision explains this difference" in failure.message, failure.message
+
+
+def test_cli_check_takes_precision(capsys):
+    argv = ["check", str(GOLDEN), "--candidate", "scratch_rnn.testing.precision:tf32"]
+    argv += [arg for case in GOLDEN_FLOAT32[6:] for arg in ("--case", case)]
+    assert main([*argv, "--layer", "GRU", "--precision", "tf32"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "float32 @tf32" in out and "err/tol p50" in out and "err/tol p99" in out
+    assert main([*argv, "--layer", "GRU"]) == 1
+    assert "agrees under precision='tf32'" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_unknown_precision(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(GOLDEN), "--precision", "fp8"])
+    assert exit_.value.code == 2
+    assert "--precision: invalid choice: 'fp8'" in capsys.readouterr().err
+
+
+# --- the live sweep -------------------------------------------------------------------------------------
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer", ["GRU", "LSTM", "SimpleRNN", "Bidirectional"])
+@pytest.mark.parametrize("precision", REDUCED)
+def test_each_emulation_passes_its_own_precision(keras, layer, precision):
+    from scratch_rnn.testing.verify import verify
+
+    report = verify(getattr(emulated, precision), layer=layer, max_examples=12, seed=3, precision=precision)
+    assert report.ok, "\n".join(map(str, report.failures))
+    assert report.precision == precision and len(report.margins) == report.examples
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("layer", ["GRU", "LSTM"])
+@pytest.mark.parametrize("precision", REDUCED)
+def test_each_emulation_fails_float32_and_is_diagnosed(keras, layer, precision):
+    from scratch_rnn.testing.verify import verify
+
+    report = verify(getattr(emulated, precision), layer=layer, max_examples=40, seed=3, shrink_seconds=0)
+    assert not report.ok
+    assert "diagnosis: agrees under precision=" in report.failures[0].message
+
+
+@pytest.mark.keras
+def test_the_survey_counts_every_case_and_the_least_precisions(keras):
+    tf32_rows = emulated.survey(emulated.tf32, "GRU", examples=25, seed=13, precisions=("float32", "tf32"))
+    strict, own = tf32_rows
+    assert strict.cases == own.cases == 25
+    assert strict.over > 10 and own.over == 0 and own.percentile(100) < 1
+    assert set(strict.explained) == {"tf32"}  # a TF32 computation never needs more than TF32's tolerance
+    bf16 = emulated.survey(emulated.bfloat16, "LSTM", examples=25, seed=13, precisions=("float32",))[0]
+    assert bf16.over > 10 and "bfloat16" in bf16.explained and "none" not in bf16.explained
+
+
+@pytest.mark.keras
+def test_cli_verify_precision_end_to_end(keras, capsys, monkeypatch):
+    import functools
+    import importlib
+
+    verify_module = importlib.import_module(
+        "scratch_rnn.testing.verify"
+    )  # the module: the package exports the function
+    verify = verify_module.verify
+
+    @functools.wraps(verify)
+    def unshrunk(*args, **kwargs):  # the failure as generated: shrinking it would take seconds of Keras calls
+        return verify(*args, **kwargs, shrink_seconds=0)
+
+    monkeypatch.setattr(verify_module, "verify", unshrunk)
+    argv = ["verify", "--layer", "LSTM", "--examples", "8", "--seed", "3", "--dtype", "float32"]
+    argv += ["--candidate", "scratch_rnn.testing.precision:bfloat16"]
+    assert main([*argv, "--precision", "bfloat16"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "float32 @bfloat16" in out and "err/tol p99" in out
+    assert main(argv) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "diagnosis: agrees under precision=" in out
