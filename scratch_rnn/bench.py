@@ -142,23 +142,14 @@ def weights_for(layer: str, shape: tuple, dtype: str, seed: int) -> list[np.ndar
 
 
 def torch_module(torch, layer: str, features: int, units: int, weights, dtype: str):
-    """The PyTorch layer computing what Keras's does, weights copied (the only place their layouts meet)."""
-    kernel, recurrent, bias = weights
-    if layer == "GRU":
-        # Keras stacks the gates z, r, h; PyTorch r, z, n. PyTorch's GRU is Keras's reset_after=True:
-        # n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), with Keras's bias rows as b_i* and b_h*.
-        u = units
-        order = np.r_[u : 2 * u, 0:u, 2 * u : 3 * u]
-        w_ih, w_hh, b_ih, b_hh = kernel.T[order], recurrent.T[order], bias[0][order], bias[1][order]
-    else:
-        # SimpleRNN: one block; LSTM: PyTorch's i, f, g, o is Keras's i, f, c, o. Keras has one bias.
-        w_ih, w_hh, b_ih, b_hh = kernel.T, recurrent.T, bias, np.zeros_like(bias)
-    cls = {"SimpleRNN": torch.nn.RNN, "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}[layer]
-    module = cls(features, units, batch_first=True, dtype=getattr(torch, dtype)).eval()
-    with torch.no_grad():
-        for name, value in (("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)):
-            getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
-    return module
+    """PyTorch's own ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` computing what Keras's layer does: the module the PyTorch
+    port runs (:func:`scratch_rnn.to_torch`'s fused path), its weights copied by the port's rules (gate order,
+    biases, layout; docs/ports.md), not by a copy of them here. ``torch`` is the imported framework."""
+    from scratch_rnn.ports.to_torch import to_torch
+
+    scratch = ENGINE[layer](units, return_sequences=True, dtype=dtype)
+    scratch.set_weights(weights)
+    return to_torch(scratch).rnn.eval()  # (B, T, F) -> (sequence, final states), batch_first
 
 
 def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int = 0):
