@@ -19,6 +19,7 @@ from scratch_rnn.normalization import BatchNormalization, LayerNormalization
 from scratch_rnn.parallel import get_num_threads, set_num_threads, threads
 from scratch_rnn.pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from scratch_rnn.ports.from_torch import from_torch
+from scratch_rnn.ports.to_onnx import to_onnx
 from scratch_rnn.ports.to_torch import to_torch
 from scratch_rnn.regularization import GaussianDropout, GaussianNoise, SpatialDropout1D
 from scratch_rnn.reshaping import Flatten, Permute, RepeatVector, Reshape
@@ -75,6 +76,7 @@ __all__ = [
     "save_model",
     "from_torch",
     "to_torch",
+    "to_onnx",
     "set_num_threads",
     "get_num_threads",
     "threads",

@@ -4,7 +4,8 @@
 ``--candidate``) against the installed Keras and prints a table (``--mutants``:
 the planted-bug gallery and its kill table instead); ``record`` and
 ``check`` write and check golden vectors; ``bench`` times the engine against Keras
-and PyTorch. The exit status is 0 when every case agreed, 1 on any mismatch, 2 on
+and PyTorch; ``export`` writes a saved model as ONNX. The exit status is 0 when every case agreed, 1 on any
+mismatch, 2 on
 bad arguments, an unusable recording or candidate, or a missing extra.
 
 This is the only module of scratch_rnn that parses arguments or prints. The library
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_inspect_parser(sub)
     add_predict_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -176,6 +178,24 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "--out", required=True, metavar="OUT", help="OUT.npy for a model with one output, OUT.npz for several"
     )
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N", help="samples per call")
+    return parser
+
+
+def add_export_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("export", help="write a saved Keras model as an ONNX file, without TensorFlow")
+    parser.add_argument("model", metavar="MODEL", help="a .keras archive or a legacy .h5 model file")
+    parser.add_argument("--out", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    parser.add_argument("--opset", type=positive_int, default=None, metavar="N", help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--recurrent",
+        choices=["operators", "scan"],
+        default="operators",
+        help="recurrent layers as ONNX's RNN/LSTM/GRU operators where they can (default), or always as a Scan of "
+        "Keras's step (exact activations; docs/ports.md)",
+    )
+    parser.add_argument(
+        "--dtype", choices=["float32", "float64"], default=None, help="compute in this float dtype (default: as saved)"
+    )
     return parser
 
 
@@ -792,7 +812,32 @@ def run_predict(args) -> int:
     return 0
 
 
+def run_export(args) -> int:
+    """``scratch-rnn export MODEL --out OUT.onnx``: 0 when written, 2 for an unusable file, a model ONNX cannot
+    express (refused by name) or a missing extra."""
+    try:
+        from scratch_rnn.ports.to_onnx import DEFAULT_OPSET, to_onnx
+        from scratch_rnn.saving import load_model
+
+        model = load_model(args.model, dtype=args.dtype)
+        opset = DEFAULT_OPSET if args.opset is None else args.opset
+        proto = to_onnx(model, args.out, opset=opset, recurrent=args.recurrent)
+    except ImportError as err:
+        return fail_missing_extra("export", "ports", err)
+    except ValueError as err:
+        return refuse("export", f"{args.model}: {err}" if args.model not in str(err) else str(err))
+    except OSError as err:
+        return refuse("export", f"cannot export {args.model!r} to {args.out!r}: {err}")
+    graph = proto.graph
+    print(
+        f"{args.model} -> {args.out}: opset {opset}, {len(graph.node)} nodes, inputs "
+        f"{[i.name for i in graph.input]}, outputs {[o.name for o in graph.output]}"
+    )
+    return 0
+
+
 COMMANDS = {
+    "export": run_export,
     "verify": run_verify,
     "record": run_record,
     "check": run_check,
