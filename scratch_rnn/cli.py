@@ -41,7 +41,10 @@ DTYPES = {"float32": ("float32",), "float64": ("float64",), "both": golden.DTYPE
 WIDTH = 140
 #: ``verify --port NAME``: the module holding that converter's candidates (``layer``, ``core_layer`` and
 #: ``model``, the three candidate interfaces) and the packages it needs. A new converter adds its row.
-PORTS = {"torch": ("scratch_rnn.testing.torch_candidates", ("torch",))}
+PORTS = {
+    "torch": ("scratch_rnn.testing.torch_candidates", ("torch",)),
+    "onnx": ("scratch_rnn.testing.onnx_candidates", ("onnx", "onnxruntime")),
+}
 
 
 # --- shared by every command ------------------------------------------------------------

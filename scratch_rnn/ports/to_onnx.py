@@ -99,10 +99,36 @@ def to_onnx(
             f"Argument `model` must be a scratch Sequential, Model or layer, or a saved Keras model's path, got "
             f"{type(model).__name__}."
         )
+    return _finish(exporter.b, graph_name, opset, path)
+
+
+def layer_call_to_onnx(layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recurrent: str = "operators", rules=None):
+    """One call of a built non-recurrent ``layer`` as an ONNX model: ``inputs`` one ``(dtype, shape)`` (inputs
+    ``x``) or a list of them (a merge: ``x_0``, ``x_1``, ...), ``masks`` whether each has a ``mask`` (or
+    ``mask_<i>``) input of its first two axes. What :mod:`scratch_rnn.testing.onnx_candidates` runs for the
+    non-recurrent sweep; the mask is given to the layer as a functional graph would give it."""
+    exporter = _Exporter(rules or rec.Rules(), opset, recurrent)
+    b = exporter.b
+    several = isinstance(inputs, list)
+    specs, has_mask = (inputs, masks) if several else ([inputs], [masks])
+    xs, ms = [], []
+    for i, ((dtype, shape), m) in enumerate(zip(specs, has_mask)):
+        suffix = f"_{i}" if several else ""
+        dims = ["batch", *[f"d{k}" for k in range(1, len(shape))]]
+        xs.append(b.add_input(f"x{suffix}", dtype, _dims((None, *shape[1:]), dims)))
+        ms.append(b.add_input(f"mask{suffix}", "bool", dims[:2]) if m else None)
+    outs, _ = exporter.layer(layer, xs if several else xs[0], ms if several else ms[0], None)
+    for k, value in enumerate(outs):
+        b.add_output(value, "output" if len(outs) == 1 else f"output_{k}")
+    return _finish(b, layer.name, opset, None)
+
+
+def _finish(b: GraphBuilder, graph_name: str, opset: int, path):
+    """The model of ``b``'s graph: IR version for ``opset``, output shapes, checked, written to ``path``."""
+    import onnx
+
     proto = onnx.helper.make_model(
-        exporter.b.graph(graph_name),
-        opset_imports=[onnx.helper.make_opsetid("", opset)],
-        producer_name="scratch_rnn",
+        b.graph(graph_name), opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="scratch_rnn"
     )
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))  # what ORT can read
     proto = _with_output_shapes(proto)
@@ -270,8 +296,7 @@ class _Exporter:
                 f"to_onnx: layer {layer.name!r} ({kind}) in float64: ONNX Runtime has no double kernel for "
                 f"{_NO_DOUBLE[kind]} (measured, onnxruntime 1.32); export it in float32."
             )
-        if mask is not None and kind in ("Multiply", "Maximum", "Minimum", "Dot", "Attention",
-                                         "AdditiveAttention"):  # fmt: skip
+        if mask is not None and kind in ("Dot", "Attention", "AdditiveAttention"):
             raise ValueError(
                 f"to_onnx: layer {layer.name!r} ({kind}) receives a mask, which its output depends on; its masked form "
                 "is not exported."
@@ -405,9 +430,14 @@ class _Exporter:
         b = self.b
         kind = _kind(layer)
         xs = [b.cast(v, layer.dtype) for v in xs]
-        y = xs[0]
-        for v in xs[1:]:
-            y = b.op(_MERGES[kind], [y, v])
+        masks = mask if isinstance(mask, (list, tuple)) else [None] * len(xs)
+        if kind in ("Multiply", "Maximum", "Minimum") and any(m is not None for m in masks):
+            y = self._masked_merge(kind, xs, [None if m is None else b.op("Unsqueeze", [m, b.ints([-1])])
+                                              for m in masks])  # fmt: skip
+        else:
+            y = xs[0]
+            for v in xs[1:]:
+                y = b.op(_MERGES[kind], [y, v])
         if kind == "Average":
             y = b.op("Div", [y, b.scalar(len(xs), y)])
         out_mask = None
@@ -418,6 +448,33 @@ class _Exporter:
         return [y], out_mask
 
     _Add = _Subtract = _Multiply = _Average = _Maximum = _Minimum = _merge
+
+    def _masked_merge(self, kind, xs, masks):
+        """Keras's masked ``Multiply`` (a masked element counts as 1; zeros where every input is masked, when
+        each has a mask) and ``Maximum``/``Minimum`` (``_apply_merge_op_and_or_mask``: a masked element takes the
+        running result, a masked running result the element); ``masks`` are ``(B, T, 1)`` or None."""
+        b = self.b
+        y = keep = None
+        if kind == "Multiply":
+            every = all(m is not None for m in masks)
+            for x, m in zip(xs, masks):
+                if m is not None:
+                    x = b.op("Where", [m, x, b.scalar(1, x)])
+                    if every:
+                        keep = m if keep is None else b.op("Or", [keep, m])
+                y = x if y is None else b.op("Mul", [y, x])
+            return b.op("Where", [keep, y, b.scalar(0, y)]) if every else y
+        for i, (x, m) in enumerate(zip(xs, masks)):
+            if i == 0:
+                y, keep = x, m
+                continue
+            if m is not None:
+                x = b.op("Where", [m, x, y])
+            if keep is not None:
+                y = b.op("Where", [keep, y, x])
+            keep = b.op("Or", [keep, m]) if (m is not None and keep is not None) else None
+            y = b.op(_MERGES[kind], [y, x])
+        return y
 
     def _Concatenate(self, layer, xs, mask):
         """``Concat`` along ``axis``; the mask as Keras's ``Concatenate.compute_mask``: each input's mask
@@ -448,8 +505,9 @@ class _Exporter:
     def _Flatten(self, layer, x, mask):
         b = self.b
         x = b.cast(x, layer.dtype)
-        if layer.data_format == "channels_first":
-            raise ValueError(f"to_onnx: Flatten ({layer.name!r}) with data_format='channels_first' is not exported.")
+        ndim = len(layer.input_shape)
+        if layer.data_format == "channels_first" and ndim > 2:  # (B, C, d1, ...) -> (B, d1, ..., C) first
+            x = b.op("Transpose", [x], perm=[0, *range(2, ndim), 1])
         return [b.op("Flatten", [x], axis=1)], None
 
     def _Reshape(self, layer, x, mask):
@@ -467,13 +525,10 @@ class _Exporter:
         if mask is None:
             y = b.reduce("ReduceMean", x, [axis])
         else:
-            if layer.data_format != "channels_last":
-                raise ValueError(
-                    f"to_onnx: masked GlobalAveragePooling1D ({layer.name!r}) channels_first not exported."
-                )
-            keep = b.op("Unsqueeze", [b.cast(mask, "bool"), b.ints([2])])  # (B, T, 1)
-            total = b.reduce("ReduceSum", b.op("Where", [keep, x, b.scalar(0, x)]), [1])
-            y = b.op("Div", [total, b.reduce("ReduceSum", b.cast(keep, layer.dtype), [1])])
+            feature_axis = 3 - axis  # the mask (B, T) broadcast over the features: (B, T, 1) or (B, 1, T)
+            keep = b.op("Unsqueeze", [b.cast(mask, "bool"), b.ints([feature_axis])])
+            total = b.reduce("ReduceSum", b.op("Where", [keep, x, b.scalar(0, x)]), [axis])
+            y = b.op("Div", [total, b.reduce("ReduceSum", b.cast(keep, layer.dtype), [axis])])
         return [y if layer.keepdims else b.op("Squeeze", [y, b.ints([axis])])], None
 
     def _GlobalMaxPooling1D(self, layer, x, mask):
@@ -484,8 +539,9 @@ class _Exporter:
 
     def _Conv1D(self, layer, x, mask):
         """ONNX ``Conv`` on ``(B, C, L)``: Keras's kernel ``(k, C/groups, F)`` is ONNX's ``W (F, C/groups, k)``
-        (a transpose of the ONNX layout, made here); ``"same"`` padding is ``SAME_UPPER`` (the extra step on the
-        right, as TensorFlow pads), ``"causal"`` a left ``Pad`` of ``dilation * (k - 1)`` steps."""
+        (a transpose of the ONNX layout, made here); ``"same"`` padding is a ``Pad`` computed from the input's
+        length as TensorFlow pads (the extra step on the right; ONNX Runtime refuses ``SAME_UPPER`` with a
+        dilation), ``"causal"`` a left ``Pad`` of ``dilation * (k - 1)`` steps."""
         b = self.b
         weights = layer.get_weights()
         x = b.cast(x, layer.dtype)
@@ -497,7 +553,7 @@ class _Exporter:
             left = layer.dilation_rate * (layer.kernel_size - 1)
             x = b.op("Pad", [x, b.ints([0, 0, left, 0, 0, 0])])
         elif layer.padding == "same":
-            attrs["auto_pad"] = "SAME_UPPER"
+            x = self._same_pad(x, layer.kernel_size, layer.strides, layer.dilation_rate, 0.0)
         inputs = [x, b.const(np.transpose(weights[0], (2, 1, 0)), "kernel", layer.dtype)]
         if layer.use_bias:
             inputs.append(b.const(weights[1], "bias", layer.dtype))
@@ -506,16 +562,42 @@ class _Exporter:
             y = b.op("Transpose", [y], perm=[0, 2, 1])
         return [activation(b, layer.activation.__name__, y)], None
 
+    def _same_pad(self, x, kernel: int, stride: int, dilation: int, value: float) -> str:
+        """``x (B, C, L)`` padded as TensorFlow's ``"same"``: ``total = max((ceil(L / s) - 1) * s + span - L, 0)``
+        steps, ``total // 2`` on the left and the rest on the right, with ``value``; computed from ``L`` in the
+        graph, so the time axis stays dynamic."""
+        b = self.b
+        steps = b.op("Shape", [x], start=2, end=3)  # (1,) int64
+        s, span = b.ints([stride]), b.ints([dilation * (kernel - 1) + 1])
+        out = b.op("Div", [b.op("Add", [steps, b.ints([stride - 1])]), s])  # ceil(L / s), integers
+        total = b.op("Max", [b.op("Sub", [b.op("Add", [b.op("Mul", [b.op("Sub", [out, b.ints([1])]), s]), span]),
+                                          steps]), b.ints([0])])  # fmt: skip
+        left = b.op("Div", [total, b.ints([2])])
+        right = b.op("Sub", [total, left])
+        pads = b.op("Concat", [b.ints([0, 0]), left, b.ints([0, 0]), right], axis=0)
+        return b.op("Pad", [x, pads, b.scalar(value, x)])
+
     def _window_pool(self, layer, x, op_type):
+        """``MaxPool``/``AveragePool`` on ``(B, F, T)``. ``"same"``: an explicit pad (:meth:`_same_pad`), with
+        -inf for the max; TensorFlow's average counts only the real steps of a window, so it is
+        ``AveragePool(padded x) / AveragePool(padded ones)`` (both padded with zeros)."""
         b = self.b
         x = b.cast(x, layer.dtype)
         if layer.data_format == "channels_last":
             x = b.op("Transpose", [x], perm=[0, 2, 1])  # (B, F, T)
         attrs = {"kernel_shape": [layer.pool_size], "strides": [layer.strides]}
-        attrs["auto_pad"] = "SAME_UPPER" if layer.padding == "same" else "VALID"
-        if op_type == "AveragePool":
-            attrs["count_include_pad"] = 0  # TensorFlow averages the real steps of a window only
-        y = b.op(op_type, [x], **attrs)
+        if layer.padding != "same":
+            y = b.op(op_type, [x], **attrs)
+        elif op_type == "MaxPool":
+            y = b.op(op_type, [self._same_pad(x, layer.pool_size, layer.strides, 1, -np.inf)], **attrs)
+        else:
+            from onnx import numpy_helper
+
+            one = numpy_helper.from_array(np.ones(1, layer.dtype))
+            ones = b.op("ConstantOfShape", [b.op("Shape", [x])], dtype=layer.dtype, value=one)  # NaN-free
+            total = b.op(op_type, [self._same_pad(x, layer.pool_size, layer.strides, 1, 0.0)], **attrs)
+            count = b.op(op_type, [self._same_pad(ones, layer.pool_size, layer.strides, 1, 0.0)], **attrs)
+            y = b.op("Div", [total, count])
         return [b.op("Transpose", [y], perm=[0, 2, 1]) if layer.data_format == "channels_last" else y], None
 
     def _MaxPooling1D(self, layer, x, mask):

@@ -29,7 +29,7 @@ from collections import OrderedDict
 import numpy as np
 
 from scratch_rnn.keras_convert import from_config
-from scratch_rnn.ports.to_onnx import to_onnx
+from scratch_rnn.ports.to_onnx import layer_call_to_onnx, to_onnx
 
 _SESSIONS: OrderedDict = OrderedDict()
 _CACHE_SIZE = 16
@@ -91,22 +91,32 @@ def layer_candidate(layer: str, rules=None, recurrent: str = "operators"):
 
 
 def core_layer_candidate(layer: str, rules=None):
-    """A non-recurrent ``layer`` exported alone and run in ONNX Runtime (one input; no call options)."""
+    """A non-recurrent ``layer`` (one input, or a list for a merge; masks as graph inputs) exported alone and run
+    in ONNX Runtime. Call options (Attention's) are refused by name, as the exporter refuses Attention."""
 
     def candidate(config, weights, inputs, mask=None, **call_options):
         if call_options:
             raise ValueError(f"The ONNX candidate of {layer} takes no call options, got {sorted(call_options)}.")
-        if mask is not None:
-            raise ValueError(f"The ONNX candidate of {layer} exports the layer alone; a mask input is not one.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scratch = from_config(layer, config)
-        x = np.asarray(inputs)
-        scratch.build((None, *x.shape[1:]), initialize=not weights)
+        several = isinstance(inputs, (list, tuple))
+        xs = [np.asarray(x) for x in inputs] if several else [np.asarray(inputs)]
+        masks = (list(mask) if several else [mask]) if mask is not None else [None] * len(xs)
+        shapes = [(None, *x.shape[1:]) for x in xs]
+        scratch.build(shapes if several else shapes[0], initialize=not weights)
         if weights:
             scratch.set_weights(weights)
-        proto = to_onnx(scratch, None, rules=rules)
-        feeds = {"x": x if x.dtype.kind != "f" else x.astype(scratch.dtype)}
+        xs = [x.astype(scratch.dtype) if x.dtype.kind == "f" else x for x in xs]
+        specs = [(x.dtype, x.shape) for x in xs]
+        has = [m is not None for m in masks]
+        proto = layer_call_to_onnx(scratch, specs if several else specs[0], has if several else has[0], rules=rules)
+        feeds = {}
+        for i, (x, m) in enumerate(zip(xs, masks)):
+            suffix = f"_{i}" if several else ""
+            feeds[f"x{suffix}"] = x
+            if m is not None:
+                feeds[f"mask{suffix}"] = np.asarray(m, dtype=bool)
         outs = run(proto, feeds)
         return outs[0] if len(outs) == 1 else outs
 
@@ -138,6 +148,25 @@ def model_candidate(dtype=None, rules=None, recurrent: str = "operators"):
     return candidate
 
 
+def layer(config, weights, x, mask=None, initial_state=None):
+    """A Keras recurrent layer (or Bidirectional) call computed by its ONNX export in ONNX Runtime; the class is
+    read from the config (``scratch-rnn verify --port onnx``)."""
+    from scratch_rnn.testing.case import LAYERS
+    from scratch_rnn.testing.torch_candidates import layer_kind  # torch itself is not imported
+
+    return layer_candidate(layer_kind(config, LAYERS))(config, weights, x, mask, initial_state)
+
+
+def core_layer(config, weights, inputs, mask=None, **call_options):
+    """A Keras non-recurrent layer call computed by its ONNX export in ONNX Runtime."""
+    from scratch_rnn.testing.case import CORE_LAYERS
+    from scratch_rnn.testing.torch_candidates import layer_kind
+
+    return core_layer_candidate(layer_kind(config, CORE_LAYERS))(config, weights, inputs, mask, **call_options)
+
+
+layer.__qualname__ = core_layer.__qualname__ = "to_onnx"
+
 simple_rnn = layer_candidate("SimpleRNN")
 lstm = layer_candidate("LSTM")
 gru = layer_candidate("GRU")
@@ -147,4 +176,4 @@ lstm_scan = layer_candidate("LSTM", recurrent="scan")
 gru_scan = layer_candidate("GRU", recurrent="scan")
 bidirectional_scan = layer_candidate("Bidirectional", recurrent="scan")
 model = model_candidate()
-model64 = model_candidate("float64")
+model64 = model_float64 = model_candidate("float64")
