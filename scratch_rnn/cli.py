@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_parser(sub)
     add_predict_parser(sub)
     add_export_parser(sub)
+    add_convert_parser(sub)
     return parser
 
 
@@ -199,6 +200,16 @@ def add_export_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="compute in this float dtype (default: as saved)"
     )
+    return parser
+
+
+def add_convert_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "convert",
+        help="write a saved Keras model (.keras, or .h5 from Keras 2 or 3) as a Keras 3 .keras file, no TensorFlow",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a .keras archive or a legacy .h5 model file")
+    parser.add_argument("--out", required=True, metavar="OUT.keras", help="the Keras 3 .keras file to write")
     return parser
 
 
@@ -839,8 +850,23 @@ def run_export(args) -> int:
     return 0
 
 
+def run_convert(args) -> int:
+    """``scratch-rnn convert MODEL --out OUT.keras``: the model read by :func:`scratch_rnn.load_model` and written by
+    ``model.save`` (docs/saving.md); 0 when written, 2 for an unusable file or one that cannot be written."""
+    model, status = load_model_or_refuse("convert", args.model)
+    if model is None:
+        return status
+    try:
+        model.save(args.out)
+    except (ValueError, OSError) as err:
+        return refuse("convert", f"cannot write {args.model!r} to {args.out!r}: {err}")
+    print(f"{args.model} written to {args.out} (Keras 3, {model.count_params()} parameters)")
+    return 0
+
+
 COMMANDS = {
     "export": run_export,
+    "convert": run_convert,
     "verify": run_verify,
     "record": run_record,
     "check": run_check,

@@ -341,6 +341,47 @@ def test_planted_config_change_is_caught(keras, tmp_path):
         assert_predicts_like([actual], original, inputs, "float32", "planted go_backwards")
 
 
+def test_verify_model_passes_on_a_file_the_engine_wrote(keras, tmp_path):
+    """The harness's whole-model check (generated inputs, padding included) on a from_torch model's file."""
+    from scratch_rnn.testing.model_verify import verify_model
+
+    model, _ = from_torch_model("float32")
+    model.save(tmp_path / "m.keras")
+    report = verify_model(tmp_path / "m.keras", max_examples=8, seed=2)
+    assert report.ok, "\n".join(map(str, report.failures))
+    assert report.examples > 0 and report.max_margin <= 1
+
+
+# --- the command line: scratch-rnn convert ----------------------------------------------------------------
+
+
+def test_cli_converts_a_keras2_h5_file_to_a_keras3_file(tf_keras, keras, tmp_path, capsys):
+    from scratch_rnn.cli import main
+
+    model, inputs = zoo.keras2_lstm_gru(tf_keras, np.random.default_rng(9))
+    zoo.randomize_model(model, np.random.default_rng(10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy format's warning
+        model.save(tmp_path / "keras2.h5")
+    assert main(["convert", str(tmp_path / "keras2.h5"), "--out", str(tmp_path / "keras3.keras")]) == 0
+    assert "written to" in capsys.readouterr().out
+    actual = np.asarray(keras_load(keras, tmp_path / "keras3.keras")(inputs[0]))
+    expected = np.asarray(model(inputs[0]))
+    assert_predicts_like([actual], tmp_path / "keras3.keras", inputs, "float32", "Keras 3, converted")
+    assert_predicts_like([expected], tmp_path / "keras3.keras", inputs, "float32", "Keras 2, the original")
+
+
+def test_cli_convert_refuses_what_it_cannot_write(tmp_path, capsys):
+    from scratch_rnn.cli import main
+
+    model, _ = recurrent_stack("float32")
+    model.save(tmp_path / "m.keras")
+    assert main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.h5")]) == 2
+    assert "expected a path ending in '.keras'" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "missing.keras"), "--out", str(tmp_path / "out.keras")]) == 2
+    assert "missing.keras" in capsys.readouterr().err
+
+
 # --- refusals ----------------------------------------------------------------------------------------------
 
 
