@@ -1,1 +1,527 @@
-"""The time loop's compiled twin (numba), used when the ``fast`` extra is installed (#14)."""
+"""The time loop's compiled twin (numba), used when the ``fast`` extra is installed (#14).
+
+Why: a NumPy step pays about ten ufunc dispatches and as many passes over memory; here a whole
+sequence runs in one compiled call per chunk of timesteps. Each chunk's input projection is one
+BLAS product before the loop (NumPy), then every step is one product into a preallocated buffer
+(numba's ``np.dot``, SciPy's BLAS) and ONE fused pass over the gates that applies every activation
+and updates the states in place, masks included. The fused pass is compiled with
+``error_model="numpy"`` (the default Python model puts a zero-division branch in every division,
+which stops LLVM's vectoriser) and ``fastmath={"contract", "nsz"}`` (fused multiply-adds); the
+assembly of the LSTM and GRU loops holds packed ``vfmadd...pd``/``vdivps`` on ``ymm`` registers
+(``python -m scratch_rnn.compiled_asm`` is not needed: :func:`packed_instructions` counts them).
+
+Activations. numba's ``math.tanh``/``math.exp`` are scalar libm calls (not vectorised), so in
+float32 ``tanh`` and ``sigmoid`` are computed in float64 from polynomials, branch-free:
+
+* ``tanh(x) = sign(x) q / (q + 2)`` with ``q = expm1(2|x|)``, from ``expm1(|x|/8)`` (a degree-8
+  Chebyshev fit, relative error 1.1e-11) squared up four times by ``q <- q (q + 2)``
+  (``expm1(2y) = expm1(y) (expm1(y) + 2)``: no cancellation near 0), ``|x|`` clamped at 9.1
+  (above 9.02 tanh rounds to 1 in float32);
+* ``sigmoid(x) = n / (1 + E)``, ``E = exp(-|x|)`` from ``exp(-|x|/128)`` (degree-9 fit, 9.7e-14)
+  squared seven times, ``n = 1`` for ``x >= 0`` and ``E`` below, ``|x|`` clamped at 104 (where
+  float32 sigmoid is 0);
+* the division is a float32 reciprocal refined by one Newton step in float64.
+
+Their error over all 2^32 float32 inputs (``scratch-rnn activation-ulps``, docs/performance.md) is at
+most 0.5 ulp plus a hair: within the harness's ``ACTIVATION_ULPS`` (2). float64 keeps the exact path
+(``math.tanh``, ``math.exp``: libm, scalar). relu, linear and hard_sigmoid are exact formulas.
+
+Selection (:func:`loop_for`): ``SCRATCH_RNN_BACKEND`` unset or ``auto`` runs the compiled loop when
+numba imports and the layer is a SimpleRNN, LSTM or GRU with options it covers (all but Keras's
+``unroll`` quirk with ``zero_output_for_mask``), else the NumPy kernels; ``numpy`` turns it off;
+``numba`` requires numba. numba is imported, and the loops compiled (``cache=True``: once per
+machine), at the first call that uses them, never by ``import scratch_rnn``. The loops are
+``nogil=True``, so the batch slices of :mod:`scratch_rnn.parallel` run them at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib.util
+import math
+import os
+
+import numpy as np
+
+from scratch_rnn import activations
+from scratch_rnn.rnn import CHUNK_ELEMENTS, CHUNK_STEPS, Workspace
+
+#: The environment variable choosing the backend: ``auto`` (default), ``numpy`` or ``numba``.
+ENV = "SCRATCH_RNN_BACKEND"
+BACKENDS = ("auto", "numpy", "numba")
+#: The flags of every compiled function: FMA contraction and no signed-zero care; no ``nnan``/``ninf``
+#: (NaN and Inf propagate as in NumPy) and no ``arcp``/``reassoc`` (each operation rounds as written).
+FASTMATH = {"contract", "nsz"}
+
+# --- float32 activations, computed in float64 (plain Python here; jitted by _jit) -----------------
+# expm1(y) / y on [0, 9.1/8], degree 8 (Chebyshev interpolation converted to monomials): relative error 1.1e-11
+_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8 = (
+    1.0000000000110443,
+    0.49999999843655296,
+    0.16666670304795742,
+    0.04166634140760438,
+    0.00833478546173286,
+    0.001385265170019103,
+    0.0002036787942986631,
+    2.0418200836869792e-05,
+    4.6379175343156565e-06,
+)
+# exp(-y) on [0, 104/128], degree 9: relative error 9.7e-14
+_X0, _X1, _X2, _X3, _X4, _X5, _X6, _X7, _X8, _X9 = (
+    0.999999999999955,
+    -0.999999999988873,
+    0.4999999995465789,
+    -0.16666665948446216,
+    0.04166660877669846,
+    -0.008333064596164357,
+    0.001388126172687511,
+    -0.00019706296820889025,
+    2.333675700996846e-05,
+    -1.8432675600493675e-06,
+)
+TANH_CLAMP = 9.1  # float32 tanh rounds to 1 above 9.02
+SIGMOID_CLAMP = 104.0  # float32 sigmoid(-104) = 6.8e-46 rounds to 0
+
+
+def _divide(n, d):
+    """``n / d`` in float64 to ~1e-14 relative, from a float32 reciprocal (packed ``vdivps``, 8 lanes) and one
+    Newton step; ``d`` in [1, 1e8]."""
+    r = np.float64(np.float32(1.0) / np.float32(d))
+    t = n * r
+    return t + r * (n - t * d)
+
+
+def tanh_f32(x):
+    a = abs(np.float64(x))
+    a = TANH_CLAMP if a > TANH_CLAMP else a  # NaN stays NaN
+    y = a * 0.125
+    q = y * (_E0 + y * (_E1 + y * (_E2 + y * (_E3 + y * (_E4 + y * (_E5 + y * (_E6 + y * (_E7 + y * _E8))))))))
+    q = q * (q + 2.0)  # expm1(2y) from expm1(y), four times: expm1(16 y) = expm1(2|x|)
+    q = q * (q + 2.0)
+    q = q * (q + 2.0)
+    q = q * (q + 2.0)
+    return np.float32(math.copysign(_divide(q, q + 2.0), x))
+
+
+def sigmoid_f32(x):
+    a = abs(np.float64(x))
+    a = SIGMOID_CLAMP if a > SIGMOID_CLAMP else a
+    y = a * 0.0078125  # a / 128
+    e = _X0 + y * (_X1 + y * (_X2 + y * (_X3 + y * (_X4 + y * (_X5 + y * (_X6 + y * (_X7 + y * (_X8 + y * _X9))))))))
+    e = e * e  # exp(-a / 64) ... seven squarings: exp(-a)
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    n = 1.0 if x >= 0 else e  # NaN: e, NaN
+    return np.float32(_divide(n, 1.0 + e))
+
+
+def tanh_f64(x):
+    return math.tanh(x)
+
+
+def sigmoid_f64(x):
+    e = math.exp(-abs(x))
+    return 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+
+
+def tanh_(x):  # pragma: no cover - a stub: _jit overloads it with tanh_f32 or tanh_f64 by the type of x
+    raise NotImplementedError
+
+
+def sigmoid_(x):  # pragma: no cover - a stub, as tanh_
+    raise NotImplementedError
+
+
+#: The activations' codes in the loops (an int argument: LLVM unswitches the fused loop on it, one
+#: vectorised copy per activation; a function argument would specialise too, but defeats numba's cache).
+CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3, "hard_sigmoid": 4}
+
+
+def activate(code, x):
+    """Activation ``code`` of ``x``, in ``x``'s type (the ``np.float32`` constants promote to float64 with it)."""
+    if code == 0:
+        return tanh_(x)
+    if code == 1:
+        return sigmoid_(x)
+    if code == 2:
+        return np.float32(0) if x < 0 else x  # NaN stays NaN
+    if code == 3:
+        return x
+    y = x + np.float32(3)  # hard_sigmoid, Keras 3's relu6(x + 3) / 6
+    y = np.float32(0) if y < 0 else y
+    y = np.float32(6) if y > 6 else y
+    return y / np.float32(6)
+
+
+# --- the loops (plain Python here; jitted by _jit) ------------------------------------------------
+# Shared arguments: z (n, B, G) this chunk's input projections (bias included) in processing order; h (and
+# c) (B, U) the states, updated in place; g a (B, G) buffer; mask (n, B) bool, read only if has_mask;
+# last (B, U) the previous output (masks); out (B, T, U), written at [:, t0 + i] if sequences.
+
+
+def _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences):
+    """Row ``b``'s output after step ``i``: ``h``, or with a mask the previous output / zeros where masked.
+    (Indexing, no row views: a view costs two reference-count calls, per row and step.)"""
+    U = h.shape[1]
+    if has_mask:
+        if kept:
+            for j in range(U):
+                last[b, j] = h[b, j]
+        elif zero_out:
+            for j in range(U):
+                last[b, j] = 0
+        if sequences:
+            for j in range(U):
+                out[b, t0 + i, j] = last[b, j]
+    elif sequences:
+        for j in range(U):
+            out[b, t0 + i, j] = h[b, j]
+
+
+def simple_rnn_loop(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act):
+    n, B, U = z.shape
+    for i in range(n):
+        np.dot(h, WhT, g)
+        for b in range(B):
+            kept = not has_mask or mask[i, b]
+            if kept:
+                for j in range(U):
+                    h[b, j] = activate(act, z[i, b, j] + g[b, j])
+            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+
+
+def lstm_loop(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    n, B, G = z.shape
+    U = G // 4
+    for i in range(n):
+        np.dot(h, WhT, g)  # (B, U) @ (U, 4U): gates i, f, c, o
+        for b in range(B):
+            kept = not has_mask or mask[i, b]
+            if kept:
+                for j in range(U):  # the fused pass: four gates, the carry and the output
+                    ig = activate(ract, z[i, b, j] + g[b, j])
+                    fg = activate(ract, z[i, b, U + j] + g[b, U + j])
+                    cc = activate(act, z[i, b, 2 * U + j] + g[b, 2 * U + j])
+                    og = activate(ract, z[i, b, 3 * U + j] + g[b, 3 * U + j])
+                    cn = fg * c[b, j] + ig * cc
+                    c[b, j] = cn
+                    h[b, j] = og * activate(act, cn)
+            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+
+
+def gru_after_loop(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    n, B, G = z.shape
+    U = G // 3
+    for i in range(n):
+        np.dot(h, WhT, g)  # (B, U) @ (U, 3U): gates z, r, h
+        for b in range(B):
+            kept = not has_mask or mask[i, b]
+            if kept:
+                for j in range(U):
+                    zg = activate(ract, z[i, b, j] + (g[b, j] + bh[j]))
+                    rg = activate(ract, z[i, b, U + j] + (g[b, U + j] + bh[U + j]))
+                    hh = activate(act, z[i, b, 2 * U + j] + rg * (g[b, 2 * U + j] + bh[2 * U + j]))  # reset after
+                    h[b, j] = zg * h[b, j] + (np.float32(1) - zg) * hh
+            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+
+
+def gru_before_loop(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    n, B, G = z.shape
+    U = G // 3
+    for i in range(n):
+        np.dot(h, WzrT, g)  # (B, U) @ (U, 2U): gates z, r
+        for b in range(B):
+            for j in range(U):
+                zg[b, j] = activate(ract, z[i, b, j] + g[b, j])
+                rh[b, j] = activate(ract, z[i, b, U + j] + g[b, U + j]) * h[b, j]  # reset before the product
+        np.dot(rh, WhhT, gh)  # (B, U) @ (U, U)
+        for b in range(B):
+            kept = not has_mask or mask[i, b]
+            if kept:
+                for j in range(U):
+                    hh = activate(act, z[i, b, 2 * U + j] + gh[b, j])
+                    h[b, j] = zg[b, j] * h[b, j] + (np.float32(1) - zg[b, j]) * hh
+            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+
+
+def tanh_f32_array(x, out):
+    for i in range(x.size):
+        out[i] = tanh_f32(x[i])
+
+
+def sigmoid_f32_array(x, out):
+    for i in range(x.size):
+        out[i] = sigmoid_f32(x[i])
+
+
+# --- compiling, once per process (numba's on-disk cache: once per machine) ------------------------
+_JIT: dict | None = None
+
+
+def _jit() -> dict:
+    """The jitted functions by name; imports numba and compiles lazily (the first call per signature)."""
+    global _JIT
+    if _JIT is None:
+        import numba
+
+        def scalar(fn):
+            return numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")(fn)
+
+        namespace = globals()
+        for fn in (_divide, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
+            namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
+        for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
+            _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
+        jitted = {}
+        for fn in (simple_rnn_loop, lstm_loop, gru_after_loop, gru_before_loop, tanh_f32_array, sigmoid_f32_array):
+            jitted[fn.__name__] = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(fn)
+        _JIT = jitted
+    return _JIT
+
+
+def _by_type(numba, stub, f32, f64) -> None:
+    """Make ``stub`` in compiled code ``f32`` for a float32 argument and ``f64`` otherwise."""
+    from numba.extending import overload
+
+    @overload(stub)
+    def choose(x):
+        return (lambda x: f32(x)) if x == numba.types.float32 else (lambda x: f64(x))
+
+
+def warm_up() -> None:
+    """Import numba, compile (or load from the cache) nothing yet, and load SciPy's BLAS, which numba's
+    ``np.dot`` calls: a caller limiting BLAS threads (threadpoolctl) then limits that library too."""
+    _jit()
+    import scipy.linalg.cython_blas  # noqa: F401
+
+
+# --- selection ------------------------------------------------------------------------------------
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("scratch_rnn_backend", default=None)
+
+
+def backend() -> str:
+    """The backend asked for: :func:`using`'s, else ``SCRATCH_RNN_BACKEND``'s: ``auto`` (unset), ``numpy``
+    or ``numba``."""
+    value = _override.get()
+    if value is None:
+        value = os.environ.get(ENV, "auto") or "auto"
+        if value not in BACKENDS:
+            raise ValueError(
+                f"Received an invalid value for environment variable `{ENV}`, expected one of {list(BACKENDS)}, "
+                f"got {value!r:.100}."
+            )
+    return value
+
+
+@contextlib.contextmanager
+def using(name: str):
+    """Calls inside the block (in this thread or task) run backend ``name`` (``auto``, ``numpy`` or ``numba``),
+    whatever ``SCRATCH_RNN_BACKEND`` says: how ``scratch-rnn bench`` times both in one run."""
+    if name not in BACKENDS:
+        raise ValueError(
+            f"Received an invalid value for argument `name`, expected one of {list(BACKENDS)}, got {name!r:.100}."
+        )
+    token = _override.set(name)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+def available() -> bool:
+    """Whether numba is installed (found, not imported)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether calls run the compiled loop: ``numba`` in :func:`backend`, or ``auto`` with numba installed."""
+    chosen = backend()
+    if chosen == "numba" and not available():
+        raise ImportError(
+            f"{ENV}=numba asks for the compiled time loop, but numba is not installed: "
+            "pip install 'scratch-rnn[fast]', or unset the variable to run the NumPy engine."
+        )
+    return chosen == "numba" or (chosen == "auto" and available())
+
+
+#: The layers that have a compiled loop, by the ``kind`` their ``compiled_loop`` passes.
+KINDS = ("simple_rnn", "lstm", "gru")
+
+
+def supports(layer, kind: str) -> bool:
+    """Whether the compiled loop covers ``layer`` of ``kind``: float32/float64, any of the engine's recurrent
+    activations, every call option but Keras's unrolled ``zero_output_for_mask`` quirk (see
+    :func:`~scratch_rnn.rnn.recurrence`), which the NumPy kernels reproduce."""
+    return (
+        kind in KINDS
+        and layer.dtype in (np.float32, np.float64)
+        and not (layer.unroll and layer.zero_output_for_mask)
+        and activations.name_of(layer.activation) in CODES
+        and activations.name_of(getattr(layer, "recurrent_activation", activations.linear)) in CODES
+    )
+
+
+def loop_for(layer, kind: str):
+    """The compiled whole-sequence loop for ``layer``, a SimpleRNN, LSTM or GRU as ``kind`` says
+    (``loop(x, states, mask, **options)``: :func:`run`'s arguments after ``kind``), or None when the NumPy
+    kernels should run. A layer's ``compiled_loop`` calls this (:meth:`~scratch_rnn.rnn.BaseRNN.compiled_loop`)."""
+    if not (enabled() and supports(layer, kind)):
+        return None
+
+    def loop(x, states, mask, **options):
+        return run(layer, kind, x, states, mask, **options)
+
+    return loop
+
+
+# --- one call -------------------------------------------------------------------------------------
+def run(
+    layer,
+    kind,
+    x,
+    states,
+    mask=None,
+    *,
+    go_backwards=False,
+    return_sequences=False,
+    zero_output_for_mask=False,
+    unroll=False,
+    workspace=None,
+    out=None,
+):
+    """What :func:`~scratch_rnn.rnn.recurrence` returns for ``layer``'s kernel, computed by the compiled loops:
+    ``(last (B, U), outputs (B, T, U) or None, [final states (B, S)])``, none of them a view of ``workspace``
+    (scratch buffers kept between calls). ``out``: an array ``(B, T, U)`` to write the outputs into.
+    The chunks of timesteps are :func:`~scratch_rnn.rnn.recurrence`'s: memory does not grow with ``T``."""
+    fns = _jit()
+    dtype = x.dtype
+    batch, T, _ = x.shape
+    u = layer.units
+    act = CODES[activations.name_of(layer.activation)]
+    ract = CODES[activations.name_of(getattr(layer, "recurrent_activation", activations.linear))]
+    Wx, Wh = layer.Wx, layer.Wh  # (G, F), (G, U)
+    G = Wx.shape[0]
+    bias = layer.b if layer.use_bias else None
+    bx = None if bias is None else (bias[0] if kind == "gru" and layer.reset_after else bias)
+    h = np.array(states[0], dtype, order="C")  # copies: the loops update them in place
+    c = np.array(states[1], dtype, order="C") if kind == "lstm" else None
+    workspace = Workspace() if workspace is None else workspace
+    g = workspace.empty("compiled g", (batch, 2 * u if kind == "gru" and not layer.reset_after else G), dtype)
+    has_mask = mask is not None
+    masks = mask[::-1] if has_mask and go_backwards else mask  # (T, B) in processing order
+    last = np.zeros((batch, u), dtype)
+    sequences = bool(return_sequences)
+    outputs = (np.empty((batch, T, u), dtype) if out is None else out) if sequences else np.empty((1, 1, 1), dtype)
+    dummy_mask = np.ones((1, 1), bool)
+    if kind == "gru" and not layer.reset_after:
+        zg, rh, gh = (workspace.empty(f"compiled {name}", (batch, u), dtype) for name in ("z", "rh", "gh"))
+    xs = x[:, ::-1] if go_backwards else x
+    # numba's np.dot on an F-ordered (transposed) view measured 10x slower than on a C copy: copy, once a call
+    if kind == "gru" and not layer.reset_after:
+        WzrT, WhhT = np.ascontiguousarray(Wh[: 2 * u].T), np.ascontiguousarray(Wh[2 * u :].T)  # (U, 2U), (U, U)
+    else:
+        WhT = np.ascontiguousarray(Wh.T)  # (U, G)
+    if kind == "gru" and layer.reset_after:
+        bh = bias[1] if bias is not None else np.zeros(G, dtype)
+    chunk = max(1, min(T, CHUNK_STEPS, CHUNK_ELEMENTS // max(1, G * batch)))
+    z = workspace.empty("compiled projection", (chunk, batch, G), dtype)
+    for t0 in range(0, T, chunk):
+        n = min(chunk, T - t0)
+        zc = z[:n]
+        np.matmul(xs[:, t0 : t0 + n].transpose(1, 0, 2), Wx.T, out=zc)  # (n, B, F) @ (F, G): one product
+        if bx is not None:
+            zc += bx
+        m = np.ascontiguousarray(masks[t0 : t0 + n]) if has_mask else dummy_mask
+        common = (m, has_mask, bool(zero_output_for_mask), last, outputs, t0, sequences)
+        if kind == "simple_rnn":
+            fns["simple_rnn_loop"](zc, WhT, h, g, *common, act)
+        elif kind == "lstm":
+            fns["lstm_loop"](zc, WhT, h, c, g, *common, act, ract)
+        elif layer.reset_after:
+            fns["gru_after_loop"](zc, WhT, bh, h, g, *common, act, ract)
+        else:
+            fns["gru_before_loop"](zc, WzrT, WhhT, h, g, zg, rh, gh, *common, act, ract)
+    finals = [h] if c is None else [h, c]
+    return (h if not has_mask else last), (outputs if sequences else None), finals
+
+
+def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, int]:
+    """How many packed (SIMD) floating-point instructions the compiled loop ``name`` holds, by mnemonic, for its
+    first signature with ``dtype`` arrays (a call must have compiled it): the check that the fused pass was
+    vectorised. numba shows no assembly for code loaded from its cache, so this compiles a fresh, uncached copy."""
+    import numba
+
+    signatures = [s for s in _jit()[name].signatures if s[0].dtype == numba.from_dtype(np.dtype(dtype))]
+    if not signatures:
+        raise ValueError(
+            f"Argument `name`: {name!r} has no compiled signature for {np.dtype(dtype).name}; call a layer first."
+        )
+    fresh = numba.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")(globals()[name])
+    fresh.compile(signatures[0])
+    counts: dict[str, int] = {}
+    for line in fresh.inspect_asm(signatures[0]).splitlines():
+        parts = line.split()
+        if parts and parts[0].endswith(("ps", "pd")) and "mm" in line:  # on xmm / ymm / zmm registers
+            counts[parts[0]] = counts.get(parts[0], 0) + 1
+    return counts
+
+
+# --- the activations' accuracy ----------------------------------------------------------------------
+#: The float32 activations computed by a polynomial, and their float64 references.
+APPROXIMATED = ("tanh", "sigmoid")
+
+
+def reference(name: str, x: np.ndarray) -> np.ndarray:
+    """``name`` of float32 ``x`` in float64 (NumPy's ``tanh``, the engine's overflow-free ``sigmoid``)."""
+    with np.errstate(invalid="ignore"):  # signalling NaN patterns
+        x = x.astype(np.float64)
+    return np.tanh(x) if name == "tanh" else activations.sigmoid(x)
+
+
+def approximation(name: str, x: np.ndarray) -> np.ndarray:
+    """The compiled float32 activation ``name`` (:data:`APPROXIMATED`) of every element of float32 ``x`` (1-D)."""
+    if name not in APPROXIMATED:
+        raise ValueError(
+            f"Received an invalid value for argument `name`, expected one of {list(APPROXIMATED)}, got {name!r:.100}."
+        )
+    x = np.ascontiguousarray(x, np.float32).reshape(-1)
+    out = np.empty_like(x)
+    _jit()[f"{name}_f32_array"](x, out)
+    return out
+
+
+def ulp_errors(name: str, x: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+    """|error| of ``values`` (default: :func:`approximation`) against the float64 :func:`reference`, in float32 ulps
+    of the exact value (``2^(e - 24)`` for ``|y|`` in ``[2^(e-1), 2^e)``, at least the smallest subnormal 2^-149).
+    NaN where the reference is NaN and the value is too (agreement); inf where exactly one is NaN."""
+    x = np.ascontiguousarray(x, np.float32).reshape(-1)
+    got = (approximation(name, x) if values is None else np.asarray(values, np.float32).reshape(-1)).astype(np.float64)
+    exact = reference(name, x)
+    _, exponent = np.frexp(exact)
+    ulp = np.maximum(np.ldexp(1.0, exponent - 24), 2.0**-149)
+    with np.errstate(invalid="ignore"):
+        errors = np.abs(got - exact) / ulp
+    errors[np.isnan(exact) != np.isnan(got)] = np.inf
+    return errors
+
+
+def max_ulp_error(name: str, start: int = 0, stop: int = 1 << 32, block: int = 1 << 24):
+    """``(max error in ulps, the float32 input where it is, inputs checked)`` over the float32 bit patterns
+    ``start .. stop - 1`` (all 2^32 by default: NaNs, infinities, zeros and subnormals included)."""
+    worst, where, checked = 0.0, np.float32(0), 0
+    for first in range(start, stop, block):
+        bits = np.arange(first, min(first + block, stop), dtype=np.uint64).astype(np.uint32)
+        x = bits.view(np.float32)
+        errors = ulp_errors(name, x)
+        agree = np.isnan(errors)  # NaN in, NaN out
+        errors[agree] = 0
+        i = int(np.argmax(errors))
+        if errors[i] > worst:
+            worst, where = float(errors[i]), x[i]
+        checked += x.size
+    return worst, where, checked

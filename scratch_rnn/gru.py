@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import kernels
+from scratch_rnn import compiled, kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import GatedRNN
@@ -112,6 +112,9 @@ class GRU(GatedRNN):
 
     def kernel(self, batch):
         return kernels.gru_kernel(self, batch)
+
+    def compiled_loop(self):
+        return compiled.loop_for(self, "gru")
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}

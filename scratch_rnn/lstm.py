@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import kernels
+from scratch_rnn import compiled, kernels
 from scratch_rnn.checks import boolean
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import GatedRNN
@@ -114,6 +114,9 @@ class LSTM(GatedRNN):
 
     def kernel(self, batch):
         return kernels.LSTMKernel(self)
+
+    def compiled_loop(self):
+        return compiled.loop_for(self, "lstm")
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -412,6 +412,12 @@ class BaseRNN(Layer):
         """What a call runs when ``fast`` is False: the readable :meth:`project` and :meth:`step`."""
         return reference_kernel(self)
 
+    def compiled_loop(self):
+        """The whole time loop in compiled code for this layer (``loop(x, states, mask, **options)``, returning
+        what :func:`recurrence` returns), or None to run the kernels: SimpleRNN, LSTM and GRU return
+        :func:`scratch_rnn.compiled.loop_for`'s when numba is installed (a fast call runs it)."""
+        return None
+
     # --- building ----------------------------------------------------------------------
     def build(self, input_shape, initialize=True):
         if len(input_shape) != 3:
@@ -506,11 +512,24 @@ class BaseRNN(Layer):
         self._threads = threading.local()
 
     def _recurrence(self, x, states, mask, out=None):
-        """:func:`recurrence` on this layer's kernel and this thread's workspace."""
+        """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop)."""
         workspace = self._workspace()
         workspace.in_use = True
+        loop = self.compiled_loop() if self.fast else None
         try:
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
+                if loop is not None:  # the whole sequence in compiled code (scratch_rnn.compiled)
+                    return loop(
+                        x,
+                        states,
+                        mask,
+                        go_backwards=self.go_backwards,
+                        return_sequences=self.return_sequences,
+                        zero_output_for_mask=self.zero_output_for_mask,
+                        unroll=self.unroll,
+                        workspace=workspace,
+                        out=out,
+                    )
                 return recurrence(
                     self.kernel(x.shape[0]) if self.fast else self.reference_kernel(),
                     x,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scratch_rnn import kernels
+from scratch_rnn import compiled, kernels
 from scratch_rnn.keras_layout import WeightSpec
 from scratch_rnn.rnn import BaseRNN
 
@@ -70,3 +70,6 @@ class SimpleRNN(BaseRNN):
 
     def kernel(self, batch):
         return kernels.simple_rnn_kernel(self)
+
+    def compiled_loop(self):
+        return compiled.loop_for(self, "simple_rnn")

@@ -1,0 +1,289 @@
+"""The compiled time loop (scratch_rnn.compiled, numba): the same results as the NumPy kernels and as Keras,
+chosen as documented, and float32 activations within the tolerance model's ulps.
+
+Each comparison here has a twin that plants a difference and must see it fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from helpers import assert_outputs_close, randomize, require
+
+import scratch_rnn
+from scratch_rnn import compiled
+from scratch_rnn.testing.tolerance import ACTIVATION_ULPS
+
+require("numba")
+
+LAYERS = {
+    "SimpleRNN": (scratch_rnn.SimpleRNN, {}),
+    "LSTM": (scratch_rnn.LSTM, {}),
+    "GRU": (scratch_rnn.GRU, {}),
+    "GRU-reset-before": (scratch_rnn.GRU, {"reset_after": False}),
+}
+#: (batch, timesteps, features, units): square (features == units) and rectangular, one longer than a chunk.
+SHAPES = [(3, 5, 4, 4), (5, 7, 3, 6), (2, 4, 6, 2), (4, 140, 2, 3)]
+
+
+@pytest.fixture
+def numba_backend(monkeypatch):
+    monkeypatch.setenv(compiled.ENV, "numba")
+
+
+@pytest.fixture
+def compiled_calls(monkeypatch):
+    """How many calls ran the compiled loop (compiled.run, wrapped)."""
+    calls = []
+    run = compiled.run
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(compiled, "run", counting)
+    return calls
+
+
+def call_both(layer, x, **kwargs):
+    """The layer's outputs from the compiled loop and from the NumPy kernels (a list each)."""
+    results = []
+    for backend in ("numba", "numpy"):
+        with compiled.using(backend):
+            out = layer(x, **kwargs)
+        results.append(list(out) if isinstance(out, list) else [out])
+    return results
+
+
+def random_layer(name, dtype, shape, rng, **options):
+    cls, kwargs = LAYERS[name]
+    batch, timesteps, features, units = shape
+    layer = cls(units, dtype=dtype, **kwargs, **options)
+    layer.build((None, timesteps, features))
+    randomize(layer, rng)
+    return layer
+
+
+# --- the compiled loop equals the NumPy kernels ------------------------------------------------------
+OPTIONS = [
+    {},
+    {"return_sequences": True, "return_state": True},
+    {"go_backwards": True, "return_sequences": True},
+    {"use_bias": False, "return_state": True},
+    {"zero_output_for_mask": True, "return_sequences": True},
+    {"activation": "hard_sigmoid", "recurrent_activation": "tanh", "return_sequences": True},
+    {"activation": "sigmoid", "recurrent_activation": "hard_sigmoid"},
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_compiled_loop_equals_the_numpy_kernels(name, shape, dtype, rng, compiled_calls):
+    """Every option, masks and initial states, random weights and biases; bounded activations in float32
+    (the suite's float32 tolerance, 1e-5, assumes outputs near 1; relu and linear run in float64, and every
+    activation in both dtypes in the Keras sweeps below, with derived tolerances)."""
+    batch, timesteps, features, _ = shape
+    x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+    mask = rng.random((batch, timesteps)) > 0.3
+    options = OPTIONS + (
+        [{"activation": "relu", "return_sequences": True}, {"activation": None}] if dtype == "float64" else []
+    )
+    for opts in options:
+        if name == "SimpleRNN":
+            opts = {k: v for k, v in opts.items() if k != "recurrent_activation"}
+        layer = random_layer(name, dtype, shape, rng, **opts)
+        states = [rng.standard_normal((batch, s)).astype(dtype) * 0.5 for s in layer.state_size]
+        for kwargs in ({}, {"mask": mask}, {"mask": mask, "initial_state": states}, {"initial_state": states}):
+            got, expected = call_both(layer, x, **kwargs)
+            for a, e in zip(got, expected):
+                assert a.dtype == e.dtype == np.dtype(dtype)
+            assert_outputs_close(got, expected, context=f"{name} {opts} {sorted(kwargs)}")
+    assert compiled_calls, "the compiled loop never ran"
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_the_comparison_fails_on_a_planted_difference(name, rng, monkeypatch):
+    """A compiled loop computing the wrong gate activation, or dropping the mask's zeros, is caught."""
+    shape = (3, 6, 4, 5)
+    x = rng.standard_normal(shape[:3]).astype("float32")
+    layer = random_layer(name, "float32", shape, rng, return_sequences=True, zero_output_for_mask=True)
+    mask = rng.random(shape[:2]) > 0.3
+    monkeypatch.setitem(compiled.CODES, "tanh", compiled.CODES["sigmoid"])  # every tanh computed as sigmoid
+    with pytest.raises(AssertionError, match="output"):
+        assert_outputs_close(*call_both(layer, x))
+    monkeypatch.undo()
+    run = compiled.run
+    monkeypatch.setattr(compiled, "run", lambda *a, **k: run(*a, **{**k, "zero_output_for_mask": False}))
+    with pytest.raises(AssertionError, match="output"):
+        assert_outputs_close(*call_both(layer, x, mask=mask))
+
+
+def test_a_stateful_layer_and_bidirectional_run_compiled(rng, compiled_calls):
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    layer = random_layer("LSTM", "float32", (2, 5, 3, 4), rng, stateful=True)
+    first = [layer(x), layer(x)]
+    layer.reset_state()
+    with compiled.using("numpy"):
+        second = [layer(x), layer(x)]
+    assert_outputs_close(first, second)
+    wrapped = scratch_rnn.Bidirectional(scratch_rnn.GRU(4, return_sequences=True, zero_output_for_mask=True))
+    wrapped.build((None, 5, 3))
+    randomize(wrapped, rng)
+    mask = rng.random((2, 5)) > 0.4
+    assert_outputs_close(*call_both(wrapped, x, mask=mask))
+    assert {"lstm", "gru"} <= set(compiled_calls)
+
+
+def test_the_compiled_loop_runs_from_two_threads_at_once(rng):
+    """The loops are nogil; each call has its own buffers (the thread's workspace)."""
+    layer = random_layer("LSTM", "float32", (64, 30, 8, 16), rng, return_sequences=True)
+    xs = [rng.standard_normal((64, 30, 8)).astype("float32") for _ in range(2)]
+    with compiled.using("numba"):
+        expected = [layer(x) for x in xs]
+    results = [None, None]
+
+    def work(k):
+        with compiled.using("numba"):
+            for _ in range(5):
+                results[k] = layer(xs[k])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_outputs_close(results, expected, tol=0)
+    assert all(compiled._jit()[f].targetoptions["nogil"] for f in ("lstm_loop", "gru_after_loop"))
+
+
+# --- the harness sweeps on the compiled path -------------------------------------------------------
+@pytest.mark.keras
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM", "GRU", "Bidirectional"])
+def test_verify_sweeps_run_on_the_compiled_path(layer, dtype, keras, numba_backend, compiled_calls):
+    report = scratch_rnn.verify(
+        layer=layer, dtype=dtype, max_examples=12, seed=14, with_mask=True, with_initial_state=True
+    )
+    assert report.ok, "\n".join(map(str, report.failures))
+    assert report.max_margin <= 1
+    assert compiled_calls, "the sweep never ran the compiled loop"
+
+
+# --- selection ---------------------------------------------------------------------------------------
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != compiled.ENV} | env
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+
+
+PROBE = """
+import sys, numpy as np, scratch_rnn
+from scratch_rnn import compiled
+assert "numba" not in sys.modules, "import scratch_rnn imported numba"
+calls = []
+run = compiled.run
+compiled.run = lambda *a, **k: calls.append(1) or run(*a, **k)
+scratch_rnn.LSTM(3)(np.ones((2, 4, 5), "float32"))
+print(len(calls), "numba" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(None, "1 True"), ("auto", "1 True"), ("numba", "1 True"), ("numpy", "0 False"), ("", "1 True")]
+)
+def test_the_backend_variable_chooses_the_loop(value, expected):
+    env = {} if value is None else {compiled.ENV: value}
+    result = run_python(PROBE, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == expected
+
+
+def test_an_unknown_backend_is_refused_by_name():
+    result = run_python(
+        "import numpy as np, scratch_rnn; scratch_rnn.GRU(2)(np.ones((1, 2, 3)))", **{compiled.ENV: "cuda"}
+    )
+    assert result.returncode != 0
+    assert "SCRATCH_RNN_BACKEND" in result.stderr and "'cuda'" in result.stderr and "numpy" in result.stderr
+    with pytest.raises(ValueError, match="`name`.*'jax'"):
+        with compiled.using("jax"):
+            pass
+
+
+def test_numba_required_but_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(compiled, "available", lambda: False)
+    monkeypatch.setenv(compiled.ENV, "numba")
+    with pytest.raises(ImportError, match=r"SCRATCH_RNN_BACKEND=numba.*pip install 'scratch-rnn\[fast\]'"):
+        scratch_rnn.SimpleRNN(2)(np.ones((1, 2, 3), "float32"))
+    monkeypatch.setenv(compiled.ENV, "auto")  # auto without numba: the NumPy kernels, silently
+    assert scratch_rnn.SimpleRNN(2)(np.ones((1, 2, 3), "float32")).shape == (1, 2)
+
+
+def test_fast_false_and_unsupported_options_run_numpy(rng, numba_backend, compiled_calls):
+    layer = random_layer("GRU", "float32", (2, 3, 4, 5), rng)
+    layer.fast = False
+    layer(np.ones((2, 3, 4), "float32"))
+    quirk = random_layer("LSTM", "float32", (2, 3, 4, 5), rng, unroll=True, zero_output_for_mask=True)
+    quirk(np.ones((2, 3, 4), "float32"), mask=np.ones((2, 3), bool))
+    cell = scratch_rnn.RNN(scratch_rnn.LSTMCell(3))
+    cell(np.ones((2, 3, 4), "float32"))
+    assert compiled_calls == []
+    assert not compiled.supports(quirk, "lstm") and compiled.supports(
+        random_layer("LSTM", "float64", (2, 3, 4, 5), rng), "lstm"
+    )
+
+
+def test_the_gate_pass_is_vectorised(rng):
+    """The fused pass holds packed (SIMD) multiply-adds or multiplies, and packed divisions, after a call."""
+    layer = random_layer("LSTM", "float32", (4, 3, 2, 8), rng)
+    with compiled.using("numba"):
+        layer(np.ones((4, 3, 2), "float32"))
+    counts = compiled.packed_instructions("lstm_loop", np.float32)
+    assert any(op.startswith(("vfmadd", "vmul", "mul")) and op.endswith("pd") for op in counts), counts
+    assert any(op.startswith(("vdivps", "divps")) for op in counts), counts
+
+
+# --- the float32 activations' accuracy ---------------------------------------------------------------
+def extremes() -> np.ndarray:
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 2.0**-12, 0.5, 1.0, 2.0]
+    special += [9.02, 9.1, 9.2, 16.0, 87.3, 88.8, 103.9, 104.0, 104.1, 3.4028235e38, 0.625, 1.1375]
+    x = np.array(special, np.float32)
+    with np.errstate(over="ignore"):  # the largest float's next is inf
+        return np.concatenate([x, -x, np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))])
+
+
+def random_inputs(rng, n=1 << 20) -> np.ndarray:
+    bits = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32).view(np.float32)  # every binade alike
+    near = (rng.standard_normal(n) * 6).astype(np.float32)  # where the curves bend
+    return np.concatenate([bits, near, extremes()])
+
+
+@pytest.mark.parametrize("name", compiled.APPROXIMATED)
+def test_float32_activations_are_within_the_tolerance_models_ulps(name, rng):
+    x = random_inputs(rng)
+    errors = compiled.ulp_errors(name, x)
+    nan_in = np.isnan(x)
+    assert np.all(np.isnan(errors) == nan_in), "NaN must map to NaN, and only NaN"
+    worst = float(np.max(errors[~nan_in]))
+    assert worst <= ACTIVATION_ULPS, f"{name}: {worst:.3f} ulp at {x[~nan_in][np.argmax(errors[~nan_in])]!r}"
+    out = compiled.approximation(name, extremes())
+    assert out.dtype == np.float32 and out.shape == extremes().shape
+
+
+@pytest.mark.parametrize("name", compiled.APPROXIMATED)
+def test_the_ulp_check_sees_a_planted_error(name, rng):
+    x = random_inputs(rng, 1 << 12)
+    good = compiled.approximation(name, x)
+    off = good.copy()
+    k = int(np.flatnonzero(np.isfinite(x) & (np.abs(good) > 1e-3) & (np.abs(good) < 0.9))[0])
+    for _ in range(3):  # three ulps away
+        off[k] = np.nextafter(off[k], np.float32(np.inf))
+    assert compiled.ulp_errors(name, x, off)[k] > ACTIVATION_ULPS
+    nan_planted = good.copy()
+    nan_planted[k] = np.nan
+    assert compiled.ulp_errors(name, x, nan_planted)[k] == np.inf
+    assert compiled.max_ulp_error(name, 0x3F800000, 0x3F800000 + 4096)[2] == 4096  # the exhaustive scan's blocks
