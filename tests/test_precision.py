@@ -322,3 +322,38 @@ def test_cli_verify_precision_end_to_end(keras, capsys, monkeypatch):
     assert main(argv) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "diagnosis: agrees under precision=" in out
+
+
+@pytest.fixture(scope="module")
+def stacked_gru(keras, tmp_path_factory):
+    """A saved two-layer GRU model with random weights (float inputs)."""
+    rng = np.random.default_rng(7)
+    model = keras.Sequential(
+        [keras.Input((6, 3)), keras.layers.GRU(5, return_sequences=True), keras.layers.GRU(4)], name="stacked"
+    )
+    model.set_weights([rng.uniform(-1, 1, w.shape) for w in model.get_weights()])
+    path = tmp_path_factory.mktemp("precision") / "stacked.keras"
+    model.save(path)
+    return path
+
+
+@pytest.mark.keras
+def test_verify_model_takes_precision(keras, stacked_gru):
+    from scratch_rnn.testing.model_verify import verify_model
+
+    own = verify_model(stacked_gru, emulated.tf32_model, max_examples=10, seed=2, precision="tf32")
+    assert own.ok and own.precision == "tf32", "\n".join(map(str, own.failures))
+    strict = verify_model(stacked_gru, emulated.tf32_model, max_examples=10, seed=2, shrink_seconds=0)
+    assert not strict.ok
+    assert "diagnosis: agrees under precision='tf32'" in strict.failures[0].message
+    with pytest.raises(ValueError, match="float32 only, got dtype float64"):
+        verify_model(stacked_gru, max_examples=1, dtype="float64", precision="bfloat16")
+
+
+@pytest.mark.keras
+def test_cli_verify_model_takes_precision(keras, stacked_gru, capsys):
+    argv = ["verify", "--model", str(stacked_gru), "--examples", "6", "--seed", "2", "--dtype", "float32"]
+    argv += ["--candidate", "scratch_rnn.testing.precision:bfloat16_model", "--precision", "bfloat16"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0 and "@bfloat16" in out and "All cases agree with Keras." in out, out

@@ -128,11 +128,36 @@ def _recurrent_kind(config: dict) -> str:
     )
 
 
-#: ``--candidate scratch_rnn.testing.precision:tf32`` and the others.
+def emulating_model_candidate(precision: str):
+    """A ``verify --model`` candidate ``candidate(model_file, inputs) -> outputs``: the file loaded by
+    :func:`scratch_rnn.saving.load_model`, every top-level recurrent layer (and Bidirectional) computing its
+    products in ``precision`` (:func:`emulate`). The other layers' products (Dense, ...) stay float32: the
+    emulation errs on the side of fewer rounded products."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Argument `precision` must be one of {list(PRECISIONS)}, got {precision!r}.")
+
+    def candidate(model_file, inputs):
+        from scratch_rnn.rnn import BaseRNN
+        from scratch_rnn.saving import load_model
+
+        model = load_model(model_file)
+        for layer in model.layers:
+            if isinstance(layer, BaseRNN) or isinstance(getattr(layer, "forward_layer", None), BaseRNN):
+                emulate(layer, precision)
+        return model(inputs if len(inputs) > 1 else inputs[0])
+
+    candidate.__name__ = candidate.__qualname__ = f"emulated {precision} model"
+    return candidate
+
+
+#: ``--candidate scratch_rnn.testing.precision:tf32`` and the others (layers), ``...:tf32_model`` (``--model``).
 float32 = emulating_candidate("float32")
 tf32 = emulating_candidate("tf32")
 bfloat16 = emulating_candidate("bfloat16")
 float16 = emulating_candidate("float16")
+tf32_model = emulating_model_candidate("tf32")
+bfloat16_model = emulating_model_candidate("bfloat16")
+float16_model = emulating_model_candidate("float16")
 
 
 # --- the survey: every case's margin, not only the first failure's ---------------------------------
