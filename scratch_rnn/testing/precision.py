@@ -28,6 +28,7 @@ import numpy as np
 
 from scratch_rnn.keras_convert import from_config
 from scratch_rnn.testing.tolerance import PRECISIONS, check_precision
+from scratch_rnn.testing.torch_candidates import layer_kind
 
 #: The layers the emulating candidates implement (the recurrent ones and their wrapper).
 EMULATED_LAYERS = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
@@ -101,31 +102,17 @@ def emulate(layer, precision: str):
 def emulating_candidate(precision: str):
     """A verify candidate ``candidate(config, weights, x, mask=None, initial_state=None)``: the scratch engine
     computing its products in ``precision`` (:func:`emulate`), for a float32 case of :data:`EMULATED_LAYERS`.
-    Its layer is read from the config (a Bidirectional's has a ``layer`` entry)."""
+    Its layer is read from the config as the PyTorch port's candidates read it (its Keras name, else its options)."""
     if precision not in PRECISIONS:
         raise ValueError(f"Argument `precision` must be one of {list(PRECISIONS)}, got {precision!r}.")
 
     def candidate(config, weights, x, mask=None, initial_state=None):
-        layer = "Bidirectional" if "layer" in config and "merge_mode" in config else _recurrent_kind(config)
-        scratch = from_config(layer, config)
+        scratch = from_config(layer_kind(config, EMULATED_LAYERS), config)
         scratch.set_weights(weights)
         return emulate(scratch, precision)(x, mask=mask, initial_state=initial_state)
 
     candidate.__name__ = candidate.__qualname__ = f"emulated {precision}"
     return candidate
-
-
-def _recurrent_kind(config: dict) -> str:
-    """Which of SimpleRNN, LSTM, GRU a Keras config is: GRU has ``reset_after``, LSTM ``unit_forget_bias``."""
-    if "reset_after" in config:
-        return "GRU"
-    if "unit_forget_bias" in config:
-        return "LSTM"
-    if "units" in config and "activation" in config:
-        return "SimpleRNN"
-    raise ValueError(
-        f"The emulating candidates implement {list(EMULATED_LAYERS)}; got a config with keys {sorted(config)}."
-    )
 
 
 def emulating_model_candidate(precision: str):
