@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_inspect_parser(sub)
     add_predict_parser(sub)
+    add_merge_parser(sub)
     add_export_parser(sub)
     add_convert_parser(sub)
     return parser
@@ -320,6 +321,8 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
         help="verify a converter of scratch_rnn.ports instead of the engine: the converted layer (any --layer, "
         "all included) or --model; with --mutants, the bugs planted in that converter",
     )
+    add_split_options(parser)
+    add_report_options(parser)
     return parser
 
 
@@ -382,6 +385,77 @@ def add_check_parser(sub) -> argparse.ArgumentParser:
     add_layers_option(parser, "only this layer's cases")
     parser.add_argument("--case", action="append", metavar="ID", help="only this case (e.g. case0007), repeatable")
     add_precision_option(parser)
+    add_report_options(parser)
+    return parser
+
+
+def shard_spec(text: str) -> tuple:
+    """The argparse type of ``--shard``: ``K/N`` with ``1 <= K <= N``."""
+    from scratch_rnn.testing.workers import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N (e.g. 2/4), got {text!r}") from None
+
+
+def add_split_options(parser) -> None:
+    """``--workers``, ``--shard`` and ``--block-size``: a layer sweep split into blocks, run in parallel
+    processes or across CI jobs (:mod:`scratch_rnn.testing.workers`; docs/ci.md)."""
+    from scratch_rnn.testing.workers import BLOCK
+
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run the sweep's blocks in N processes, each importing Keras once (default 1: this process); "
+        "the result is the same for any N",
+    )
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        default=None,
+        metavar="K/N",
+        help="run only shard K of N of the sweep (every N-th block; needs --seed), e.g. one per CI job; "
+        "combine their --report-json files with scratch-rnn merge",
+    )
+    parser.add_argument(
+        "--block-size",
+        type=positive_int,
+        default=BLOCK,
+        metavar="N",
+        help="cases per block of a layer and dtype (default %(default)s); part of the sweep: every shard "
+        "must use the same",
+    )
+
+
+def add_report_options(parser) -> None:
+    """``--report-json`` and ``--junit-xml``, written whether the run passes or fails (docs/ci.md)."""
+    parser.add_argument(
+        "--report-json",
+        metavar="PATH",
+        default=None,
+        help="also write the results as JSON (schema in docs/ci.md), even when the run fails",
+    )
+    parser.add_argument(
+        "--junit-xml",
+        metavar="PATH",
+        default=None,
+        help="also write JUnit XML (a testcase per layer and dtype) for CI test reports, even when the run fails",
+    )
+
+
+def add_merge_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "merge",
+        help="merge the --report-json files of a sharded verify into one table and exit status",
+        description="Merge the JSON reports of the N shards of one scratch-rnn verify --shard K/N sweep: one "
+        "table, exit 0 only if every shard is present and every case agreed (2 for a missing, repeated or "
+        "foreign shard).",
+    )
+    parser.add_argument("reports", metavar="REPORT.json", nargs="+", help="one JSON report per shard")
+    add_report_options(parser)
     return parser
 
 
@@ -473,6 +547,12 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
 def run_verify(args) -> int:
     """``scratch-rnn verify`` (and ``--mutants``): 0 when every case agrees (every mutant is killed), 1 if not."""
+    if (args.workers > 1 or args.shard is not None) and (args.mutants or args.model is not None):
+        return refuse("verify", "--workers and --shard split a layer sweep: not with --mutants or --model")
+    if args.shard is not None and args.seed is None:
+        return refuse("verify", "--shard K/N needs --seed S: every shard must draw from the same sweep")
+    if (args.report_json or args.junit_xml) and args.mutants:
+        return refuse("verify", "--report-json and --junit-xml report a sweep or a model: not with --mutants")
     if args.mutants and args.candidate is not None:
         return refuse("verify", "--mutants runs the planted-bug gallery, not a --candidate")
     if args.port is not None and (args.candidate is not None or args.reference_step):
@@ -491,7 +571,7 @@ def run_verify(args) -> int:
         )
     try:
         from scratch_rnn.testing.runners import import_keras
-        from scratch_rnn.testing.verify import verify
+        from scratch_rnn.testing.verify import verify  # noqa: F401  (the verify extra, Hypothesis, is installed)
 
         keras = import_keras(args.reference)
         console = make_console()
@@ -517,36 +597,142 @@ def run_verify(args) -> int:
     )
     if args.mutants:
         return run_mutants(args, console)
-    reports = []
+    return run_sweep(args, console, keras)
+
+
+def unit_arguments(candidate: str | None, port: str | None, precision: str, layer: str, dtype: str) -> dict:
+    """:func:`~scratch_rnn.testing.verify.verify`'s arguments that depend on a sweep's unit: the candidate
+    (``--candidate``, or the ``--port`` converter's for the layer's interface) and ``--precision`` for the
+    dtype's lane. Module-level, so that ``--workers`` processes rebuild it by name."""
+    if port is not None:
+        chosen = port_candidates(port)["core_layer" if layer in CORE_LAYERS else "layer"]
+    else:
+        chosen = None if candidate is None else load_candidate(candidate)
+    return {"candidate": chosen, "precision": lane_precision(precision, dtype)}
+
+
+def run_sweep(args, console, keras) -> int:
+    """``scratch-rnn verify`` of layers: the sweep's blocks (:mod:`scratch_rnn.testing.workers`) run here or in
+    ``--workers`` processes, ``--shard`` K/N of them only; one table, 0 when every case agreed, 1 if not."""
+    import functools
+    import random
+
+    from scratch_rnn.testing import workers
+    from scratch_rnn.testing.verify import MAX_EXAMPLES
+
+    if args.examples > MAX_EXAMPLES:  # each block asks for fewer: the sweep's total is checked here
+        return refuse("verify", f"Argument `max_examples` must be an int in [1, {MAX_EXAMPLES}], got {args.examples}.")
+    layers = {"all": LAYERS, "core": CORE_LAYERS}.get(args.layer, [args.layer])
+    dtypes = list(DTYPES[args.dtype])
+    seed = random.getrandbits(32) if args.seed is None else args.seed
+    units = workers.plan(layers, dtypes, args.examples, args.block_size)
+    if args.shard is not None:
+        units = workers.shard(units, *args.shard)
+    name = args.candidate or (f"--port {args.port}" if args.port else "scratch_rnn engine")
+    job = workers.Job(
+        {"seed": seed, "reference": args.reference, "fast": not args.reference_step, "timeout": args.timeout},
+        functools.partial(unit_arguments, args.candidate, args.port, args.precision),
+        name,
+    )
+    sweep = {
+        "seed": seed,
+        "examples": args.examples,
+        "block_size": args.block_size,
+        "layers": list(layers),
+        "dtypes": dtypes,
+        "candidate": name,
+        "reference": f"{keras.__name__} {keras.__version__}",
+        "reference_step": args.reference_step,
+        "precision": args.precision,
+        "timeout": args.timeout,
+    }
+    if args.shard is not None:
+        console.print(f"Shard {args.shard[0]}/{args.shard[1]}: {len(units)} blocks of the sweep", highlight=False)
+    announced = set()
+
+    def on_start(unit):
+        if (unit.layer, unit.dtype) not in announced and not console.is_terminal:  # a line per sweep, for CI logs
+            announced.add((unit.layer, unit.dtype))
+            total = sum(u.examples for u in units if (u.layer, u.dtype) == (unit.layer, unit.dtype))
+            console.print(f"{unit.layer} {unit.dtype}: {total} cases ...", highlight=False)
+
+    start = time.perf_counter()
     try:
         with progress_bars(console) as progress:
-            for layer in {"all": LAYERS, "core": CORE_LAYERS}.get(args.layer, [args.layer]):
-                for dtype in DTYPES[args.dtype]:
-                    task = progress.add_task(f"{layer} {dtype} cases", total=args.examples)
-                    if not console.is_terminal:  # no progress bar: a line per sweep as it starts, for CI logs
-                        console.print(f"{layer} {dtype}: {args.examples} cases ...", highlight=False)
-                    if port is not None:
-                        candidate = port["core_layer" if layer in CORE_LAYERS else "layer"]
-                    reports.append(
-                        verify(
-                            candidate,
-                            layer=layer,
-                            max_examples=args.examples,
-                            seed=args.seed,
-                            dtype=dtype,
-                            reference=args.reference,
-                            on_example=lambda _result, task=task: progress.advance(task),
-                            fast=not args.reference_step,
-                            timeout=args.timeout,
-                            precision=lane_precision(args.precision, dtype),
-                        )
-                    )
+            tasks = {}
+            for u in units:
+                key = (u.layer, u.dtype)
+                if key not in tasks:
+                    total = sum(v.examples for v in units if (v.layer, v.dtype) == key)
+                    tasks[key] = progress.add_task(f"{u.layer} {u.dtype} cases", total=total)
+            results = workers.run_units(
+                units,
+                job,
+                args.workers,
+                on_start=on_start,
+                on_case=lambda unit: progress.advance(tasks[(unit.layer, unit.dtype)]),
+                stall_seconds=workers.STALL_SECONDS + 2 * (args.timeout or 0),
+            )
     except ValueError as err:  # an argument verify refuses (e.g. more --examples than a sweep may ask for)
         return refuse("verify", str(err))
+    seconds = time.perf_counter() - start
+    reports = workers.merge_reports([r.report for r in results])
     print_reports(console, reports, f"{reports[0].candidate} vs Keras", seeds=True)
-    ok = all(r.ok for r in reports)
+    cases = sum(r.examples + r.skipped for r in reports)
+    console.print(
+        f"{cases} cases in {seconds:.1f} s ({cases / max(seconds, 1e-9):.1f} cases/s) on {args.workers} "
+        f"worker(s)" + ("" if args.shard is None else f", shard {args.shard[0]}/{args.shard[1]}"),
+        highlight=False,
+    )
+    ok = bool(reports) and all(r.ok for r in reports)
     console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
-    return 0 if ok else 1
+    return write_reports(console, args, "verify", reports, 0 if ok else 1, seconds, results, sweep, args.shard)
+
+
+def write_reports(console, args, command, reports, status, seconds, units=None, sweep=None, shard_of=None) -> int:
+    """``--report-json`` and ``--junit-xml`` (:mod:`scratch_rnn.testing.reports`) if asked; ``status``, or 2
+    when a file cannot be written."""
+    if not (getattr(args, "report_json", None) or getattr(args, "junit_xml", None)):
+        return status
+    from scratch_rnn.testing import reports as machine
+
+    arguments = machine.arguments_of(args)
+    doc = machine.document(command, arguments, reports, units, sweep, shard_of, seconds, status)
+    try:
+        if args.report_json:
+            machine.write_json(args.report_json, doc)
+        if args.junit_xml:
+            machine.write_junit(args.junit_xml, doc)
+    except OSError as err:
+        return print_error(console, err)
+    return status
+
+
+def run_merge(args) -> int:
+    """``scratch-rnn merge REPORT.json ...``: 0 when all shards are there and every case agreed, 1 if a case
+    failed, 2 for a missing, repeated or foreign shard or an unreadable file."""
+    from scratch_rnn.testing import reports as machine
+
+    try:
+        console = make_console()
+    except ImportError as err:
+        return fail_missing_extra("merge", "verify", err)
+    try:
+        docs = [machine.read_json(path) for path in args.reports]
+        merged = machine.merge_documents(docs, list(args.reports))
+    except machine.ReportFileError as err:
+        return print_error(console, err)
+    sweep = merged.sweep
+    console.print(
+        f"{merged.count} shards of seed {sweep['seed']}, {sweep['examples']} cases per layer and dtype "
+        f"({sweep['candidate']} vs {sweep['reference']})",
+        highlight=False,
+    )
+    print_reports(console, merged.reports, f"{sweep['candidate']} vs Keras (merged)", seeds=True)
+    ok = merged.ok
+    console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
+    seconds = sum(float(d.get("seconds") or 0.0) for d in merged.documents)
+    return write_reports(console, args, "verify", merged.reports, 0 if ok else 1, seconds, merged.units, sweep)
 
 
 def run_mutants(args, console) -> int:
@@ -667,6 +853,7 @@ def run_record(args) -> int:
 
 def run_check(args) -> int:
     """``scratch-rnn check``: 0 when every case agrees, 1 on a mismatch, 2 for an unusable recording or candidate."""
+    start = time.perf_counter()
     try:
         console = make_console()
     except ImportError as err:
@@ -703,7 +890,9 @@ def run_check(args) -> int:
     console.print(
         "[green]All cases agree with the recording.[/green]" if result.ok else "[red]Mismatch: see above.[/red]"
     )
-    return 0 if result.ok else 1
+    recording = {"recording": str(result.path), "recorded_with": result.recorded_with}
+    seconds = time.perf_counter() - start
+    return write_reports(console, args, "check", result.reports, 0 if result.ok else 1, seconds, sweep=recording)
 
 
 def run_bench(args) -> int:
@@ -741,6 +930,7 @@ def run_verify_model(args, candidate, keras) -> int:
     """``scratch-rnn verify --model PATH``: 0 when every generated input agrees, 1 if not, 2 for an unusable file."""
     from scratch_rnn.testing.model_verify import verify_model
 
+    start = time.perf_counter()
     if args.mutants or args.reference_step or args.layer != "all":
         return refuse("verify", "--model verifies a whole model: not with --mutants, --reference-step or --layer")
     console = make_console()
@@ -770,7 +960,9 @@ def run_verify_model(args, candidate, keras) -> int:
     print_reports(console, reports, f"{reports[0].candidate} vs Keras ({args.model})", seeds=True)
     ok = all(r.ok for r in reports)
     console.print("[green]All cases agree with Keras.[/green]" if ok else "[red]Mismatch: see above.[/red]")
-    return 0 if ok else 1
+    model = {"model": args.model, "seeds": [r.seed for r in reports], "examples": args.examples}
+    seconds = time.perf_counter() - start
+    return write_reports(console, args, "verify --model", reports, 0 if ok else 1, seconds, sweep=model)
 
 
 def load_model_or_refuse(command: str, path: str):
@@ -873,6 +1065,7 @@ COMMANDS = {
     "bench": run_bench,
     "inspect": run_inspect,
     "predict": run_predict,
+    "merge": run_merge,
 }
 
 

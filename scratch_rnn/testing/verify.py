@@ -13,6 +13,7 @@ mask or None per input), and ``call_options`` Attention's ``use_causal_mask`` an
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -71,6 +72,7 @@ def verify(
     fast: bool = True,
     timeout: float | None = 60.0,
     precision: str = "float32",
+    block: int = 0,
 ) -> Report:
     """Check ``candidate`` (default: the scratch engine) against Keras on ``max_examples`` generated cases.
 
@@ -97,15 +99,22 @@ def verify(
     precision of the candidate's products the tolerances allow for (docs/precision.md): a GPU port with
     TF32 on passes ``"tf32"``, not ``"float32"``. A failing float32 case says the least precision under
     which it would agree, or that no standard precision explains it.
+
+    ``block`` (0, the default: the whole sweep) is for a sweep split into blocks of cases run apart
+    (``scratch-rnn verify --workers``, ``--shard``; :mod:`scratch_rnn.testing.workers`): block ``b > 0``
+    draws its cases from its own seed :func:`block_seed` ``(seed, b)``, and leaves out Hypothesis's simplest
+    case, which every seed generates first and block 0 already checked. The report keeps ``seed``.
     """
     if layer in CORE_LAYERS:
         return verify_layer(
             candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
             with_initial_state, fast, timeout, precision,
+            block=block,
         )  # fmt: skip
     if layer not in LAYERS:
         raise ValueError(f"Argument `layer` must be one of {[*LAYERS, *CORE_LAYERS]}, got {layer!r}.")
     timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision)
+    check_block(block, seed)
     if candidate is not None and not fast:
         raise ValueError("Argument `fast=False` chooses the engine's readable step; it does not apply to a candidate.")
     fixed = check_fixed(layer, fixed, for_candidate=candidate is not None, reference=reference or default_reference())
@@ -137,12 +146,14 @@ def verify(
         max_examples,
         shrink_seconds,
         on_example,
+        block,
     )
 
 
 def verify_layer(
     candidate, layer, max_examples, seed, dtype, reference, on_example, shrink_seconds, fixed, with_mask,
     with_initial_state, fast, timeout, precision="float32",
+    block=0,
 ) -> Report:  # fmt: skip
     """:func:`verify` for a non-recurrent layer (:data:`~scratch_rnn.testing.case.CORE_LAYERS`): cases from
     :mod:`scratch_rnn.testing.layer_strategies`, each checked by
@@ -152,6 +163,7 @@ def verify_layer(
     from scratch_rnn.testing.layer_strategies import layer_cases
 
     timeout = check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision)
+    check_block(block, seed)
     if fixed:
         raise ValueError(f"Argument `fixed` pins recurrent options; {layer} sweeps draw every option of theirs.")
     if not with_initial_state:
@@ -175,7 +187,26 @@ def verify_layer(
         max_examples,
         shrink_seconds,
         on_example,
+        block,
     )
+
+
+def check_block(block, seed) -> None:
+    """``block`` checked: an int >= 0, and a block after the first only of a sweep with a ``seed``."""
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 0:
+        raise ValueError(f"Argument `block` must be an int >= 0, got {block!r}.")
+    if block and seed is None:
+        raise ValueError("Argument `block`: a block of a sweep is drawn from the sweep's seed; pass `seed`.")
+
+
+def block_seed(seed: int, block: int) -> int:
+    """The Hypothesis seed of block ``block`` of a sweep drawn from ``seed``: ``seed`` itself for block 0 (a
+    sweep of one block is the sweep it always was), else 32 bits of SHA-256 of both, so every block has a
+    seed of its own and two sweeps' blocks do not share one by arithmetic (``seed + block`` would)."""
+    if block == 0:
+        return int(seed)
+    digest = hashlib.sha256(f"scratch-rnn sweep {int(seed)} block {int(block)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precision="float32"):
@@ -192,14 +223,22 @@ def check_sweep_arguments(candidate, max_examples, seed, dtype, timeout, precisi
     return check_timeout(timeout)
 
 
-def sweep(strategy, check_one, report: Report, seed: int, max_examples: int, shrink_seconds: float, on_example=None):
+def sweep(
+    strategy, check_one, report: Report, seed: int, max_examples: int, shrink_seconds: float, on_example=None,
+    block: int = 0,
+):  # fmt: skip
     """Run ``check_one(case) -> CaseResult`` on ``max_examples`` cases drawn from ``strategy`` and fill
     ``report``: the first failing case is shrunk (for at most ``shrink_seconds``) and reported with its
-    reproducer; a case that timed out ends the run unshrunk. Shared by the layer and the model sweeps."""
+    reproducer; a case that timed out ends the run unshrunk. Shared by the layer and the model sweeps.
+
+    Block ``b > 0`` of a sweep (see :func:`verify`) runs from :func:`block_seed` and rejects its first
+    draw: with no database and no explicit examples, Hypothesis's first call is always the simplest case
+    (its ``zero_data``), the same whatever the seed, so block 0 alone checks it and blocks stay disjoint."""
     failed = []  # the first failing case, once there is one
+    calls = []  # one entry per call of the test function (block > 0 rejects the first)
     phases = [p for p in Phase if shrink_seconds > 0 or p not in (Phase.shrink, Phase.explain)]
 
-    @hypothesis_seed(seed)
+    @hypothesis_seed(block_seed(seed, block))
     @settings(
         max_examples=max_examples,
         deadline=None,
@@ -210,6 +249,8 @@ def sweep(strategy, check_one, report: Report, seed: int, max_examples: int, shr
     )
     @given(case=strategy)
     def run(case):
+        calls.append(None)
+        assume(block == 0 or len(calls) > 1)  # block > 0: the simplest case is block 0's
         result = check_one(case)
         if not failed:  # once a case fails, Hypothesis replays shrunk variants of it: not new cases
             report.record(result)
@@ -228,11 +269,18 @@ def sweep(strategy, check_one, report: Report, seed: int, max_examples: int, shr
             run()
     except CaseMismatch as err:
         notes = "\n".join(getattr(err, "__notes__", []))
-        reproducer = f"reproduce with seed={seed} (CLI: --seed {seed})\n{notes}"
+        reproducer = f"reproduce with {_seed_and_block(seed, block)}\n{notes}"
         report.failures.append(Failure(str(err), reproducer))
     except _CandidateHung as hung:
         first = failed[0]  # the hung case itself, or the failing case whose shrunk variant hung
         stop = "the sweep stopped at this case" if first is hung.result else f"shrinking stopped: {hung.result.error}"
-        reproducer = f"reproduce with seed={seed} (CLI: --seed {seed}); unshrunk, {stop}"
+        reproducer = f"reproduce with {_seed_and_block(seed, block)}; unshrunk, {stop}"
         report.failures.append(Failure(first.message(), reproducer))
     return report
+
+
+def _seed_and_block(seed: int, block: int) -> str:
+    """How a failure's reproducer names where its case came from: the seed, and the block of a split sweep."""
+    if block == 0:
+        return f"seed={seed} (CLI: --seed {seed})"
+    return f"seed={seed}, block={block} (CLI: --seed {seed} with the same --examples: block {block} of that sweep)"
