@@ -120,18 +120,18 @@ def convolutional(dtype):
 
 
 def merges(dtype):
-    """Two inputs through RNN(StackedRNNCells) and LSTM, every merge layer, Dot, both attentions."""
+    """Two inputs through RNN(StackedRNNCells) and RNN(LSTMCell), every merge layer, Dot, both attentions."""
     a, b = sr.Input((5, 3), dtype=dtype, name="a"), sr.Input((5, 2), dtype=dtype, name="b")
     cells = sr.StackedRNNCells(
         [sr.SimpleRNNCell(4, dtype=dtype), sr.LSTMCell(3, dtype=dtype), sr.GRUCell(4, dtype=dtype)], dtype=dtype
     )
     ha = sr.RNN(cells, return_sequences=True, dtype=dtype)(a)
-    hb = sr.LSTM(4, return_sequences=True, dtype=dtype)(b)
+    hb = sr.RNN(sr.LSTMCell(4, dtype=dtype), return_sequences=True, go_backwards=True, dtype=dtype)(b)
     merged = [
         cls(dtype=dtype)([ha, hb]) for cls in (sr.Add, sr.Subtract, sr.Multiply, sr.Average, sr.Maximum, sr.Minimum)
     ]
     h = sr.Concatenate(dtype=dtype)(merged)
-    att = sr.Attention(use_scale=True, dtype=dtype)([ha, hb])
+    att = sr.Attention(use_scale=True, score_mode="concat", dtype=dtype)([ha, hb])
     add_att = sr.AdditiveAttention(dtype=dtype)([hb, ha])
     dot = sr.Dot(axes=(2, 2), normalize=True, dtype=dtype)([att, add_att])
     out = sr.Dense(3, dtype=dtype)(sr.GlobalAveragePooling1D(dtype=dtype)(sr.Concatenate(dtype=dtype)([h, dot])))
@@ -171,6 +171,25 @@ BUILDERS = {
     f.__name__: f for f in (recurrent_stack, masked_bidirectional, convolutional, merges, seq2seq, from_torch_model)
 }
 CASES = [(name, dtype) for name in BUILDERS for dtype in DTYPES]
+
+
+def test_the_models_hold_every_layer_class_the_engine_reads_and_writes():
+    """Test the test: every class of keras_convert.KERAS_CLASSES is in a model above."""
+    from scratch_rnn.keras_convert import KERAS_CLASSES
+
+    def classes(layer):
+        keys = ("forward_layer", "backward_layer", "cell") + (
+            ("layer",) if isinstance(layer, sr.TimeDistributed) else ()
+        )
+        inner = [getattr(layer, key, None) for key in keys]  # (a cell's own .layer holds its weights: not a class used)
+        inner += list(getattr(layer, "cells", []))
+        return {type(layer).__name__}.union(*(classes(each) for each in inner if isinstance(each, sr.layer.Layer)))
+
+    found = set()
+    for name, build in BUILDERS.items():
+        if name != "from_torch_model":
+            found |= set().union(*(classes(layer) for layer in build("float32")[0].layers))
+    assert set(KERAS_CLASSES) <= found, sorted(set(KERAS_CLASSES) - found)
 
 
 def feed(inputs):

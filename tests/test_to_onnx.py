@@ -366,12 +366,13 @@ def _onnx_mutants():
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("precision", ["float32", "tf32"])
+@pytest.mark.parametrize("dtype, precision", [("float32", "float32"), ("float32", "tf32"), ("float64", "float32")])
 @pytest.mark.parametrize("mutant", _onnx_mutants(), ids=lambda m: m.id)
-def test_every_onnx_mutant_is_killed_by_a_mismatch(mutant, precision):
+def test_every_onnx_mutant_is_killed_by_a_mismatch(mutant, dtype, precision):
+    """In both dtypes: the Scan form (float64, masks) carries each planted rule as the operator would read it."""
     from scratch_rnn.testing.mutants import kill
 
-    row = kill(mutant, max_examples=100, precision=precision)
+    row = kill(mutant, max_examples=100, dtype=dtype, precision=precision)
     assert row.killed and not row.raised, (row.detail, row.failure[:2000])
     assert "differ beyond tolerance" in row.detail
 

@@ -50,7 +50,9 @@ ONNX_GRU_ORDER = (0, 1, 2)
 @dataclass(frozen=True)
 class Rules:
     """The conversion rules. The defaults are right; the ONNX mutants of the gallery
-    (:mod:`scratch_rnn.testing.onnx_mutants`) each export with one rule broken."""
+    (:mod:`scratch_rnn.testing.onnx_mutants`) each export with one rule broken. The Scan form honours each
+    broken rule the way the operator would read it (gate blocks, reset side, time order), so a planted bug is
+    in every export: float32 or float64, masked or not."""
 
     lstm_order: tuple = ONNX_LSTM_ORDER
     gru_order: tuple = ONNX_GRU_ORDER
@@ -191,6 +193,8 @@ def emit(
             last = b.op("Identity", [last])  # its own tensor, as Keras returns two
     else:
         seq, last, states = scan(b, layer, x_tm, mask, initial, rules)
+        if layer.go_backwards and not rules.rereverse_backward:  # the planted bug, in the Scan form too
+            seq = reverse_time(b, seq, 0)
     output = b.op("Transpose", [seq], perm=[1, 0, 2]) if layer.return_sequences else last
     return [output, *states] if layer.return_state else [output]
 
@@ -198,11 +202,11 @@ def emit(
 # --- the Scan: Keras's step, masked --------------------------------------------------------------------
 
 
-def _step(b: GraphBuilder, layer, z: str, h: str, c: str | None, rules: Rules):
+def _step(b: GraphBuilder, layer, weights: list, z: str, h: str, c: str | None, rules: Rules):
     """Keras's step on ``z = x_t @ kernel + bias (B, G*U)`` (GRU reset_after: the input part only) and the
     states; returns the new states ``[h]`` or ``[h, c]``. Gate blocks in Keras's order."""
     u, dtype = layer.units, layer.dtype
-    kernel = layer.get_weights()[1]  # Keras's recurrent_kernel (U, G*U)
+    kernel = weights[1]  # Keras's recurrent_kernel (U, G*U)
 
     def act(fn, value):
         return activation(b, fn.__name__, value, rules.hard_sigmoid_alpha)
@@ -219,30 +223,52 @@ def _step(b: GraphBuilder, layer, z: str, h: str, c: str | None, rules: Rules):
         c = b.op("Add", [b.op("Mul", [f, c]), b.op("Mul", [i, act(layer.activation, zc)])])
         return [b.op("Mul", [o, act(layer.activation, c)]), c]
     x_z, x_r, x_h = split(z, 3)
-    if layer.reset_after:
+    rb = weights[2][1] if layer.use_bias and weights[2].ndim == 2 else None  # the recurrent bias (3U,)
+    if layer.reset_after != rules.flip_linear_before_reset:  # reset after the matmul (ONNX linear_before_reset=1)
         inner = b.op("MatMul", [h, b.const(kernel, "recurrent", dtype)])
-        if layer.use_bias:
-            inner = b.op("Add", [inner, b.const(np.asarray(layer.b)[1], "recurrent_bias", dtype)])
+        if rb is not None:
+            inner = b.op("Add", [inner, b.const(rb, "recurrent_bias", dtype)])
         h_z, h_r, h_h = split(inner, 3)
         zg = act(layer.recurrent_activation, b.op("Add", [x_z, h_z]))
         r = act(layer.recurrent_activation, b.op("Add", [x_r, h_r]))
         hh = act(layer.activation, b.op("Add", [x_h, b.op("Mul", [r, h_h])]))
-    else:
+    else:  # reset before (only a planted bug gives this form a recurrent bias: ONNX adds it after the matmul)
         inner = b.op("MatMul", [h, b.const(kernel[:, : 2 * u], "recurrent_zr", dtype)])
+        if rb is not None:
+            inner = b.op("Add", [inner, b.const(rb[: 2 * u], "recurrent_bias_zr", dtype)])
         h_z, h_r = split(inner, 2)
         zg = act(layer.recurrent_activation, b.op("Add", [x_z, h_z]))
         r = act(layer.recurrent_activation, b.op("Add", [x_r, h_r]))
         rh = b.op("MatMul", [b.op("Mul", [r, h]), b.const(kernel[:, 2 * u :], "recurrent_h", dtype)])
+        if rb is not None:
+            rh = b.op("Add", [rh, b.const(rb[2 * u :], "recurrent_bias_h", dtype)])
         hh = act(layer.activation, b.op("Add", [x_h, rh]))
     one_minus = b.op("Sub", [b.scalar(1, zg), zg])
     return [b.op("Add", [b.op("Mul", [zg, h]), b.op("Mul", [one_minus, hh])])]
+
+
+def _scan_weights(layer, rules: Rules) -> list:
+    """Keras's weights as the Scan reads them. With the default rules, as they are; with a planted gate-order
+    bug, the gate blocks the operator would read from its wrongly ordered ``W``: Keras gate ``k`` comes from the
+    ONNX slot of ``k``, which holds Keras block ``order[slot]`` (so a bug of the operator's encoding is in the
+    Scan form too)."""
+    weights = layer.get_weights()
+    name = kind(layer)
+    if name == "SimpleRNN":
+        return weights
+    onnx_order = ONNX_LSTM_ORDER if name == "LSTM" else ONNX_GRU_ORDER
+    order = _gates(layer, rules)
+    take = [order[onnx_order.index(k)] for k in range(len(order))]
+    if take == list(range(len(order))):
+        return weights
+    return [np.concatenate([np.split(w, len(order), axis=-1)[k] for k in take], axis=-1) for w in weights]
 
 
 def scan(b: GraphBuilder, layer, x_tm: str, mask: str | None, initial: list | None, rules: Rules):
     """Keras's loop as an ONNX ``Scan`` over ``x_tm (T, B, F)``; returns ``(seq (T, B, U), last (B, U),
     states)`` with ``seq`` in processing order, as Keras returns it."""
     dtype, u = layer.dtype, layer.units
-    weights = layer.get_weights()
+    weights = _scan_weights(layer, rules)
     z = b.op("MatMul", [x_tm, b.const(weights[0], "kernel", dtype)])  # (T, B, G*U): every step's input part
     if layer.use_bias:
         bias = weights[2] if weights[2].ndim == 1 else weights[2][0]
@@ -250,7 +276,7 @@ def scan(b: GraphBuilder, layer, x_tm: str, mask: str | None, initial: list | No
     m_tm = None
     if mask is not None:
         m_tm = b.op("Unsqueeze", [b.op("Transpose", [b.cast(mask, "bool")], perm=[1, 0]), b.ints([2])])  # (T,B,1)
-    if layer.go_backwards:
+    if layer.go_backwards and rules.reverse_for_go_backwards:
         z = reverse_time(b, z, 0)
         m_tm = None if m_tm is None else reverse_time(b, m_tm, 0)
     n_states = 2 if kind(layer) == "LSTM" else 1
@@ -268,7 +294,7 @@ def scan(b: GraphBuilder, layer, x_tm: str, mask: str | None, initial: list | No
     body.add_input(z_t, dtype, [None, width])  # (B, G*U)
     if m_tm is not None:
         body.add_input(m_t, "bool", [None, 1])  # (B, 1)
-    new = _step(body, layer, z_t, state_in[0], state_in[1] if n_states == 2 else None, rules)
+    new = _step(body, layer, weights, z_t, state_in[0], state_in[1] if n_states == 2 else None, rules)
     if m_tm is None:
         new_last, out = new[0], new[0]
     else:
