@@ -143,6 +143,13 @@ def _sequential_config(model: Sequential) -> dict:
         batch_shape, dtype, input_name = model.input.batch_shape, model.input.dtype, model.input.name
     else:
         batch_shape, dtype, input_name = model.layers[0].input_shape, model.layers[0].dtype, "input_layer"
+    names = [layer.name for layer in model.layers]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # Keras's Sequential refuses to load such a file: refused here, before it is written
+        raise ValueError(
+            f"Model {model.name!r} has layers sharing the names {repeated}: Keras loads a Sequential only when its "
+            "layers' names are unique; give them distinct `name`s."
+        )
     shapes = [tuple(batch_shape), *model._output_shapes()]
     layers = [input_layer_config(batch_shape, dtype, input_name)]
     layers += [layer_config(layer, shape) for layer, shape in zip(model.layers, shapes)]

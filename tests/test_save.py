@@ -415,6 +415,10 @@ def test_what_cannot_be_written_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"`model`.*Sequential or Model"):
         saving.save_model(sr.LSTM(3), tmp_path / "layer.keras")
 
+    twins = sr.Sequential([sr.Input((4, 3)), sr.LSTM(3, return_sequences=True, name="rnn"), sr.GRU(2, name="rnn")])
+    with pytest.raises(ValueError, match=r"sharing the names \['rnn'\].*unique"):
+        twins.save(tmp_path / "twins.keras")
+
     class MyDense(sr.Dense):
         pass
 
