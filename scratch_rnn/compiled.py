@@ -249,6 +249,38 @@ def gru_before_loop(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, l
             _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
 
 
+# The default activations as constants: LLVM then compiles one straight, vectorised pass (with the codes as
+# arguments it unswitches the loop on them, measured 30% slower for LSTM at 32x100x16x32). Each takes the
+# generic loop's arguments and ignores the codes; the ``*_inline`` names are the generic loops, inlined (_jit).
+simple_rnn_inline, lstm_inline, gru_after_inline, gru_before_inline = (
+    simple_rnn_loop,
+    lstm_loop,
+    gru_after_loop,
+    gru_before_loop,
+)
+
+
+def simple_rnn_default(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act):
+    simple_rnn_inline(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, 0)
+
+
+def lstm_default(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    lstm_inline(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+
+
+def gru_after_default(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    gru_after_inline(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+
+
+def gru_before_default(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
+    gru_before_inline(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+
+
+LOOPS = (simple_rnn_loop, lstm_loop, gru_after_loop, gru_before_loop)
+DEFAULTS = (simple_rnn_default, lstm_default, gru_after_default, gru_before_default)
+_PYTHON = {fn.__name__: fn for fn in (*LOOPS, *DEFAULTS)}
+
+
 def tanh_f32_array(x, out):
     for i in range(x.size):
         out[i] = tanh_f32(x[i])
@@ -277,8 +309,10 @@ def _jit() -> dict:
             namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
         for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
             _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
+        for fn in LOOPS:
+            namespace[fn.__name__.replace("_loop", "_inline")] = scalar(fn)
         jitted = {}
-        for fn in (simple_rnn_loop, lstm_loop, gru_after_loop, gru_before_loop, tanh_f32_array, sigmoid_f32_array):
+        for fn in (*LOOPS, *DEFAULTS, tanh_f32_array, sigmoid_f32_array):
             jitted[fn.__name__] = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(fn)
         _JIT = jitted
     return _JIT
@@ -366,11 +400,22 @@ def supports(layer, kind: str) -> bool:
     )
 
 
-def loop_for(layer, kind: str):
-    """The compiled whole-sequence loop for ``layer``, a SimpleRNN, LSTM or GRU as ``kind`` says
-    (``loop(x, states, mask, **options)``: :func:`run`'s arguments after ``kind``), or None when the NumPy
-    kernels should run. A layer's ``compiled_loop`` calls this (:meth:`~scratch_rnn.rnn.BaseRNN.compiled_loop`)."""
+#: ``auto`` runs the compiled loop only while ``batch * units`` is at most this (measured, docs/performance.md,
+#: "The compiled loop"): it saves the NumPy step's dozen dispatches, which dominate small steps, but its
+#: float32 activations (float64 polynomials, 4 lanes) cost 1.1-1.5 ns an element against NumPy's 0.4 ns
+#: float32 tanh, which dominates large ones (LSTM has five per element, the NumPy kernel two passes).
+#: ``SCRATCH_RNN_BACKEND=numba`` runs it at every size.
+AUTO_MAX_ELEMENTS = {"simple_rnn": 1024, "lstm": 256, "gru": 1024}
+
+
+def loop_for(layer, kind: str, batch: int):
+    """The compiled whole-sequence loop for ``layer``, a SimpleRNN, LSTM or GRU as ``kind`` says, called on
+    ``batch`` rows (``loop(x, states, mask, **options)``: :func:`run`'s arguments after ``kind``), or None when
+    the NumPy kernels should run. A layer's ``compiled_loop`` calls this
+    (:meth:`~scratch_rnn.rnn.BaseRNN.compiled_loop`)."""
     if not (enabled() and supports(layer, kind)):
+        return None
+    if backend() == "auto" and batch * layer.units > AUTO_MAX_ELEMENTS[kind]:
         return None
 
     def loop(x, states, mask, **options):
@@ -421,6 +466,8 @@ def run(
     if kind == "gru" and not layer.reset_after:
         zg, rh, gh = (workspace.empty(f"compiled {name}", (batch, u), dtype) for name in ("z", "rh", "gh"))
     xs = x[:, ::-1] if go_backwards else x
+    default = act == 0 and (kind == "simple_rnn" or ract == 1)  # the codes the *_default loops hold as constants
+    form = "default" if default else "loop"
     # numba's np.dot on an F-ordered (transposed) view measured 10x slower than on a C copy: copy, once a call
     if kind == "gru" and not layer.reset_after:
         WzrT, WhhT = np.ascontiguousarray(Wh[: 2 * u].T), np.ascontiguousarray(Wh[2 * u :].T)  # (U, 2U), (U, U)
@@ -439,13 +486,13 @@ def run(
         m = np.ascontiguousarray(masks[t0 : t0 + n]) if has_mask else dummy_mask
         common = (m, has_mask, bool(zero_output_for_mask), last, outputs, t0, sequences)
         if kind == "simple_rnn":
-            fns["simple_rnn_loop"](zc, WhT, h, g, *common, act)
+            fns[f"simple_rnn_{form}"](zc, WhT, h, g, *common, act)
         elif kind == "lstm":
-            fns["lstm_loop"](zc, WhT, h, c, g, *common, act, ract)
+            fns[f"lstm_{form}"](zc, WhT, h, c, g, *common, act, ract)
         elif layer.reset_after:
-            fns["gru_after_loop"](zc, WhT, bh, h, g, *common, act, ract)
+            fns[f"gru_after_{form}"](zc, WhT, bh, h, g, *common, act, ract)
         else:
-            fns["gru_before_loop"](zc, WzrT, WhhT, h, g, zg, rh, gh, *common, act, ract)
+            fns[f"gru_before_{form}"](zc, WzrT, WhhT, h, g, zg, rh, gh, *common, act, ract)
     finals = [h] if c is None else [h, c]
     return (h if not has_mask else last), (outputs if sequences else None), finals
 
@@ -461,7 +508,7 @@ def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, 
         raise ValueError(
             f"Argument `name`: {name!r} has no compiled signature for {np.dtype(dtype).name}; call a layer first."
         )
-    fresh = numba.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")(globals()[name])
+    fresh = numba.njit(nogil=True, fastmath=FASTMATH, error_model="numpy")(_PYTHON[name])
     fresh.compile(signatures[0])
     counts: dict[str, int] = {}
     for line in fresh.inspect_asm(signatures[0]).splitlines():

@@ -412,10 +412,10 @@ class BaseRNN(Layer):
         """What a call runs when ``fast`` is False: the readable :meth:`project` and :meth:`step`."""
         return reference_kernel(self)
 
-    def compiled_loop(self):
-        """The whole time loop in compiled code for this layer (``loop(x, states, mask, **options)``, returning
-        what :func:`recurrence` returns), or None to run the kernels: SimpleRNN, LSTM and GRU return
-        :func:`scratch_rnn.compiled.loop_for`'s when numba is installed (a fast call runs it)."""
+    def compiled_loop(self, batch: int):
+        """The whole time loop in compiled code for this layer on ``batch`` rows (``loop(x, states, mask,
+        **options)``, returning what :func:`recurrence` returns), or None to run the kernels: SimpleRNN, LSTM and
+        GRU return :func:`scratch_rnn.compiled.loop_for`'s when numba is installed (a fast call runs it)."""
         return None
 
     # --- building ----------------------------------------------------------------------
@@ -515,7 +515,7 @@ class BaseRNN(Layer):
         """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop)."""
         workspace = self._workspace()
         workspace.in_use = True
-        loop = self.compiled_loop() if self.fast else None
+        loop = self.compiled_loop(x.shape[0]) if self.fast else None
         try:
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
                 if loop is not None:  # the whole sequence in compiled code (scratch_rnn.compiled)

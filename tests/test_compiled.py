@@ -237,6 +237,19 @@ def test_fast_false_and_unsupported_options_run_numpy(rng, numba_backend, compil
     )
 
 
+def test_auto_runs_the_compiled_loop_where_it_measured_faster(rng, monkeypatch, compiled_calls):
+    monkeypatch.setenv(compiled.ENV, "auto")
+    layer = random_layer("LSTM", "float32", (2, 3, 4, 5), rng)
+    small = np.ones((compiled.AUTO_MAX_ELEMENTS["lstm"] // 5, 3, 4), "float32")
+    large = np.ones((small.shape[0] + 1, 3, 4), "float32")
+    layer(small)
+    layer(large)
+    assert compiled_calls == ["lstm"]
+    monkeypatch.setenv(compiled.ENV, "numba")  # forced: every size
+    layer(large)
+    assert compiled_calls == ["lstm", "lstm"]
+
+
 def test_the_gate_pass_is_vectorised(rng):
     """The fused pass holds packed (SIMD) multiply-adds or multiplies, and packed divisions, after a call."""
     layer = random_layer("LSTM", "float32", (4, 3, 2, 8), rng)
