@@ -149,6 +149,14 @@ def seq2seq(dtype):
     return sr.Model([enc, dec], [out, h], name="s2s"), [ids(6, 4, 7, 15), ids(7, 4, 5, 12)]
 
 
+def shared_layers(dtype):
+    """One LSTM and one Dense called on two inputs each (two nodes per layer, Keras's node indices)."""
+    a, b = sr.Input((5, 3), dtype=dtype, name="left"), sr.Input((6, 3), dtype=dtype, name="right")
+    lstm, dense = sr.LSTM(4, dtype=dtype), sr.Dense(2, activation="tanh", dtype=dtype)
+    out = sr.Concatenate(dtype=dtype)([dense(lstm(a)), dense(lstm(b))])
+    return sr.Model([a, b], out, name="shared"), [uniform(9, 3, 5, 3, dtype=dtype), uniform(10, 3, 6, 3, dtype=dtype)]
+
+
 def from_torch_model(dtype):
     """A from_torch conversion: Embedding -> bidirectional 2-layer GRU -> LSTM -> Linear."""
     from helpers import require
@@ -168,7 +176,8 @@ def from_torch_model(dtype):
 
 
 BUILDERS = {
-    f.__name__: f for f in (recurrent_stack, masked_bidirectional, convolutional, merges, seq2seq, from_torch_model)
+    f.__name__: f
+    for f in (recurrent_stack, masked_bidirectional, convolutional, merges, seq2seq, shared_layers, from_torch_model)
 }
 CASES = [(name, dtype) for name in BUILDERS for dtype in DTYPES]
 
