@@ -1,4 +1,6 @@
-"""Saved Keras files -> scratch models, without TensorFlow: :func:`load_model` and :func:`load_weights`.
+"""Saved Keras files -> scratch models, without TensorFlow: :func:`load_model` and :func:`load_weights`; and
+back: :func:`save_model` and :func:`save_weights` write Keras 3 ``.keras`` and ``.weights.h5`` files (the
+section "writing" at the end; the configs come from :mod:`scratch_rnn.keras_config`).
 
 Three formats are read (Keras's own source is the spec: ``keras/src/saving/saving_lib.py`` and
 ``keras/src/legacy/saving/legacy_h5_format.py``):
@@ -24,7 +26,7 @@ missing weight, a weight whose shape or dtype does not match the config, an HDF5
 virtual dataset, a dataset or zip member declaring far more bytes than it stores (checked before
 anything is read), and more than ``max_bytes`` of weights in all.
 
-h5py is imported only by the functions that read a file (``pip install 'scratch-rnn[h5]'``):
+h5py is imported only by the functions that read or write a file (``pip install 'scratch-rnn[h5]'``):
 ``import scratch_rnn`` stays NumPy-only.
 """
 
@@ -79,7 +81,9 @@ def _h5py():
     try:
         import h5py
     except ImportError as err:  # pragma: no cover - the test extra installs h5py
-        raise ImportError("Reading Keras .keras and .h5 files needs h5py: pip install 'scratch-rnn[h5]'") from err
+        raise ImportError(
+            "Keras .keras and .h5 files are read and written with h5py: pip install 'scratch-rnn[h5]'"
+        ) from err
     return h5py
 
 
