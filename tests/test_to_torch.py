@@ -133,6 +133,15 @@ def test_a_file_path_converts_as_the_loaded_model(zoo_files):
     assert_outputs_close(actual, expected, context="to_torch(path)")
 
 
+def test_a_live_keras_model_converts_through_from_keras(keras, rng):
+    model = keras.Sequential(
+        [keras.Input((None, 3)), keras.layers.GRU(4, return_sequences=True), keras.layers.Dense(2)]
+    )
+    randomize(model, rng)
+    x = rng.standard_normal((2, 5, 3)).astype("float32")
+    assert_outputs_close(run(to_torch(model), x), model(x), context="to_torch(a Keras model)")
+
+
 # --- the two recurrent paths ---------------------------------------------------------------------------------
 
 FUSABLE = [

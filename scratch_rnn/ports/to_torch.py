@@ -28,11 +28,13 @@ Two paths compute a recurrent layer, on the same parameters:
   the states are carried and the output repeats the previous output (zeros before the first kept step, leading
   padding included), or is zero with ``zero_output_for_mask`` (Bidirectional sets it when returning sequences);
   ``unroll=True`` zeroes by the mask in input order afterwards, as Keras's unrolled loop does. It also computes
-  what the fused path cannot: other activations, GRU ``reset_after=False``. So nothing recurrent is refused
-  but ``stateful=True`` (a module holding states between calls is not a port of a function) and Keras's
-  ``RNN(cell)`` layer.
+  what the fused path cannot: other activations, GRU ``reset_after=False``, Keras's ``RNN(cell)`` and stacked
+  cells. So nothing recurrent is refused but ``stateful=True`` (a module holding states between calls is not a
+  port of a function: pass the states as ``initial_state``).
 
-Anything without a PyTorch counterpart here is refused by name (:class:`UnsupportedLayerError`, a ValueError).
+The non-recurrent layers are in :mod:`scratch_rnn.ports.torch_core`. Anything without a conversion is refused by
+name (:class:`UnsupportedLayerError`, a ValueError). A functional model runs the engine's graph
+(``Model._nodes``) with the engine's rules of which layer gets which mask.
 torch is imported when :func:`to_torch` runs, never when this module is imported.
 """
 
@@ -143,7 +145,8 @@ SUPPORTED_CORE = sorted({cls.__name__ for cls in torch_core.SUPPORTED})
 
 
 def to_torch(model, *, fused: bool = True):
-    """``model`` (a scratch layer, Sequential or Model, or a .keras/.h5 path) as a ``torch.nn.Module`` in eval mode.
+    """``model`` (a scratch layer, Sequential or Model, a .keras/.h5 path, or a Keras object, converted by
+    :func:`scratch_rnn.from_keras`) as a ``torch.nn.Module`` in eval mode.
 
     The module's ``forward`` takes what the scratch model's call takes, as torch tensors: ``forward(x, mask=None)``
     for a model (a list for several inputs), ``forward(x, mask=None, initial_state=None)`` for a recurrent layer.
@@ -155,6 +158,10 @@ def to_torch(model, *, fused: bool = True):
         from scratch_rnn.saving import load_model
 
         model = load_model(model)
+    elif type(model).__module__.split(".")[0] in ("keras", "tf_keras"):  # a live Keras model or layer
+        from scratch_rnn.keras_convert import from_keras
+
+        model = from_keras(model)
     if not isinstance(fused, (bool, np.bool_)):
         raise ValueError(f"Argument `fused` must be True or False, got {fused!r}.")
     t = _torch_classes()
@@ -562,8 +569,6 @@ def _torch_classes():
                 kwargs["mask"] = first_mask
             previous_mask = kwargs["mask"] if kwargs.get("mask") is not None else first_mask
             module = self.by_layer[self.names[id(layer)]]
-            if not symbolic.takes_mask(layer) and "mask" in kwargs and isinstance(layer, (Masking,)):
-                kwargs.pop("mask")
             outputs = module(*args, **kwargs)
             several = len(node.outputs) > 1
             outputs = outputs if several else [outputs]

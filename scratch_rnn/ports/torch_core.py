@@ -118,7 +118,7 @@ def _classes() -> dict:
             self.embeddings = constant(layer.embeddings)  # (input_dim, output_dim), Keras's layout
 
         def forward(self, x, mask=None):
-            ids = torch.as_tensor(x)
+            ids = torch.as_tensor(x).to(self.embeddings.device)
             if torch.is_floating_point(ids):
                 ids = torch.trunc(ids)  # the engine's (and Keras's) cast of float ids
             ids = ids.long()
