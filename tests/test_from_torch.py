@@ -254,6 +254,25 @@ def test_planted_weight_change_is_caught():
         assert_agrees(module, x, expected, "float32", "planted: one recurrent weight off by 1e-3")
 
 
+def test_the_example_converts_saves_and_verifies(keras, tmp_path, capsys):
+    """examples/torch_to_keras.py: a custom nn.Module's parts through from_torch, saved, verified against Keras."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "torch_to_keras.py"
+    spec = importlib.util.spec_from_file_location("torch_to_keras", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.main(tmp_path / "classifier.keras", examples=5) == 0
+    assert "ok=True" in capsys.readouterr().out
+    net = randomized(example.Classifier(), "float32", seed=12)  # its forward, against the parts converted
+    ids = np.random.default_rng(12).integers(0, 50, (3, 10))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(ids)).numpy()
+    parts = nn.Sequential(net.embedding, net.lstm, net.fc)
+    assert_agrees(parts, ids, expected, "float32", "the example's classifier", return_sequences=False)
+
+
 def test_margins_report():
     """Runs last in this module: the worst margin (|error| / derived tolerance) of the cases above, <= 1."""
     if not MARGINS:
