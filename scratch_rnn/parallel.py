@@ -16,9 +16,12 @@ step. The thread count comes from, first to last:
   every core itself, so the default is 1: no split.
 
 A call splits only when the batch is large enough to pay (:func:`split_count`, measured in
-``docs/performance.md``, "Threads"); a split run computes the same bits as the unsplit one where
-BLAS computes each row of a product independently of the others (OpenBLAS does; see
-``tests/test_threads.py``).
+``docs/performance.md``, "Threads"). A split run computes the same bits as the unsplit one where BLAS
+computes each row of a product independently of the others and takes the same path for a slice as for the
+whole batch. OpenBLAS does, with two exceptions that the policy's slices (4M multiply-adds a step per
+thread at least) stay clear of: a one-row product is a matrix-vector product, and on SkylakeX products of
+up to about 10^6 multiply-adds take small-matrix kernels; both sum in another order (an ulp or so).
+``tests/test_threads.py`` forces splits of small batches and checks the bits.
 
 BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS
 threads`` threads, more than the cores, and was no faster than one thread here (up to 20% slower; measured
@@ -166,10 +169,12 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 def map_slices(fn, batch: int, n: int) -> list:
     """``[fn(rows) for rows in row_slices(batch, n)]``, the first slice in this thread and the others in the
-    shared pool at the same time. Waits for every slice before returning or raising (the first error)."""
+    shared pool at the same time, each in a copy of this thread's context (``contextvars`` settings such as
+    :func:`threads` and ``scratch_rnn.compiled.using`` apply to every slice). Waits for every slice before
+    returning or raising (the first error)."""
     slices = row_slices(batch, n)
     pool = _executor(n - 1)
-    futures = [pool.submit(fn, rows) for rows in slices[1:]]
+    futures = [pool.submit(contextvars.copy_context().run, fn, rows) for rows in slices[1:]]
     results, error = [], None
     try:
         results.append(fn(slices[0]))

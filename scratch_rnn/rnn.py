@@ -511,11 +511,13 @@ class BaseRNN(Layer):
         vars(self).update(state)
         self._threads = threading.local()
 
-    def _recurrence(self, x, states, mask, out=None):
-        """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop)."""
+    def _recurrence(self, x, states, mask, out=None, batch=None):
+        """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop).
+        ``batch``: the whole call's batch size, which chooses between the two (default ``x``'s): a split call's
+        slices run what the whole batch chose, so that they compute the same bits."""
         workspace = self._workspace()
         workspace.in_use = True
-        loop = self.compiled_loop(x.shape[0]) if self.fast else None
+        loop = self.compiled_loop(x.shape[0] if batch is None else batch) if self.fast else None
         try:
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
                 if loop is not None:  # the whole sequence in compiled code (scratch_rnn.compiled)
@@ -559,7 +561,7 @@ class BaseRNN(Layer):
         def run(rows):  # a slice of the batch; its outputs are written into its rows of the whole
             part = None if mask is None else mask[:, rows]
             into = None if outputs is None else outputs[rows]
-            return self._recurrence(x[rows], [s[rows] for s in states], part, into)
+            return self._recurrence(x[rows], [s[rows] for s in states], part, into, batch)
 
         parts = parallel.map_slices(run, batch, n)
         last = np.concatenate([p[0] for p in parts])

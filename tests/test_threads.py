@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import left_and_right_padded_mask, randomize
+from helpers import left_and_right_padded_mask, randomize, require
 
 import scratch_rnn
 from scratch_rnn import (
@@ -334,3 +334,37 @@ def test_where_the_thread_count_comes_from(monkeypatch):
     assert scratch_rnn.get_num_threads() == 5
     scratch_rnn.set_num_threads(None)
     assert scratch_rnn.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("name, units, batch", [("SimpleRNN", 8, 256), ("LSTM", 4, 128), ("GRU", 8, 256)])
+def test_a_split_call_runs_the_loop_the_whole_batch_chose(name, units, batch, rng, split_anything):
+    """The backend (compiled loop or NumPy kernels, scratch_rnn.compiled) is chosen from the batch size; a split
+    call must run what the whole batch chose, not what each slice would (the whole batch chooses the NumPy
+    kernels here, its quarters would choose the compiled loop, whose activations differ in the last bits).
+    Small products on purpose: OpenBLAS takes the same (small-matrix) path for the batch and its slices."""
+    require("numba")
+    from scratch_rnn import compiled
+
+    layer = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}[name](units, return_sequences=True)
+    x = rng.standard_normal((batch, 5, 3)).astype("float32")
+    layer(x[:1])
+    randomize(layer, rng)
+    with compiled.using("auto"):
+        assert layer.compiled_loop(batch) is None and layer.compiled_loop(batch // 4) is not None
+        expected = call(layer, 1, x)
+        assert_same_bits(call(layer, 4, x), expected, name)
+    assert len(split_anything) == 1
+
+
+def test_every_slice_runs_in_the_callers_context(split_anything):
+    """A setting made with a context manager in the calling thread (scratch_rnn.threads, compiled.using)
+    holds in the pool threads that run the other slices."""
+    seen = []
+
+    def fn(rows):
+        seen.append(scratch_rnn.get_num_threads())
+        return rows
+
+    with scratch_rnn.threads(7):
+        parallel.map_slices(fn, 9, 3)
+    assert seen == [7, 7, 7]
