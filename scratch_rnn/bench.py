@@ -8,6 +8,9 @@ with ``return_sequences=True``, in one process and one run:
   ``torch.inference_mode()``), with the same thread count as NumPy's BLAS;
 * ``keras_eager``: the Keras layer called eagerly on a tensor;
 * ``keras_predict``: ``Sequential([Input, layer]).predict``;
+* ``scratch_split``: the scratch layer's call with the engine's threads set to the run's thread count
+  (``scratch_rnn.threads``: it splits a large batch across them, :mod:`scratch_rnn.parallel`) and NumPy's
+  BLAS limited to one thread while it runs (its own block of the run), as the engine's docs advise;
 * the roof: float32 ``matmul`` throughput of NumPy's BLAS (square matrices).
 
 All candidates get the same weights (random, biases included) and their outputs are
@@ -43,6 +46,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from scratch_rnn import parallel
 from scratch_rnn.gru import GRU
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.simple_rnn import SimpleRNN
@@ -51,7 +55,7 @@ from scratch_rnn.version import __version__
 ENGINE = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 LAYERS = ("SimpleRNN", "LSTM", "GRU")
 SHAPES = ((8, 10, 4, 8), (32, 100, 16, 32), (64, 200, 64, 128), (256, 50, 128, 256))
-AGAINST = ("torch", "keras_eager", "keras_predict")
+AGAINST = ("torch", "keras_eager", "keras_predict", "scratch_split")
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Largest |difference| from the Keras output tolerated before timing (outputs are tanh-bounded).
 AGREEMENT = {"float32": 1e-4, "float64": 1e-10}
@@ -127,6 +131,7 @@ def load_frameworks(against, threads: int) -> dict:
             pass
         frameworks["keras"] = keras
     frameworks["against"] = [name for name in AGAINST if name in against]
+    frameworks["threads"] = threads
     return frameworks
 
 
@@ -162,6 +167,15 @@ def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int
     calls = {"scratch": lambda: scratch(x)}
     expected = scratch(x)
     outputs = {}
+    if "scratch_split" in frameworks["against"]:
+        threads = frameworks["threads"]
+
+        def split():
+            with parallel.threads(threads):
+                return scratch(x)
+
+        calls["scratch_split"] = split
+        outputs["scratch_split"] = split()
     if "torch" in frameworks["against"]:
         torch = frameworks["torch"]
         module = torch_module(torch, layer, features, units, weights, dtype)
@@ -230,6 +244,7 @@ FRAMEWORK = {
     "torch": "torch",
     "keras_eager": "tensorflow",
     "keras_predict": "tensorflow",
+    "scratch_split": "numpy, BLAS on one thread",
 }
 
 
@@ -316,15 +331,16 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         shift = repeat % len(libraries)
         for library in libraries[shift:] + libraries[:shift]:
             time.sleep(settle_seconds)
-            blocks[library][0][2]()  # one untimed call wakes the library's threads
-            for index, name, fn, number in blocks[library]:
-                seconds = sample(fn, number)
-                if index is None:
-                    roof_samples.append(seconds)
-                else:
-                    result["results"][index]["samples"][name].append(seconds)
-                done += 1
-                on_sample(done, total)
+            with one_blas_thread() if library == FRAMEWORK["scratch_split"] else nullcontext():
+                blocks[library][0][2]()  # one untimed call wakes the library's threads
+                for index, name, fn, number in blocks[library]:
+                    seconds = sample(fn, number)
+                    if index is None:
+                        roof_samples.append(seconds)
+                    else:
+                        result["results"][index]["samples"][name].append(seconds)
+                    done += 1
+                    on_sample(done, total)
     result["load_average_end"] = load_average()
     roof = roof_flops / float(np.median(roof_samples))
     result["gemm"] = {"size": ROOF_SIZE, "samples": roof_samples, "gflops": roof / 1e9}
@@ -335,6 +351,13 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         entry["roof_fractions"] = {name: entry["flops"] / t / roof for name, t in median.items()}  # scratch's too
         entry["ratios"] = {f"scratch/{name}": median["scratch"] / t for name, t in median.items() if name != "scratch"}
     return result
+
+
+def one_blas_thread():
+    """NumPy's BLAS limited to one thread for a block (``scratch_split``'s: its threads are the engine's)."""
+    import threadpoolctl
+
+    return threadpoolctl.threadpool_limits(1, user_api="blas")
 
 
 def versions(frameworks: dict) -> dict:

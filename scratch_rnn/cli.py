@@ -1180,10 +1180,10 @@ def print_bench_table(console, result: dict) -> None:
     t.add_column("layer")
     t.add_column("B, T, F, U")
     t.add_column("scratch", justify="right")
+    headings = {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}
+    headings["scratch_split"] = "split"  # scratch, its batch split across the threads
     for name in names:
-        t.add_column(
-            {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}[name], justify="right"
-        )
+        t.add_column(headings[name], justify="right")
     if "torch" in names:
         t.add_column("scratch/torch", justify="right")
     if "keras_eager" in names:
