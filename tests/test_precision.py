@@ -214,6 +214,19 @@ def test_report_margin_percentiles_are_observed_margins():
     assert report.margin_percentile(99) == 5.0 and report.margin_percentile(0) == 0.1
 
 
+def test_the_diagnosis_survives_a_json_report():
+    import json
+
+    from scratch_rnn.testing.check import Failure
+    from scratch_rnn.testing.reports import report_from_dict, report_to_dict
+
+    report = Report("GRU", "float32", "c", 0, precision="tf32", margins=[0.5, 2.0])
+    report.failures = [Failure("m", "r", "bfloat16"), Failure("n", "s")]
+    back = report_from_dict(json.loads(json.dumps(report_to_dict(report))))
+    assert [f.explained_by for f in back.failures] == ["bfloat16", None]
+    assert back.precision == "tf32" and back.margins == [0.5, 2.0]
+
+
 # --- golden check: no Keras needed ----------------------------------------------------------------------
 
 
@@ -227,6 +240,7 @@ def test_a_recording_checks_each_emulation_under_its_own_precision_only(precisio
     assert not strict.ok  # the planted difference: float32 tolerances catch the reduced products
     for failure in strict.failures:
         assert "diagnosis: agrees under precision=" in failure.message, failure.message
+        assert failure.explained_by in REDUCED
 
 
 def test_the_float64_lane_of_a_recording_stays_float32_exact():
@@ -244,6 +258,7 @@ def test_a_planted_bug_is_not_explained_by_any_precision():
     assert not result.ok
     for failure in result.failures:
         assert "no standard precision explains this difference" in failure.message, failure.message
+        assert failure.explained_by is None
 
 
 def test_cli_check_takes_precision(capsys):
@@ -286,6 +301,8 @@ def test_each_emulation_fails_float32_and_is_diagnosed(keras, layer, precision):
     report = verify(getattr(emulated, precision), layer=layer, max_examples=40, seed=3, shrink_seconds=0)
     assert not report.ok
     assert "diagnosis: agrees under precision=" in report.failures[0].message
+    assert report.failures[0].explained_by in REDUCED  # the same, for a program: the least precision
+    assert report.failures[0].explained_by != "bfloat16" or precision == "bfloat16"
 
 
 @pytest.mark.keras
@@ -344,7 +361,7 @@ def test_verify_model_takes_precision(keras, stacked_gru):
     own = verify_model(stacked_gru, emulated.tf32_model, max_examples=10, seed=2, precision="tf32")
     assert own.ok and own.precision == "tf32", "\n".join(map(str, own.failures))
     strict = verify_model(stacked_gru, emulated.tf32_model, max_examples=10, seed=2, shrink_seconds=0)
-    assert not strict.ok
+    assert not strict.ok and strict.failures[0].explained_by == "tf32"
     assert "diagnosis: agrees under precision='tf32'" in strict.failures[0].message
     with pytest.raises(ValueError, match="float32 only, got dtype float64"):
         verify_model(stacked_gru, max_examples=1, dtype="float64", precision="bfloat16")

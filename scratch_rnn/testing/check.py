@@ -93,6 +93,9 @@ class Failure:
 
     message: str
     reproducer: str
+    #: The least precision the failing case agrees under (:func:`diagnose`); None when none does, or when the
+    #: case was not diagnosed (float64, the candidate raised). The message says it in words.
+    explained_by: str | None = None
 
     def __str__(self) -> str:
         return f"{self.message}\n{self.reproducer}"

@@ -1074,6 +1074,7 @@ def _run_checks(
                     f"{golden.id}: {outcome.message()}",
                     f"recorded case {golden.id} in {recording.path / MANIFEST}; "
                     f"to rerun it alone, add --case {golden.id}{stopped}",
+                    outcome.explained_by,
                 )
             )
         if on_case is not None:

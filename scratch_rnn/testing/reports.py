@@ -71,12 +71,12 @@ def _unnumber(value):
 
 
 def report_to_dict(report: Report) -> dict:
-    """Every field of ``report`` (failures as ``{"message", "reproducer"}``), plus ``ok``."""
+    """Every field of ``report`` (failures as ``{"message", "reproducer", "explained_by"}``), plus ``ok``."""
     out = {}
     for f in dataclasses.fields(report):
         value = getattr(report, f.name)
         if f.name == "failures":
-            value = [{"message": x.message, "reproducer": x.reproducer} for x in value]
+            value = [{"message": x.message, "reproducer": x.reproducer, "explained_by": x.explained_by} for x in value]
         elif isinstance(value, list):
             value = [_number(float(v)) if isinstance(v, float) else v for v in value]
         else:
@@ -91,7 +91,9 @@ def report_from_dict(data: dict, where: str = "report") -> Report:
     scratch_rnn's extra fields do not stop an older merge."""
     try:
         kwargs = {f.name: data[f.name] for f in dataclasses.fields(Report) if f.name in data}
-        kwargs["failures"] = [Failure(x["message"], x["reproducer"]) for x in data.get("failures", [])]
+        kwargs["failures"] = [
+            Failure(x["message"], x["reproducer"], x.get("explained_by")) for x in data.get("failures", [])
+        ]
         for name, value in kwargs.items():
             if isinstance(value, list) and name != "failures":
                 kwargs[name] = [_unnumber(v) for v in value]

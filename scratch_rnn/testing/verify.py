@@ -262,7 +262,9 @@ def sweep(
             raise _CandidateHung(result)
         assume(not result.skipped)
         if not result.ok:
-            raise CaseMismatch(result.message())
+            mismatch = CaseMismatch(result.message())
+            mismatch.explained_by = result.explained_by  # the reported (shrunk) case's diagnosis
+            raise mismatch
 
     try:
         with shrink_time_limit(shrink_seconds), seed_only():
@@ -270,12 +272,12 @@ def sweep(
     except CaseMismatch as err:
         notes = "\n".join(getattr(err, "__notes__", []))
         reproducer = f"reproduce with {_seed_and_block(seed, block)}\n{notes}"
-        report.failures.append(Failure(str(err), reproducer))
+        report.failures.append(Failure(str(err), reproducer, getattr(err, "explained_by", None)))
     except _CandidateHung as hung:
         first = failed[0]  # the hung case itself, or the failing case whose shrunk variant hung
         stop = "the sweep stopped at this case" if first is hung.result else f"shrinking stopped: {hung.result.error}"
         reproducer = f"reproduce with {_seed_and_block(seed, block)}; unshrunk, {stop}"
-        report.failures.append(Failure(first.message(), reproducer))
+        report.failures.append(Failure(first.message(), reproducer, first.explained_by))
     return report
 
 
