@@ -284,6 +284,64 @@ def test_save_weights_is_read_by_keras_and_by_the_engine(keras, tmp_path):
     assert_close(scratch.predict(inputs[0]), model.predict(inputs[0]), 0.0)
 
 
+def keras_normalised(config):
+    """A written config with the two things Keras changes when it writes our file again: ``"mask": None`` added
+    to call nodes without a mask, and an int ``axis`` (LayerNormalization's) as a list."""
+    if isinstance(config, dict):
+        out = {k: keras_normalised(v) for k, v in config.items() if not (k == "mask" and v is None)}
+        if isinstance(out.get("axis"), int) and "epsilon" in out:
+            out["axis"] = [out["axis"]]
+        return out
+    if isinstance(config, list):
+        return [keras_normalised(v) for v in config]
+    return config
+
+
+def fixed_point_configs(keras, tmp_path, model, first_save=None):
+    """The config.json of ``model`` saved (by ``first_save(model, path)`` if given), and of that file loaded
+    by Keras, saved by Keras, loaded by the engine and saved again; both normalised (:func:`keras_normalised`)."""
+    (first_save or saving.save_model)(model, tmp_path / "ours.keras")
+    keras_load(keras, tmp_path / "ours.keras").save(tmp_path / "keras.keras")
+    sr.load_model(tmp_path / "keras.keras").save(tmp_path / "again.keras")
+    configs = []
+    for path in ("ours.keras", "again.keras"):
+        with zipfile.ZipFile(tmp_path / path) as archive:
+            configs.append(keras_normalised(json.loads(archive.read("config.json"))))
+    return configs
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_what_keras_writes_back_is_what_the_engine_wrote(keras, tmp_path, name):
+    """A fixed point: our file -> Keras -> Keras's file -> scratch_rnn.load_model -> our file again, the same
+    config.json: every value we write, Keras stores as we wrote it, and Keras adds nothing we lose."""
+    first, again = fixed_point_configs(keras, tmp_path, BUILDERS[name]("float32")[0])
+    assert again == first
+
+
+def test_planted_value_keras_reads_differently_breaks_the_fixed_point(keras, tmp_path, monkeypatch):
+    """A writer giving Conv1D's sizes as ints, not Keras's one-element lists: Keras reads them, but what it
+    writes back (and so what we write again) differs from the first file."""
+    from scratch_rnn import keras_config
+
+    real = keras_config.layer_config
+
+    def scalar_sizes(layer, input_shape=None):
+        entry = real(layer, input_shape)
+        for key in ("kernel_size", "strides", "dilation_rate"):
+            if isinstance(entry["config"].get(key), list) and len(entry["config"][key]) == 1:
+                entry["config"][key] = entry["config"][key][0]
+        return entry
+
+    def first_save(model, path):
+        with monkeypatch.context() as patch:
+            patch.setattr(keras_config, "layer_config", scalar_sizes)
+            saving.save_model(model, path)
+
+    first, again = fixed_point_configs(keras, tmp_path, BUILDERS["convolutional"]("float32")[0], first_save)
+    with pytest.raises(AssertionError):
+        assert again == first
+
+
 # --- the model zoo, round-tripped through the engine ------------------------------------------------------
 
 
