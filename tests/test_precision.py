@@ -374,3 +374,23 @@ def test_cli_verify_model_takes_precision(keras, stacked_gru, capsys):
     code = main(argv)
     out = capsys.readouterr().out
     assert code == 0 and "@bfloat16" in out and "All cases agree with Keras." in out, out
+
+
+def test_the_activation_budget_holds_for_numpy_and_not_for_16_bit_activations(monkeypatch):
+    """examples/activation_ulps.py, the measurement behind docs/precision.md's budget, on a smaller sample."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "activation_ulps", Path(__file__).parents[1] / "examples" / "activation_ulps.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    full = example.inputs
+    monkeypatch.setattr(example, "inputs", lambda seed=0: full(seed)[::50])
+    numpy = {"tanh": np.tanh, "sigmoid": lambda x: (1 / (1 + np.exp(-x))).astype(np.float32)}
+    bf16 = {name: lambda x, fn=fn: round_to(fn(x), "bfloat16") for name, fn in numpy.items()}
+    monkeypatch.setattr(example, "implementations", lambda device: {"numpy": numpy, "bfloat16 outputs": bf16})
+    rows = {(name, function): worst for name, function, worst, _, _ in example.measure()}
+    budget = tolerance.SAFETY * tolerance.ACTIVATION_ULPS  # in units of u
+    assert rows[("numpy", "tanh")] < budget and rows[("numpy", "sigmoid")] < budget
+    assert rows[("bfloat16 outputs", "tanh")] > 1000 * budget  # the planted difference: 16-bit activations
