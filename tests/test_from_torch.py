@@ -191,12 +191,28 @@ def test_what_cannot_be_converted_is_refused_by_name(module, match):
         from_torch(module())
 
 
-def test_a_subclass_is_refused_by_name():
+def test_a_subclass_or_a_hooked_module_is_refused_by_name():
     class MyLSTM(nn.LSTM):
         pass
 
+    class LoRALinear(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class MySequential(nn.Sequential):
+        def forward(self, x):
+            return x
+
     with pytest.raises(ValueError, match=r"MyLSTM"):
         from_torch(MyLSTM(3, 4))
+    with pytest.raises(ValueError, match=r"Module 1 is of type .*LoRALinear"):
+        from_torch(nn.Sequential(nn.Linear(3, 3), LoRALinear(3, 2)))
+    with pytest.raises(ValueError, match=r"Module `module` is of type .*MySequential"):
+        from_torch(MySequential(nn.Linear(3, 3)))
+    hooked = nn.Linear(3, 2)
+    hooked.register_forward_hook(lambda module, args, out: out * 2)
+    with pytest.raises(ValueError, match=r"Module 0 \(Linear\) has forward hooks"):
+        from_torch(nn.Sequential(hooked))
 
 
 @pytest.mark.parametrize(

@@ -69,8 +69,9 @@ def from_torch(module, *, input_shape=None, return_sequences=True, dtype=None, n
     Args:
         module: an ``nn.RNN``, ``nn.LSTM``, ``nn.GRU``, ``nn.Linear``, ``nn.Embedding``, a weightless
             ``nn.Dropout`` / ``nn.ReLU`` / ``nn.Tanh`` / ``nn.Sigmoid`` / ``nn.Softmax(dim=-1)`` /
-            ``nn.Identity``, or an ``nn.Sequential`` of them (nested ones flattened). Anything else is a
-            ValueError naming its type and position.
+            ``nn.Identity``, or an ``nn.Sequential`` of them (nested ones flattened); or a module made by
+            :func:`~scratch_rnn.ports.to_torch.to_torch` (module docstring). Anything else (a subclass of
+            these included, and a module with forward hooks: code) is a ValueError naming its type and position.
         input_shape: the input's shape without the batch, batch-first (see the module docstring), e.g.
             ``(timesteps, features)``; a None size is free. Default: ``(None, input_size)`` for a recurrent
             first module, ``(None,)`` token ids (int32) for an ``Embedding``, ``(in_features,)`` for a
@@ -114,13 +115,13 @@ def from_torch(module, *, input_shape=None, return_sequences=True, dtype=None, n
 
 def _flatten(module, torch, prefix="") -> list:
     """``[(position, module)]``: an ``nn.Sequential``'s modules in order, nested ones flattened; the position
-    is PyTorch's dotted name (``"0"``, ``"2.1"``), or ``"module"`` for a lone module."""
-    if isinstance(module, torch.nn.Sequential):
+    is PyTorch's dotted name (``"0"``, ``"2.1"``), or ``"`module`"`` (the argument) for a lone module."""
+    if type(module) is torch.nn.Sequential:  # a subclass may have its own forward: converted (refused) as itself
         found = []
         for key, child in module.named_children():
             found += _flatten(child, torch, f"{prefix}{key}.")
         return found
-    return [(prefix.rstrip(".") or "module", module)]
+    return [(prefix.rstrip(".") or "`module`", module)]
 
 
 def _dtype(module, dtype) -> str:
@@ -175,16 +176,21 @@ def _convert(m, where: str, torch, dtype: str, sequences: bool) -> list:
     """The scratch layers of one PyTorch module (a recurrent module: one per PyTorch layer)."""
     kind = type(m).__name__
     nn = torch.nn
+    if m._forward_hooks or m._forward_pre_hooks:
+        raise ValueError(
+            f"Module {where} ({kind}) has forward hooks: code that may change what it computes, which from_torch "
+            "cannot see, so it refuses the module (remove the hooks first)."
+        )
     if isinstance(m, nn.RNNBase):
         return _recurrent(m, where, dtype, sequences)
-    if isinstance(m, nn.Linear):
+    if type(m) is nn.Linear:  # exact types: a subclass (a LoRA or parametrized Linear) computes something else
         # y = x W^T + b: Keras's Dense kernel is W^T, (in_features, out_features).
         dense = Dense(m.out_features, use_bias=m.bias is not None, dtype=dtype)
         weights = [_array(m.weight, dtype).T] + ([_array(m.bias, dtype)] if m.bias is not None else [])
         dense.build((None, m.in_features), initialize=False)
         dense.set_weights(weights)
         return [dense]
-    if isinstance(m, nn.Embedding):
+    if type(m) is nn.Embedding:
         # max_norm renormalises the looked-up rows in the forward pass (and rewrites the weight in place):
         # Keras's Embedding has no such step, so it is refused. padding_idx only zeroes that row's gradient
         # (and its initial value): the forward pass is a plain lookup of whatever the row holds, so it is
@@ -199,9 +205,9 @@ def _convert(m, where: str, torch, dtype: str, sequences: bool) -> list:
         embedding.build((None, None), initialize=False)
         embedding.set_weights([_array(m.weight, dtype)])
         return [embedding]
-    if isinstance(m, nn.Dropout):
+    if type(m) is nn.Dropout:
         return [Dropout(m.p, dtype=dtype)]  # the identity at inference, as nn.Dropout in eval()
-    if kind in _ACTIVATIONS and type(m).__module__.startswith("torch.nn"):
+    if kind in _ACTIVATIONS and type(m) is getattr(nn, kind):
         if kind == "Softmax" and m.dim not in (-1,):
             raise ValueError(
                 f"Module {where} (nn.Softmax) has dim={m.dim!r}: Keras's softmax activation is over the last "
