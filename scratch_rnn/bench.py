@@ -11,6 +11,9 @@ with ``return_sequences=True``, in one process and one run:
 * ``scratch_split``: the scratch layer's call with the engine's threads set to the run's thread count
   (``scratch_rnn.threads``: it splits a large batch across them, :mod:`scratch_rnn.parallel`) and NumPy's
   BLAS limited to one thread while it runs (its own block of the run), as the engine's docs advise;
+* ``scratch_numba`` and ``scratch_numpy``: the scratch layer's call on the compiled loop (:mod:`scratch_rnn.compiled`,
+  the ``fast`` extra) and on the NumPy kernels, each forced (``compiled.using``); ``scratch`` is what a call
+  picks by itself (``auto``: the compiled loop for small steps, where it measured faster);
 * the roof: float32 ``matmul`` throughput of NumPy's BLAS (square matrices).
 
 All candidates get the same weights (random, biases included) and their outputs are
@@ -46,7 +49,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from scratch_rnn import parallel
+from scratch_rnn import compiled, parallel
 from scratch_rnn.gru import GRU
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.simple_rnn import SimpleRNN
@@ -55,7 +58,7 @@ from scratch_rnn.version import __version__
 ENGINE = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 LAYERS = ("SimpleRNN", "LSTM", "GRU")
 SHAPES = ((8, 10, 4, 8), (32, 100, 16, 32), (64, 200, 64, 128), (256, 50, 128, 256))
-AGAINST = ("torch", "keras_eager", "keras_predict", "scratch_split")
+AGAINST = ("torch", "keras_eager", "keras_predict", "scratch_split", "scratch_numba", "scratch_numpy")
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 #: Largest |difference| from the Keras output tolerated before timing (outputs are tanh-bounded).
 AGREEMENT = {"float32": 1e-4, "float64": 1e-10}
@@ -176,6 +179,15 @@ def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int
 
         calls["scratch_split"] = split
         outputs["scratch_split"] = split()
+    for backend in ("numba", "numpy"):
+        if f"scratch_{backend}" in frameworks["against"] and (backend == "numpy" or compiled.available()):
+
+            def forced(backend=backend):
+                with compiled.using(backend):
+                    return scratch(x)
+
+            calls[f"scratch_{backend}"] = forced
+            outputs[f"scratch_{backend}"] = forced()
     if "torch" in frameworks["against"]:
         torch = frameworks["torch"]
         module = torch_module(torch, layer, features, units, weights, dtype)
@@ -245,6 +257,8 @@ FRAMEWORK = {
     "keras_eager": "tensorflow",
     "keras_predict": "tensorflow",
     "scratch_split": "numpy, BLAS on one thread",
+    "scratch_numba": "numpy",
+    "scratch_numpy": "numpy",
 }
 
 
@@ -276,6 +290,8 @@ def benchmark(
     """
     import threadpoolctl
 
+    if compiled.enabled():  # SciPy's BLAS (numba's np.dot) loaded now, so that the limit below covers it too
+        compiled.warm_up()
     with threadpoolctl.threadpool_limits(threads, user_api="blas"):  # None: no limit
         threads = threads or blas_threads()
         frameworks = load_frameworks(against, threads)
@@ -299,6 +315,7 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
         "threads": threads,
+        "backend": compiled.backend() if compiled.enabled() else "numpy",  # what ``scratch`` ran
         "dtype": dtype,
         "repeats": repeats,
         "sample_seconds": sample_seconds,
@@ -362,6 +379,8 @@ def one_blas_thread():
 
 def versions(frameworks: dict) -> dict:
     found = {"scratch_rnn": __version__, "numpy": np.__version__}
+    if "numba" in sys.modules:
+        found["numba"] = sys.modules["numba"].__version__
     if "torch" in frameworks:
         found["torch"] = frameworks["torch"].__version__
     if "keras" in frameworks:

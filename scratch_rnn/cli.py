@@ -1182,10 +1182,15 @@ def print_bench_table(console, result: dict) -> None:
     t.add_column("scratch", justify="right")
     headings = {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}
     headings["scratch_split"] = "split"  # scratch, its batch split across the threads
+    headings["scratch_numba"] = "compiled"  # scratch on the compiled loop, forced
+    headings["scratch_numpy"] = "NumPy kernels"  # scratch without it
     for name in names:
         t.add_column(headings[name], justify="right")
     if "torch" in names:
         t.add_column("scratch/torch", justify="right")
+    forced = [n for n in ("scratch_numba", "scratch_numpy") if n in names and "torch" in names]
+    for name in forced:
+        t.add_column(f"{headings[name]}/torch", justify="right")
     if "keras_eager" in names:
         t.add_column("vs eager", justify="right")
     t.add_column("GF/s", justify="right")
@@ -1199,6 +1204,7 @@ def print_bench_table(console, result: dict) -> None:
         if "torch" in names:
             ratio = e["ratios"]["scratch/torch"]
             row.append(f"[{'green' if ratio <= 1 else 'red'}]{ratio:.2f}[/]")
+        row += [f"{m[name] / m['torch']:.2f}" if m.get(name) else "-" for name in forced]
         if "keras_eager" in names:
             row.append(f"{1 / e['ratios']['scratch/keras_eager']:.0f}x")
         row += [f"{e['gflops']:.1f}", f"{e['roof_fractions']['scratch']:.0%}"]
@@ -1219,6 +1225,8 @@ def bench_summary(result: dict) -> str:
         f"({result['dtype']} {result['gemm']['size']}^3 matmul, median).",
         f"Machine: {m['cpu']}, {m['cores']} cores; BLAS: {blas}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        f"scratch: SCRATCH_RNN_BACKEND={result.get('backend', 'auto')} (auto: the compiled loop where it measured"
+        " faster, when numba is installed; numpy: the NumPy kernels; numba: the compiled loop).",
         f"Load average at start / end: {_load(result['load_average_start'])} / {_load(result['load_average_end'])}"
         " (a shared machine: high load inflates every column).",
     ]

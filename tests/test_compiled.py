@@ -300,3 +300,17 @@ def test_the_ulp_check_sees_a_planted_error(name, rng):
     nan_planted[k] = np.nan
     assert compiled.ulp_errors(name, x, nan_planted)[k] == np.inf
     assert compiled.max_ulp_error(name, 0x3F800000, 0x3F800000 + 4096)[2] == 4096  # the exhaustive scan's blocks
+
+
+def test_bench_times_the_compiled_loop_and_the_numpy_kernels(compiled_calls):
+    from scratch_rnn import bench
+
+    frameworks = {"against": ["scratch_numba", "scratch_numpy"]}
+    calls, differences = bench.candidates("LSTM", (3, 6, 4, 5), "float32", frameworks)
+    assert set(calls) == {"scratch", "scratch_numba", "scratch_numpy"}
+    assert max(differences.values()) <= bench.AGREEMENT["float32"]
+    compiled_calls.clear()
+    calls["scratch_numpy"]()
+    assert compiled_calls == []
+    calls["scratch_numba"]()
+    assert compiled_calls == ["lstm"]
