@@ -191,6 +191,7 @@ def test_float64_model_computes_in_double():
 def _refusals():
     rng = np.random.default_rng(7)
     stateful = built(sr.LSTM(2, stateful=True), 3, rng)
+    stateful_cell = sr.Sequential([sr.Input(batch_shape=(2, 5, 2)), sr.RNN(sr.GRUCell(2), stateful=True)])
     conv64 = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.Conv1D(2, 2, dtype="float64")])
     stacked_back = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.RNN([sr.GRUCell(2), sr.GRUCell(2)],
                                                                              go_backwards=True)])  # fmt: skip
@@ -200,6 +201,7 @@ def _refusals():
     attention = sr.Model(tokens, sr.Attention()([emb, emb]))
     return [
         ("stateful", stateful, {}, "stateful=True"),
+        ("stateful RNN(cell)", stateful_cell, {}, "'rnn.*' has stateful=True"),
         ("float64 Conv1D", conv64, {}, r"\(Conv1D\) in float64: ONNX Runtime has no double kernel for Conv"),
         ("stacked go_backwards", stacked_back, {}, "stacked cells and go_backwards=True"),
         ("float64 AveragePooling1D", avg64, {}, r"\(AveragePooling1D\) in float64: .* AveragePool"),

@@ -660,7 +660,10 @@ class _Exporter:
         if len(cells) > 1 and layer.go_backwards:
             raise ValueError(f"to_onnx: RNN {layer.name!r} with stacked cells and go_backwards=True is not exported.")
         if layer.stateful:
-            rec.check_exportable(layer)
+            raise ValueError(
+                f"to_onnx: layer {layer.name!r} has stateful=True; an ONNX graph keeps no state between runs "
+                "(pass the states as initial_state inputs instead)."
+            )
         x = self.b.cast(x, layer.dtype)
         sizes = [len(cell.layer.state_size) for cell in cells]
         outputs, states, k = x, [], 0
