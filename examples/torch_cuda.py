@@ -80,9 +80,13 @@ candidate.__qualname__ = "to_torch on the GPU"
 
 
 def model(model_file, inputs):
-    """A saved Keras model's call (``verify --model``), computed by its PyTorch port on :func:`device`."""
+    """A saved Keras model's call (``verify --model``), computed by its PyTorch port on :func:`device`; in
+    float64 when a float input is float64 (the harness's float64 lane), else in the file's dtype."""
+    from scratch_rnn.saving import load_model
+
     where = device()
-    module = to_torch(os.fspath(model_file)).to(where)
+    dtype = "float64" if any(np.asarray(x).dtype == np.float64 for x in inputs) else None
+    module = to_torch(load_model(os.fspath(model_file), dtype=dtype)).to(where)
     xs = [_tensor(np.asarray(x), where) for x in inputs]
     with torch.no_grad():
         return _numpy(module(xs if len(xs) > 1 else xs[0]))

@@ -88,3 +88,18 @@ def test_cli_runs_it_as_a_candidate_at_tf32(keras, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "to_torch on the GPU vs Keras" in out and "float32 @tf32" in out
+
+
+@pytest.mark.keras
+def test_the_model_candidate_in_both_lanes(keras, example, tmp_path):
+    """verify --model with the example's model candidate: float32 at tf32, the float64 lane in float64."""
+    from scratch_rnn.testing.model_verify import verify_model
+
+    rng = np.random.default_rng(4)
+    stacked = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4, return_sequences=True), keras.layers.GRU(2)])
+    stacked.set_weights([rng.uniform(-1, 1, w.shape) for w in stacked.get_weights()])
+    path = tmp_path / "stacked.keras"
+    stacked.save(path)
+    for dtype, precision in (("float32", "tf32"), ("float64", "float32")):
+        report = verify_model(path, example.model, max_examples=8, seed=1, dtype=dtype, precision=precision)
+        assert report.ok, "\n".join(map(str, report.failures))
