@@ -40,6 +40,7 @@ _OPERATIONS = ("NotEqual", "Any", "ZerosLike", "OnesLike", "ConvertToTensor", "E
                "ConcatenateOp")  # fmt: skip
 #: Layers whose ONNX op ONNX Runtime runs in float32 only: refused in float64, by name.
 _NO_DOUBLE = {"Conv1D": "Conv", "AveragePooling1D": "AveragePool"}
+_CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
 _MERGES = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Average": "Add", "Maximum": "Max", "Minimum": "Min"}
 
 
@@ -102,7 +103,9 @@ def to_onnx(
     return _finish(exporter.b, graph_name, opset, path)
 
 
-def layer_call_to_onnx(layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recurrent: str = "operators", rules=None):
+def layer_call_to_onnx(
+    layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recurrent: str = "operators", rules=None, options=None
+):
     """One call of a built non-recurrent ``layer`` as an ONNX model: ``inputs`` one ``(dtype, shape)`` (inputs
     ``x``) or a list of them (a merge: ``x_0``, ``x_1``, ...), ``masks`` whether each has a ``mask`` (or
     ``mask_<i>``) input of its first two axes. What :mod:`scratch_rnn.testing.onnx_candidates` runs for the
@@ -117,7 +120,7 @@ def layer_call_to_onnx(layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recu
         dims = ["batch", *[f"d{k}" for k in range(1, len(shape))]]
         xs.append(b.add_input(f"x{suffix}", dtype, _dims((None, *shape[1:]), dims)))
         ms.append(b.add_input(f"mask{suffix}", "bool", dims[:2]) if m else None)
-    outs, _ = exporter.layer(layer, xs if several else xs[0], ms if several else ms[0], None)
+    outs, _ = exporter.layer(layer, xs if several else xs[0], ms if several else ms[0], None, options)
     for k, value in enumerate(outs):
         b.add_output(value, "output" if len(outs) == 1 else f"output_{k}")
     return _finish(b, layer.name, opset, None)
@@ -236,7 +239,8 @@ class _Exporter:
                     f"to_onnx: model {model.name!r} follows Keras {model.keras_version}'s mask rules; exported are "
                     "Keras 3.0-3.15's."
                 )
-            outs, out_masks = self.layer(layer, list(x) if isinstance(x, (list, tuple)) else x, mask, init)
+            options = {k: filled[k] for k in _CALL_OPTIONS if filled.get(k)}  # Attention's, when set
+            outs, out_masks = self.layer(layer, list(x) if isinstance(x, (list, tuple)) else x, mask, init, options)
             for tensor, value, m in zip(node.outputs, outs, out_masks):
                 names[id(tensor)], masks[id(tensor)] = value, m
         for tensor in model.outputs:
@@ -281,9 +285,11 @@ class _Exporter:
         return b.op("Concat", list(args[0]), axis=op.axis)  # ConcatenateOp
 
     # --- one layer ------------------------------------------------------------------------------------
-    def layer(self, layer, x, mask, initial):
+    def layer(self, layer, x, mask, initial, options=None):
         """``(outputs, output masks)`` of ``layer`` called on ``x`` (a name, or a list for merges)."""
         kind = _kind(layer)
+        if kind in ("Attention", "AdditiveAttention"):
+            return self._attention(layer, x, mask, **(options or {}))
         emit = getattr(self, f"_{kind}", None)
         if emit is None:
             raise ValueError(f"to_onnx: layer {layer.name!r} ({kind}) has no ONNX export.")
@@ -296,7 +302,9 @@ class _Exporter:
                 f"to_onnx: layer {layer.name!r} ({kind}) in float64: ONNX Runtime has no double kernel for "
                 f"{_NO_DOUBLE[kind]} (measured, onnxruntime 1.32); export it in float32."
             )
-        if mask is not None and kind in ("Dot", "Attention", "AdditiveAttention"):
+        if options and kind not in ("Attention", "AdditiveAttention"):
+            raise ValueError(f"to_onnx: layer {layer.name!r} ({kind}) takes no call options, got {sorted(options)}.")
+        if mask is not None and kind == "Dot":
             raise ValueError(
                 f"to_onnx: layer {layer.name!r} ({kind}) receives a mask, which its output depends on; its masked form "
                 "is not exported."
@@ -496,6 +504,56 @@ class _Exporter:
                 full.append(b.op("Expand", [b.op("Unsqueeze", [m, b.ints([-1])]), b.op("Shape", [x])]))
         joined = b.cast(b.op("Concat", full, axis=layer.axis), "int32")
         return [y], b.cast(b.reduce("ReduceMax", joined, [-1], keepdims=0), "bool")
+
+    def _attention(self, layer, xs, mask, use_causal_mask=False, return_attention_scores=False):
+        """Keras's ``Attention`` / ``AdditiveAttention`` at inference: the scores (``q @ k^T`` times ``scale``;
+        ``concat``: ``concat_score_weight * sum(tanh(scale * (q + k)))``; additive: ``sum(scale * tanh(q + k))``),
+        masked as Keras masks them (``scores - 1e9`` where the value mask or the causal mask forbids, Keras
+        subtracts rather than overwrites), softmax over the value steps, ``weights @ v``, zeros at query-masked
+        steps. Returns ``([out] or [out, weights], [query mask, None])``."""
+        from scratch_rnn.attention import MASKED_SCORE_OFFSET
+
+        b = self.b
+        xs = [b.cast(v, layer.dtype) for v in xs]
+        q, v = xs[0], xs[1]
+        k = xs[2] if len(xs) > 2 else v
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [None, None]
+        q_mask, v_mask = (masks + [None, None])[:2]
+        weights = dict(zip([s.keras_name for s in layer.weight_spec()], layer.get_weights()))
+        if _kind(layer) == "Attention" and layer.score_mode == "dot":
+            scores = b.op("MatMul", [q, b.op("Transpose", [k], perm=[0, 2, 1])])  # (B, Tq, Tv)
+            if layer.use_scale:
+                scores = b.op("Mul", [scores, b.const(weights["scale"], "scale", layer.dtype)])
+        else:
+            summed = b.op("Add", [b.op("Unsqueeze", [q, b.ints([2])]), b.op("Unsqueeze", [k, b.ints([1])])])
+            if _kind(layer) == "Attention":  # concat
+                if layer.use_scale:
+                    summed = b.op("Mul", [b.const(weights["scale"], "scale", layer.dtype), summed])
+                total = b.reduce("ReduceSum", b.op("Tanh", [summed]), [-1], keepdims=0)
+                scores = b.op("Mul", [b.const(weights["concat_score_weight"], "concat_weight", layer.dtype), total])
+            else:
+                t = b.op("Tanh", [summed])  # (B, Tq, Tv, dim)
+                if layer.use_scale:
+                    t = b.op("Mul", [b.const(weights["scale"], "scale", layer.dtype), t])
+                scores = b.reduce("ReduceSum", t, [-1], keepdims=0)
+        allowed = None if v_mask is None else b.op("Unsqueeze", [b.cast(v_mask, "bool"), b.ints([1])])  # (B,1,Tv)
+        if use_causal_mask:
+            from onnx import numpy_helper
+
+            one = numpy_helper.from_array(np.ones(1, np.float32))
+            square = b.op("ConstantOfShape", [b.op("Shape", [scores], start=1, end=3)], dtype="float32", value=one)
+            causal = b.cast(b.op("Unsqueeze", [b.op("Trilu", [square], upper=0), b.ints([0])]), "bool")  # j <= i
+            allowed = causal if allowed is None else b.op("And", [allowed, causal])
+        if allowed is not None:
+            offset = b.op("Sub", [scores, b.scalar(MASKED_SCORE_OFFSET, scores)])
+            scores = b.op("Where", [allowed, scores, offset])
+        attn = b.op("Softmax", [scores], axis=-1)  # (B, Tq, Tv)
+        out = b.op("MatMul", [attn, v])  # (B, Tq, dv)
+        if q_mask is not None:
+            keep = b.op("Unsqueeze", [b.cast(q_mask, "bool"), b.ints([-1])])
+            out = b.op("Where", [keep, out, b.scalar(0, out)])
+        outs = [out, attn] if return_attention_scores else [out]
+        return outs, [q_mask] + [None] * (len(outs) - 1)
 
     def _RepeatVector(self, layer, x, mask):
         b = self.b

@@ -92,17 +92,16 @@ def layer_candidate(layer: str, rules=None, recurrent: str = "operators"):
 
 def core_layer_candidate(layer: str, rules=None):
     """A non-recurrent ``layer`` (one input, or a list for a merge; masks as graph inputs) exported alone and run
-    in ONNX Runtime. Call options (Attention's) are refused by name, as the exporter refuses Attention."""
+    in ONNX Runtime; Attention's call options (``use_causal_mask``, ``return_attention_scores``) are passed on."""
 
     def candidate(config, weights, inputs, mask=None, **call_options):
-        if call_options:
-            raise ValueError(f"The ONNX candidate of {layer} takes no call options, got {sorted(call_options)}.")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scratch = from_config(layer, config)
         several = isinstance(inputs, (list, tuple))
         xs = [np.asarray(x) for x in inputs] if several else [np.asarray(inputs)]
-        masks = (list(mask) if several else [mask]) if mask is not None else [None] * len(xs)
+        masks = (list(mask) if several else [mask]) if mask is not None else []
+        masks = (masks + [None] * len(xs))[: len(xs)]  # Attention's [query_mask, value_mask] for 3 inputs
         shapes = [(None, *x.shape[1:]) for x in xs]
         scratch.build(shapes if several else shapes[0], initialize=not weights)
         if weights:
@@ -110,7 +109,10 @@ def core_layer_candidate(layer: str, rules=None):
         xs = [x.astype(scratch.dtype) if x.dtype.kind == "f" else x for x in xs]
         specs = [(x.dtype, x.shape) for x in xs]
         has = [m is not None for m in masks]
-        proto = layer_call_to_onnx(scratch, specs if several else specs[0], has if several else has[0], rules=rules)
+        options = {key: value for key, value in call_options.items() if value}  # Attention's, when set
+        proto = layer_call_to_onnx(
+            scratch, specs if several else specs[0], has if several else has[0], rules=rules, options=options
+        )
         feeds = {}
         for i, (x, m) in enumerate(zip(xs, masks)):
             suffix = f"_{i}" if several else ""
