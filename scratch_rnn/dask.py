@@ -38,9 +38,11 @@ def predict(model, x, *, threads: int = 1):
         A ``dask.array`` (a list of them for a model with several outputs) with ``x``'s batch chunks; the
         other axes are the model's output shape, one chunk each. Its dtype is the model's output dtype.
 
-    A chunk's outputs are the same bits ``model.predict`` computes for those rows; they equal the outputs of
-    one call on the whole batch where BLAS computes each row of a product independently (OpenBLAS does for
-    two rows or more; a one-row chunk takes its matrix-vector product, which sums in another order).
+    A chunk's outputs are the same bits ``model.predict`` computes for those rows. Against one call on the
+    whole batch they are the same bits where BLAS computes each row of a product alike in both (OpenBLAS does,
+    but for a one-row chunk, a matrix-vector product, and, on SkylakeX, for products of up to about 10^6
+    multiply-adds in one and more in the other, which take other kernels: an ulp or so; see
+    :mod:`scratch_rnn.parallel`).
     """
     import dask
     import dask.array as da

@@ -18,7 +18,7 @@ step. The thread count comes from, first to last:
 A call splits only when the batch is large enough to pay (:func:`split_count`, measured in
 ``docs/performance.md``, "Threads"). A split run computes the same bits as the unsplit one where BLAS
 computes each row of a product independently of the others and takes the same path for a slice as for the
-whole batch. OpenBLAS does, with two exceptions that the policy's slices (4M multiply-adds a step per
+whole batch. OpenBLAS does, with two exceptions that the policy's slices (2M multiply-adds a step per
 thread at least) stay clear of: a one-row product is a matrix-vector product, and on SkylakeX products of
 up to about 10^6 multiply-adds take small-matrix kernels; both sum in another order (an ulp or so).
 ``tests/test_threads.py`` forces splits of small batches and checks the bits.
@@ -50,10 +50,11 @@ MIN_ROWS = 8
 #: ... and, with ``n`` threads, at least ``(n - 1) * MIN_STEP_FLOPS`` flops of matrix products per timestep.
 #: Why per timestep: the GIL. Each step is a dozen NumPy calls whose Python side (a few microseconds each) holds
 #: the GIL, and only the computing inside them runs in parallel; so a thread's step must compute for longer than
-#: the other threads' Python sides take. Measured on 2 cores (docs/performance.md, "Threads"): split in two, a
-#: call was 0.5-0.95x the unsplit time from 4 Mflop per thread and step up, and up to 5x slower for small steps.
-#: The ``n - 1`` is the model's extrapolation beyond two threads (not measured here: 2 cores).
-MIN_STEP_FLOPS = 1 << 23
+#: the other threads' Python sides take. Measured on 2 cores (docs/performance.md, "Threads"), split in two with
+#: BLAS on one thread: from about 4 Mflop per thread and step a call took 0.5-0.95x the time of one thread (one
+#: noisy exception, 1.1-1.2x), below 2 Mflop up to 5x longer. The ``n - 1`` is the model's extrapolation beyond
+#: two threads (not measured: this machine has 2 cores).
+MIN_STEP_FLOPS = 1 << 22
 
 _global: int | None = None  # set_num_threads
 _local: contextvars.ContextVar[int | None] = contextvars.ContextVar("scratch_rnn_threads", default=None)

@@ -1,7 +1,8 @@
 """scratch_rnn.dask.predict: a model over a dask.array, on the threaded scheduler and on a local cluster of
 worker processes (reached by its address, as a remote one would be). Outputs are compared exactly with
-``model.predict`` on the same data: every chunk here has two rows or more, so each row's products sum in the
-same order as in one call on the whole batch (scratch_rnn.dask.predict's docstring)."""
+``model.predict`` on the same data: every chunk here has two rows or more and every product is small (OpenBLAS's
+small-matrix path for the batch and for its chunks alike), so each row's products sum in the same order as in
+one call on the whole batch (scratch_rnn.dask.predict's docstring)."""
 
 from __future__ import annotations
 
