@@ -304,11 +304,6 @@ class _Exporter:
             )
         if options and kind not in ("Attention", "AdditiveAttention"):
             raise ValueError(f"to_onnx: layer {layer.name!r} ({kind}) takes no call options, got {sorted(options)}.")
-        if mask is not None and kind == "Dot":
-            raise ValueError(
-                f"to_onnx: layer {layer.name!r} ({kind}) receives a mask, which its output depends on; its masked form "
-                "is not exported."
-            )
         if kind in (*_RECURRENT, "Bidirectional", "RNN"):
             outs = emit(layer, x, mask, initial)
             seq_mask = mask if layer.return_sequences else None
@@ -554,6 +549,42 @@ class _Exporter:
             out = b.op("Where", [keep, out, b.scalar(0, out)])
         outs = [out, attn] if return_attention_scores else [out]
         return outs, [q_mask] + [None] * (len(outs) - 1)
+
+    def _Dot(self, layer, xs, mask):
+        """Keras's ``Dot`` as the engine computes it: optional L2 normalisation along each axis
+        (``x * min(1 / sqrt(sum(x^2)), 1 / epsilon)``), the dotted axes moved to ``(B, X..., K)`` and
+        ``(B, K, Z...)``, one batched ``MatMul`` on ``(B, prod X, K) @ (B, K, prod Z)``, reshaped to
+        ``(B, X..., Z...)`` (``(B, 1)`` for two vectors). No mask enters or leaves it."""
+        from scratch_rnn.merging import EPSILON
+
+        b = self.b
+        shapes = [tuple(shape) for shape in layer.input_shape]
+        a_x, a_z = layer._axes(shapes)
+        rx, rz = len(shapes[0]), len(shapes[1])
+        x, z = (b.cast(v, layer.dtype) for v in xs)
+        if layer.normalize:
+            cap = b.scalar(1 / EPSILON, x)
+
+            def unit(v, axis):
+                norm = b.reduce("ReduceSum", b.op("Mul", [v, v]), [axis])
+                return b.op("Mul", [v, b.op("Min", [b.op("Reciprocal", [b.op("Sqrt", [norm])]), cap])])
+
+            x, z = unit(x, a_x), unit(z, a_z)
+        x = b.op("Transpose", [x], perm=[k for k in range(rx) if k != a_x] + [a_x])  # (B, X..., K)
+        z = b.op("Transpose", [z], perm=[0, a_z] + [k for k in range(1, rz) if k != a_z])  # (B, K, Z...)
+        sx, sz = b.op("Shape", [x]), b.op("Shape", [z])
+
+        def dims(shape, start, end):
+            return b.op("Slice", [shape, b.ints([start]), b.ints([end])])
+
+        x3 = b.op("Reshape", [x, b.op("Concat", [dims(sx, 0, 1), b.ints([-1]), dims(sx, rx - 1, rx)], axis=0)])
+        z3 = b.op("Reshape", [z, b.op("Concat", [dims(sz, 0, 2), b.ints([-1])], axis=0)])
+        y = b.op("MatMul", [x3, z3])  # (B, prod X, prod Z)
+        if rx + rz - 2 == 1:
+            out = b.op("Concat", [dims(sx, 0, 1), b.ints([1])], axis=0)  # two vectors: (B, 1)
+        else:
+            out = b.op("Concat", [dims(sx, 0, rx - 1), dims(sz, 2, rz)], axis=0)  # (B, X..., Z...)
+        return [b.op("Reshape", [y, out])], None
 
     def _RepeatVector(self, layer, x, mask):
         b = self.b
