@@ -314,3 +314,21 @@ def test_bench_times_the_compiled_loop_and_the_numpy_kernels(compiled_calls):
     assert compiled_calls == []
     calls["scratch_numba"]()
     assert compiled_calls == ["lstm"]
+
+
+def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(rng, compiled_calls):
+    """scratch_rnn.parallel's slices call the compiled loop (nogil) from its threads, with the same results."""
+    from scratch_rnn import parallel
+
+    layer = random_layer("GRU", "float32", (256, 6, 16, 128), rng, return_sequences=True)
+    x = rng.standard_normal((256, 6, 16)).astype("float32")
+    mask = rng.random((256, 6)) > 0.2
+    with compiled.using("numba"):
+        with parallel.threads(1):
+            whole = layer(x, mask=mask)
+        calls = len(compiled_calls)
+        with parallel.threads(2):
+            split = layer(x, mask=mask)
+            pieces = parallel.split_count(256, layer._step_flops_per_row)
+    assert pieces == 2 and len(compiled_calls) - calls == 2
+    assert_outputs_close(split, whole)
