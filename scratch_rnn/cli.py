@@ -547,6 +547,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
 
 def run_verify(args) -> int:
     """``scratch-rnn verify`` (and ``--mutants``): 0 when every case agrees (every mutant is killed), 1 if not."""
+    if args.precision != "float32" and args.dtype == "float64":
+        return refuse("verify", f"--precision {args.precision} applies to float32 cases: not with --dtype float64")
     if (args.workers > 1 or args.shard is not None) and (args.mutants or args.model is not None):
         return refuse("verify", "--workers and --shard split a layer sweep: not with --mutants or --model")
     if args.shard is not None and args.seed is None:

@@ -271,6 +271,11 @@ def test_cli_check_takes_precision(capsys):
     assert "agrees under precision='tf32'" in capsys.readouterr().out
 
 
+def test_cli_refuses_a_reduced_precision_for_float64_alone(capsys):
+    assert main(["verify", "--layer", "GRU", "--dtype", "float64", "--precision", "tf32"]) == 2
+    assert "--precision tf32 applies to float32 cases: not with --dtype float64" in capsys.readouterr().err
+
+
 def test_cli_refuses_an_unknown_precision(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["check", str(GOLDEN), "--precision", "fp8"])
