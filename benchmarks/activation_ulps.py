@@ -21,9 +21,12 @@ from scratch_rnn.testing.tolerance import ACTIVATION_ULPS
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", choices=[[], *compiled.APPROXIMATED], default=[])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"of {list(compiled.APPROXIMATED)} (default: both)")
     parser.add_argument("--blocks", type=int, default=256, help="blocks of 2^24 inputs from bit pattern 0 (256: all)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(compiled.APPROXIMATED))
+    if unknown:
+        parser.error(f"unknown activation(s) {unknown}, expected names from {list(compiled.APPROXIMATED)}")
     failed = False
     for name in args.names or compiled.APPROXIMATED:
         started = time.perf_counter()

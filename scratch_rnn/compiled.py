@@ -6,9 +6,9 @@ BLAS product before the loop (NumPy), then every step is one product into a prea
 (numba's ``np.dot``, SciPy's BLAS) and ONE fused pass over the gates that applies every activation
 and updates the states in place, masks included. The fused pass is compiled with
 ``error_model="numpy"`` (the default Python model puts a zero-division branch in every division,
-which stops LLVM's vectoriser) and ``fastmath={"contract", "nsz"}`` (fused multiply-adds); the
-assembly of the LSTM and GRU loops holds packed ``vfmadd...pd``/``vdivps`` on ``ymm`` registers
-(``python -m scratch_rnn.compiled_asm`` is not needed: :func:`packed_instructions` counts them).
+which stops LLVM's vectoriser) and ``fastmath={"contract", "nsz"}`` (fused multiply-adds); the default
+activations are constants in their own entry points (``lstm_default``, ...), as an argument LLVM if-converts
+every activation into every element. :func:`packed_instructions` counts the packed (SIMD) instructions of a loop.
 
 Activations. numba's ``math.tanh``/``math.exp`` are scalar libm calls (not vectorised), so in
 float32 ``tanh`` and ``sigmoid`` are computed in float64 from polynomials, branch-free:
@@ -27,9 +27,10 @@ most 0.5 ulp plus a hair: within the harness's ``ACTIVATION_ULPS`` (2). float64 
 (``math.tanh``, ``math.exp``: libm, scalar). relu, linear and hard_sigmoid are exact formulas.
 
 Selection (:func:`loop_for`): ``SCRATCH_RNN_BACKEND`` unset or ``auto`` runs the compiled loop when
-numba imports and the layer is a SimpleRNN, LSTM or GRU with options it covers (all but Keras's
-``unroll`` quirk with ``zero_output_for_mask``), else the NumPy kernels; ``numpy`` turns it off;
-``numba`` requires numba. numba is imported, and the loops compiled (``cache=True``: once per
+numba is installed, the layer is a SimpleRNN, LSTM or GRU with options it covers (all but Keras's
+``unroll`` quirk with ``zero_output_for_mask``) and the step is small (:data:`AUTO_MAX_ELEMENTS`, where it
+measured faster), else the NumPy kernels; ``numpy`` turns it off; ``numba`` requires numba and runs it at
+every size. numba is imported, and the loops compiled (``cache=True``: once per
 machine), at the first call that uses them, never by ``import scratch_rnn``. The loops are
 ``nogil=True``, so the batch slices of :mod:`scratch_rnn.parallel` run them at once.
 """
