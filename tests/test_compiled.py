@@ -332,3 +332,16 @@ def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(rng, compil
             pieces = parallel.split_count(256, layer._step_flops_per_row)
     assert pieces == 2 and len(compiled_calls) - calls == 2
     assert_outputs_close(split, whole)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_nan_and_inf_propagate_as_in_the_numpy_kernels(name, dtype, rng):
+    """No nnan/ninf fast-math: NaN and Inf in, NaN where the NumPy kernels give NaN, huge inputs saturate alike."""
+    layer = random_layer(name, dtype, (4, 5, 2, 3), rng, return_sequences=True)
+    x = rng.standard_normal((4, 5, 2)).astype(dtype) * 50
+    x[0, 1, 0], x[1, 2, 1], x[2, 0, 0] = np.inf, -np.inf, np.nan
+    x[3] *= 1e30
+    got, expected = call_both(layer, x)
+    assert np.isnan(got[0]).any() and np.isfinite(got[0][3]).all()
+    assert_outputs_close(got, expected, equal_nan=True)
