@@ -431,3 +431,22 @@ def test_report_the_margins():
     """The worst margins of this module's Keras sweeps (docs/ports.md quotes them); runs last."""
     print("\n".join(f"{key}: {value:.3g}" for key, value in sorted(MARGINS.items())))
     assert all(value <= 1 for value in MARGINS.values())
+
+
+def test_cli_export_options_scan_and_float64(zoo_files, tmp_path):
+    status, said = export_cli(zoo_files["seq2seq"], "--out", tmp_path / "s.onnx", "--recurrent", "scan", "--dtype",
+                              "float64", cwd=tmp_path)  # fmt: skip
+    assert status == 0, said
+    proto = onnx.load(tmp_path / "s.onnx")
+    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {onnx.TensorProto.DOUBLE}
+    assert "LSTM" not in {n.op_type for n in proto.graph.node} and "Scan" in {n.op_type for n in proto.graph.node}
+
+
+@pytest.mark.keras
+def test_cli_verify_port_onnx_sweeps_the_exported_layer(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "scratch_rnn.cli", "verify", "--port", "onnx", "--layer", "GRU", "--examples", "5",
+         "--seed", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "to_onnx vs Keras" in done.stdout and "All cases agree with Keras." in done.stdout
