@@ -76,6 +76,9 @@ def test_rounded_operands_round_every_product_and_nothing_else(rng):
     assert type(total) is np.ndarray
     np.testing.assert_array_equal(total, w + 1)
     assert weight[1:].precision == "bfloat16"  # slices keep the precision (GRU's Wh[2u:])
+    into = np.empty((4, 5), np.float32)
+    np.matmul(h, weight.T, out=into)  # a product written into a buffer is rounded too
+    np.testing.assert_array_equal(into, product)
 
 
 # --- refusals ------------------------------------------------------------------------------------------

@@ -76,9 +76,11 @@ class RoundedOperands(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         plain = [np.asarray(a).view(np.ndarray) if isinstance(a, RoundedOperands) else a for a in inputs]
-        if ufunc is np.matmul and method == "__call__" and "out" not in kwargs:
+        if ufunc is np.matmul and method == "__call__":
             a, b = (round_to(np.asarray(x, np.float32), self.precision) for x in plain)
-            return np.matmul(a, b)  # float32 accumulation
+            out = kwargs.pop("out", None)
+            out = tuple(o.view(np.ndarray) if isinstance(o, RoundedOperands) else o for o in out) if out else None
+            return np.matmul(a, b, **kwargs, **({"out": out} if out else {}))  # float32 accumulation
         return getattr(ufunc, method)(*plain, **kwargs)
 
 
