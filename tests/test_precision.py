@@ -385,11 +385,11 @@ def test_cli_verify_model_takes_precision(keras, stacked_gru, capsys):
 
 
 def test_the_activation_budget_holds_for_numpy_and_not_for_16_bit_activations(monkeypatch):
-    """examples/activation_ulps.py, the measurement behind docs/precision.md's budget, on a smaller sample."""
+    """benchmarks/library_activations.py, the measurement behind docs/precision.md's budget, on a smaller sample."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "activation_ulps", Path(__file__).parents[1] / "examples" / "activation_ulps.py"
+        "library_activations", Path(__file__).parents[1] / "benchmarks" / "library_activations.py"
     )
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -1,10 +1,11 @@
-"""Measure float32 tanh and sigmoid against the exact (float64) values: the activation budget of docs/precision.md.
+"""The libraries' float32 tanh and sigmoid against the exact (float64) values: the activation budget of
+docs/precision.md. (``benchmarks/activation_ulps.py`` checks the compiled loop's own, on every float32.)
 
 The tolerance model perturbs every activation output by ``ACTIVATION_ULPS * u`` relative (``u = 2^-24``),
 then multiplies by ``SAFETY``; this prints what implementations actually deliver, as relative error in units
 of ``u``, worst and 99.9th percentile, and where the worst one is::
 
-    python examples/activation_ulps.py          # NumPy, and PyTorch / TensorFlow when installed
+    python benchmarks/library_activations.py          # NumPy, and PyTorch / TensorFlow when installed
 
 Run it on a GPU machine with ``--device cuda`` to measure PyTorch's CUDA activations the same way.
 """
