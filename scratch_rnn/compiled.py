@@ -42,6 +42,7 @@ import contextvars
 import importlib.util
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -294,28 +295,34 @@ def sigmoid_f32_array(x, out):
 
 # --- compiling, once per process (numba's on-disk cache: once per machine) ------------------------
 _JIT: dict | None = None
+_JIT_LOCK = threading.Lock()  # two threads' first calls must not set the functions up twice
 
 
 def _jit() -> dict:
     """The jitted functions by name; imports numba and compiles lazily (the first call per signature)."""
+    with _JIT_LOCK:
+        return _JIT if _JIT is not None else _set_up()
+
+
+def _set_up() -> dict:
+    """Import numba and jit every function (compiling waits for each signature's first call)."""
     global _JIT
-    if _JIT is None:
-        import numba
+    import numba
 
-        def scalar(fn):
-            return numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")(fn)
+    def scalar(fn):
+        return numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")(fn)
 
-        namespace = globals()
-        for fn in (_divide, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
-            namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
-        for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
-            _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
-        for fn in LOOPS:
-            namespace[fn.__name__.replace("_loop", "_inline")] = scalar(fn)
-        jitted = {}
-        for fn in (*LOOPS, *DEFAULTS, tanh_f32_array, sigmoid_f32_array):
-            jitted[fn.__name__] = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(fn)
-        _JIT = jitted
+    namespace = globals()
+    for fn in (_divide, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
+        namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
+    for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
+        _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
+    for fn in LOOPS:
+        namespace[fn.__name__.replace("_loop", "_inline")] = scalar(fn)
+    jitted = {}
+    for fn in (*LOOPS, *DEFAULTS, tanh_f32_array, sigmoid_f32_array):
+        jitted[fn.__name__] = numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")(fn)
+    _JIT = jitted
     return _JIT
 
 
