@@ -575,7 +575,13 @@ def run_verify(args) -> int:
         from scratch_rnn.testing.runners import import_keras
         from scratch_rnn.testing.verify import verify  # noqa: F401  (the verify extra, Hypothesis, is installed)
 
-        keras = import_keras(args.reference)
+        if args.workers > 1:  # the workers import Keras; this process would only delay them
+            from scratch_rnn.testing.workers import installed_reference
+
+            keras, tensorflow_version = installed_reference(args.reference)
+        else:
+            keras = import_keras(args.reference)
+            tensorflow_version = sys.modules["tensorflow"].__version__
         console = make_console()
     except ImportError as err:
         return fail_missing_extra("verify", "keras2" if args.reference == "tf_keras" else "verify", err)
@@ -594,9 +600,7 @@ def run_verify(args) -> int:
         return run_verify_model(args, candidate, keras)
     if candidate is not None and args.layer in ("all", "core"):
         return refuse("verify", "a --candidate implements one layer; name it with --layer")
-    console.print(
-        f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {sys.modules['tensorflow'].__version__}"
-    )
+    console.print(f"Reference: {keras.__name__} {keras.__version__} on TensorFlow {tensorflow_version}")
     if args.mutants:
         return run_mutants(args, console)
     return run_sweep(args, console, keras)

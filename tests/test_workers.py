@@ -266,6 +266,33 @@ def test_merge_refuses_a_file_that_is_no_report(tmp_path, capsys):
 
 
 @pytest.mark.keras
+def test_the_installed_reference_is_the_imported_one_without_importing_it(keras):
+    import sys
+
+    module, tensorflow_version = workers.installed_reference()
+    assert (module.__name__, module.__version__) == (keras.__name__, keras.__version__)
+    assert tensorflow_version == sys.modules["tensorflow"].__version__
+    with pytest.raises(ValueError, match="`reference` must be one of"):
+        workers.installed_reference("keras4")
+
+
+@pytest.mark.keras  # the workers import it
+def test_with_workers_the_main_process_does_not_import_tensorflow(tmp_path):
+    """The workers import Keras; the main process only reads versions (its import would delay them)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from scratch_rnn.cli import main; "
+        "code = main(['verify', '--layer', 'SimpleRNN', '--dtype', 'float32', '--examples', '2', '--seed', '1', "
+        "'--workers', '2']); print('tensorflow imported:', 'tensorflow' in sys.modules); sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tensorflow imported: False" in done.stdout and "Reference: keras " in done.stdout
+
+
+@pytest.mark.keras
 def test_two_workers_give_the_result_of_one(tmp_path, capsys):
     argv = ["verify", "--layer", "GRU", "--dtype", "both", "--examples", "4", "--block-size", "2", "--seed", "5"]
     assert main([*argv, "--report-json", str(tmp_path / "one.json")]) == 0

@@ -185,6 +185,34 @@ def _align_failed(results: list[UnitResult]) -> None:
 # --- running ----------------------------------------------------------------------------------
 
 
+def installed_reference(reference: str | None = None):
+    """The reference Keras module's ``__name__`` and ``__version__``, and TensorFlow's version, read from the
+    installed packages without importing them: with ``--workers`` the workers import Keras, and the main
+    process importing it too would delay them by its import's seconds. An ImportError, as
+    :func:`~scratch_rnn.testing.runners.import_keras` raises, when TensorFlow or the reference is missing."""
+    import importlib.util
+    import types
+    from importlib import metadata
+
+    from scratch_rnn.testing.runners import REFERENCES, default_reference
+
+    reference = default_reference() if reference is None else reference
+    if reference not in REFERENCES:
+        raise ValueError(f"Argument `reference` must be one of {list(REFERENCES)}, got {reference!r}.")
+    for module in ("tensorflow", reference):
+        if importlib.util.find_spec(module) is None:
+            raise ImportError(f"No module named {module!r}", name=module)
+    versions = {}
+    for name, distributions in (("keras", (reference.replace("_", "-"),)), ("tf", ("tensorflow", "tensorflow-cpu"))):
+        for distribution in distributions:
+            try:
+                versions[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                versions[name] = "?"
+    return types.SimpleNamespace(__name__=reference, __version__=versions["keras"]), versions["tf"]
+
+
 @dataclass(frozen=True)
 class Job:
     """What the units of a sweep run: :func:`scratch_rnn.testing.verify.verify` with ``options`` (its keyword
