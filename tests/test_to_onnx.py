@@ -192,19 +192,16 @@ def _refusals():
     rng = np.random.default_rng(7)
     stateful = built(sr.LSTM(2, stateful=True), 3, rng)
     stateful_cell = sr.Sequential([sr.Input(batch_shape=(2, 5, 2)), sr.RNN(sr.GRUCell(2), stateful=True)])
-    conv64 = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.Conv1D(2, 2, dtype="float64")])
+    conv64 = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.Conv1D(2, 2, dtype="float64", groups=2)])
     stacked_back = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.RNN([sr.GRUCell(2), sr.GRUCell(2)],
                                                                              go_backwards=True)])  # fmt: skip
     tokens = sr.Input((None,), dtype="int32")
     later_keras = sr.Model(tokens, sr.GRU(2)(sr.Embedding(5, 3, mask_zero=True)(tokens)), keras_version="3.16.0")
-    avg64 = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.AveragePooling1D(dtype="float64")])
     return [
         ("stateful", stateful, {}, "stateful=True"),
         ("Keras 3.16 mask rules", later_keras, {}, "follows Keras 3.16.0's mask rules"),
         ("stateful RNN(cell)", stateful_cell, {}, "'rnn.*' has stateful=True"),
-        ("float64 Conv1D", conv64, {}, r"\(Conv1D\) in float64: ONNX Runtime has no double kernel for Conv"),
         ("stacked go_backwards", stacked_back, {}, "stacked cells and go_backwards=True"),
-        ("float64 AveragePooling1D", avg64, {}, r"\(AveragePooling1D\) in float64: .* AveragePool"),
         ("opset", stateful, {"opset": 9}, "Argument `opset` must be an int in"),
         ("recurrent", stateful, {"recurrent": "loop"}, "Argument `recurrent` must be one of"),
         ("mask on a model", conv64, {"mask": True}, "Arguments `mask` and `initial_state`"),
@@ -301,14 +298,11 @@ def zoo_files(keras, tmp_path_factory):
     return files
 
 
-#: Verified in float64 as well: every exported zoo model without a Conv1D (ONNX Runtime has no double Conv).
-ZOO_FLOAT64 = ("classifier", "classifier_sequential", "seq2seq", "autoencoder", "two_inputs", "masked_concat",
-               "stacked_cells_norm", "attention", "additive_attention")  # fmt: skip
 ZOO = [
     "classifier", "classifier_sequential", "seq2seq", "autoencoder", "conv_gru_valid", "conv_gru_causal",
     "two_inputs", "masked_concat", "stacked_cells_norm", "attention", "additive_attention",
 ]  # fmt: skip
-ZOO_CASES = [(n, "float32") for n in ZOO] + [(n, "float64") for n in ZOO_FLOAT64]
+ZOO_CASES = [(n, dtype) for n in ZOO for dtype in DTYPES]  # every one in both dtypes
 
 
 @pytest.mark.parametrize("name, dtype", ZOO_CASES, ids=[f"{n}-{d}" for n, d in ZOO_CASES])
@@ -330,10 +324,10 @@ def test_zoo_model_list_is_the_zoo(zoo_files):
 #: The non-recurrent layers the exporter writes, swept against Keras 3 with masks and call options (False: not in
 #: float64, ONNX Runtime having no double kernel for the op): every layer of the harness's list.
 CORE = {
-    "Dense": True, "Embedding": True, "Conv1D": False, "LayerNormalization": True, "BatchNormalization": True,
+    "Dense": True, "Embedding": True, "Conv1D": True, "LayerNormalization": True, "BatchNormalization": True,
     "Concatenate": True, "Add": True, "Subtract": True, "Multiply": True, "Average": True, "Maximum": True,
     "Minimum": True, "GlobalAveragePooling1D": True, "GlobalMaxPooling1D": True, "MaxPooling1D": True,
-    "AveragePooling1D": False, "RepeatVector": True, "Reshape": True, "Permute": True, "Flatten": True,
+    "AveragePooling1D": True, "RepeatVector": True, "Reshape": True, "Permute": True, "Flatten": True,
     "SpatialDropout1D": True, "GaussianNoise": True, "GaussianDropout": True, "Attention": True,
     "AdditiveAttention": True, "Dot": True,
 }  # fmt: skip
@@ -450,3 +444,19 @@ def test_cli_verify_port_onnx_sweeps_the_exported_layer(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "to_onnx vs Keras" in done.stdout and "All cases agree with Keras." in done.stdout
+
+
+def test_float64_conv_and_average_pooling_compute_in_double_without_onnx_runtime_kernels():
+    """ONNX Runtime has no double Conv or AveragePool: in float64 they are the engine's gathered windows."""
+    rng = np.random.default_rng(9)
+    for conv in (sr.Conv1D(4, 3, padding="same", dilation_rate=2, dtype="float64"),
+                 sr.Conv1D(4, 2, strides=2, groups=2, padding="causal", dtype="float64")):  # fmt: skip
+        pool = sr.AveragePooling1D(3, 2, "same", dtype="float64")
+        model = sr.Sequential([sr.Input(batch_shape=(None, 9, 4), dtype="float64"), conv, pool])
+        randomize(conv, rng)
+        x = rng.standard_normal((3, 9, 4))
+        proto = to_onnx(model, None)
+        assert {"Conv", "AveragePool"}.isdisjoint(n.op_type for n in proto.graph.node)
+        out = run(proto, {"x": x})[0]
+        assert out.dtype == np.float64
+        assert_outputs_close(out, model(x))

@@ -38,8 +38,6 @@ _RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 _IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout")
 _OPERATIONS = ("NotEqual", "Any", "ZerosLike", "OnesLike", "ConvertToTensor", "ExpandDims", "LogicalOr",
                "ConcatenateOp")  # fmt: skip
-#: Layers whose ONNX op ONNX Runtime runs in float32 only: refused in float64, by name.
-_NO_DOUBLE = {"Conv1D": "Conv", "AveragePooling1D": "AveragePool"}
 _CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
 _MERGES = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Average": "Add", "Maximum": "Max", "Minimum": "Min"}
 
@@ -297,11 +295,6 @@ class _Exporter:
             raise ValueError(f"to_onnx: layer {layer.name!r} ({kind}) takes no initial_state.")
         if isinstance(mask, (list, tuple)) and all(m is None for m in mask):
             mask = None
-        if kind in _NO_DOUBLE and layer.dtype == np.float64:
-            raise ValueError(
-                f"to_onnx: layer {layer.name!r} ({kind}) in float64: ONNX Runtime has no double kernel for "
-                f"{_NO_DOUBLE[kind]} (measured, onnxruntime 1.32); export it in float32."
-            )
         if options and kind not in ("Attention", "AdditiveAttention"):
             raise ValueError(f"to_onnx: layer {layer.name!r} ({kind}) takes no call options, got {sorted(options)}.")
         if kind in (*_RECURRENT, "Bidirectional", "RNN"):
@@ -643,6 +636,26 @@ class _Exporter:
             x = b.op("Pad", [x, b.ints([0, 0, left, 0, 0, 0])])
         elif layer.padding == "same":
             x = self._same_pad(x, layer.kernel_size, layer.strides, layer.dilation_rate, 0.0)
+        if layer.dtype == np.float64:  # no double Conv in ONNX Runtime: the engine's im2col, one MatMul
+            windows = self._windows(b.op("Transpose", [x], perm=[0, 2, 1]), layer.kernel_size, layer.strides,
+                                    layer.dilation_rate)  # (B, L_out, k, C)  # fmt: skip
+            g, k, f = layer.groups, layer.kernel_size, layer.filters
+            if g == 1:
+                patches = b.op("Reshape", [windows, b.ints([0, 0, -1])])  # (B, L_out, k*C)
+                y = b.op("MatMul", [patches, b.const(weights[0].reshape(-1, f), "kernel", layer.dtype)])
+            else:  # per group: (G, B*L_out, k*Cg) @ (G, k*Cg, Fg), filter = group * Fg + j, as the engine
+                cg = weights[0].shape[1]
+                grouped = b.op("Reshape", [windows, b.ints([0, 0, k, g, cg])])  # (B, L_out, k, G, Cg)
+                grouped = b.op("Reshape", [b.op("Transpose", [grouped], perm=[3, 0, 1, 2, 4]), b.ints([g, -1, k * cg])])
+                w = weights[0].reshape(k, cg, g, f // g).transpose(2, 0, 1, 3).reshape(g, k * cg, f // g)
+                y = b.op("Transpose", [b.op("MatMul", [grouped, b.const(w, "kernel", layer.dtype)])], perm=[1, 0, 2])
+                lead = b.op("Shape", [windows], start=0, end=2)  # (B, L_out)
+                y = b.op("Reshape", [y, b.op("Concat", [lead, b.ints([f])], axis=0)])  # (B, L_out, F)
+            if layer.use_bias:
+                y = b.op("Add", [y, b.const(weights[1], "bias", layer.dtype)])
+            if layer.data_format == "channels_first":
+                y = b.op("Transpose", [y], perm=[0, 2, 1])
+            return [activation(b, layer.activation.__name__, y)], None
         inputs = [x, b.const(np.transpose(weights[0], (2, 1, 0)), "kernel", layer.dtype)]
         if layer.use_bias:
             inputs.append(b.const(weights[1], "bias", layer.dtype))
@@ -650,6 +663,17 @@ class _Exporter:
         if layer.data_format == "channels_last":
             y = b.op("Transpose", [y], perm=[0, 2, 1])
         return [activation(b, layer.activation.__name__, y)], None
+
+    def _windows(self, x, kernel: int, stride: int, dilation: int) -> str:
+        """The windows of ``x (B, L, C)``: ``(B, L_out, kernel, C)``, window ``i`` the steps ``i * stride + j *
+        dilation`` (a ``Gather`` of indices built from the length in the graph)."""
+        b = self.b
+        span = dilation * (kernel - 1) + 1
+        steps = b.op("Squeeze", [b.op("Shape", [x], start=1, end=2), b.ints([0])])  # L, a 0-d int64
+        count = b.op("Add", [b.op("Div", [b.op("Sub", [steps, b.ints(span)]), b.ints(stride)]), b.ints(1)])
+        starts = b.op("Mul", [b.op("Range", [b.ints(0), count, b.ints(1)]), b.ints(stride)])  # (L_out,)
+        taps = b.op("Add", [b.op("Unsqueeze", [starts, b.ints([1])]), b.ints(np.arange(kernel)[None] * dilation)])
+        return b.op("Gather", [x, taps], axis=1)
 
     def _same_pad(self, x, kernel: int, stride: int, dilation: int, value: float) -> str:
         """``x (B, C, L)`` padded as TensorFlow's ``"same"``: ``total = max((ceil(L / s) - 1) * s + span - L, 0)``
@@ -675,10 +699,23 @@ class _Exporter:
         if layer.data_format == "channels_last":
             x = b.op("Transpose", [x], perm=[0, 2, 1])  # (B, F, T)
         attrs = {"kernel_shape": [layer.pool_size], "strides": [layer.strides]}
-        if layer.padding != "same":
+        if layer.padding != "same" and not (op_type == "AveragePool" and layer.dtype == np.float64):
             y = b.op(op_type, [x], **attrs)
         elif op_type == "MaxPool":
             y = b.op(op_type, [self._same_pad(x, layer.pool_size, layer.strides, 1, -np.inf)], **attrs)
+        elif layer.dtype == np.float64:  # no double AveragePool in ONNX Runtime: sums of gathered windows
+            from onnx import numpy_helper
+
+            one = numpy_helper.from_array(np.ones(1, layer.dtype))
+            ones = b.op("ConstantOfShape", [b.op("Shape", [x], start=0, end=3)], dtype=layer.dtype, value=one)
+            if layer.padding == "same":
+                x, ones = (self._same_pad(v, layer.pool_size, layer.strides, 1, 0.0) for v in (x, ones))
+
+            def sums(v):  # (B, F, Tp) -> (B, T_out, F)
+                windows = self._windows(b.op("Transpose", [v], perm=[0, 2, 1]), layer.pool_size, layer.strides, 1)
+                return b.reduce("ReduceSum", windows, [2], keepdims=0)
+
+            y = b.op("Transpose", [b.op("Div", [sums(x), sums(ones)])], perm=[0, 2, 1])  # (B, F, T_out)
         else:
             from onnx import numpy_helper
 
