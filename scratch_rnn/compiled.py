@@ -376,8 +376,8 @@ def using(name: str):
 
 
 def available() -> bool:
-    """Whether numba is installed (found, not imported)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether numba and SciPy are installed (found, not imported): numba's ``np.dot`` needs SciPy's BLAS."""
+    return all(importlib.util.find_spec(name) is not None for name in ("numba", "scipy"))
 
 
 def enabled() -> bool:
@@ -385,8 +385,8 @@ def enabled() -> bool:
     chosen = backend()
     if chosen == "numba" and not available():
         raise ImportError(
-            f"{ENV}=numba asks for the compiled time loop, but numba is not installed: "
-            "pip install 'scratch-rnn[fast]', or unset the variable to run the NumPy engine."
+            f"{ENV}=numba asks for the compiled time loop, but numba or SciPy (its np.dot's BLAS) is not "
+            "installed: pip install 'scratch-rnn[fast]', or unset the variable to run the NumPy engine."
         )
     return chosen == "numba" or (chosen == "auto" and available())
 

@@ -214,10 +214,23 @@ def test_an_unknown_backend_is_refused_by_name():
             pass
 
 
+def test_scipy_counts_as_part_of_the_extra(monkeypatch):
+    """numba without SciPy cannot compile np.dot: the loop is then not available (auto runs NumPy)."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else find_spec(name, *a))
+    assert not compiled.available()
+    monkeypatch.undo()
+    assert compiled.available()
+
+
 def test_numba_required_but_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(compiled, "available", lambda: False)
     monkeypatch.setenv(compiled.ENV, "numba")
-    with pytest.raises(ImportError, match=r"SCRATCH_RNN_BACKEND=numba.*pip install 'scratch-rnn\[fast\]'"):
+    with pytest.raises(
+        ImportError, match=r"SCRATCH_RNN_BACKEND=numba.*numba or SciPy.*pip install 'scratch-rnn\[fast\]'"
+    ):
         scratch_rnn.SimpleRNN(2)(np.ones((1, 2, 3), "float32"))
     monkeypatch.setenv(compiled.ENV, "auto")  # auto without numba: the NumPy kernels, silently
     assert scratch_rnn.SimpleRNN(2)(np.ones((1, 2, 3), "float32")).shape == (1, 2)
