@@ -150,8 +150,15 @@ def _models(rng):
     xa[1, 4:] = 0  # trailing padding
     stack = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.RNN([sr.LSTMCell(3), sr.GRUCell(2)],
                                                                       return_sequences=True)])  # fmt: skip
+    tokens = sr.Input((None,), dtype="int32")
+    back = sr.RNN([sr.GRUCell(3), sr.SimpleRNNCell(2)], go_backwards=True, return_sequences=True)
+    stack_back = sr.Model(tokens, back(sr.Embedding(7, 3, mask_zero=True)(tokens)))
+    ids = rng.integers(1, 7, (3, 6)).astype("int32")
+    ids[0, :2] = 0
+    ids[1, 4:] = 0
     return [("sequential", seq, [f32(3, 7, 4)]), ("functional", functional, [xa, f32(3, 6, 3)]),
-            ("stacked-cells", stack, [f32(2, 5, 2)])]  # fmt: skip
+            ("stacked-cells", stack, [f32(2, 5, 2)]),
+            ("stacked-cells-backwards-masked", stack_back, [ids])]  # fmt: skip
 
 
 @pytest.mark.parametrize("form", ["operators", "scan"])
@@ -193,15 +200,17 @@ def _refusals():
     stateful = built(sr.LSTM(2, stateful=True), 3, rng)
     stateful_cell = sr.Sequential([sr.Input(batch_shape=(2, 5, 2)), sr.RNN(sr.GRUCell(2), stateful=True)])
     conv64 = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.Conv1D(2, 2, dtype="float64", groups=2)])
-    stacked_back = sr.Sequential([sr.Input(batch_shape=(None, 5, 2)), sr.RNN([sr.GRUCell(2), sr.GRUCell(2)],
-                                                                             go_backwards=True)])  # fmt: skip
+    tokens_back = sr.Input((None,), dtype="int32")
+    stacked_cells = sr.RNN([sr.GRUCell(2), sr.GRUCell(2)], go_backwards=True, unroll=True, zero_output_for_mask=True,
+                           return_sequences=True)  # fmt: skip
+    stacked_back = sr.Model(tokens_back, stacked_cells(sr.Embedding(5, 3, mask_zero=True)(tokens_back)))
     tokens = sr.Input((None,), dtype="int32")
     later_keras = sr.Model(tokens, sr.GRU(2)(sr.Embedding(5, 3, mask_zero=True)(tokens)), keras_version="3.16.0")
     return [
         ("stateful", stateful, {}, "stateful=True"),
         ("Keras 3.16 mask rules", later_keras, {}, "follows Keras 3.16.0's mask rules"),
         ("stateful RNN(cell)", stateful_cell, {}, "'rnn.*' has stateful=True"),
-        ("stacked go_backwards", stacked_back, {}, "stacked cells and go_backwards=True"),
+        ("stacked go_backwards unroll zero_output", stacked_back, {}, "stacked cells, go_backwards, unroll"),
         ("opset", stateful, {"opset": 9}, "Argument `opset` must be an int in"),
         ("recurrent", stateful, {"recurrent": "loop"}, "Argument `recurrent` must be one of"),
         ("mask on a model", conv64, {"mask": True}, "Arguments `mask` and `initial_state`"),

@@ -779,18 +779,27 @@ class _Exporter:
         """Keras's ``RNN(cell)``: the cell's layer with the RNN's loop options; stacked cells as a chain of
         layers (every one but the last returning its sequence, each given the mask: a masked step keeps every
         cell's state, which is what the one loop does). States come out flat. ``go_backwards`` on stacked cells
-        is refused (the chain would reverse the sequence at every cell)."""
+        reverses the input (and mask) once, before the chain, which then runs forwards: the one loop's
+        processing order, its sequence returned in that order as Keras returns it. (Keras's unrolled loop with
+        ``zero_output_for_mask`` zeros by the mask in input order: that one combination is refused.)"""
         from scratch_rnn.cells import StackedRNNCells
 
         cells = layer.cell.cells if isinstance(layer.cell, StackedRNNCells) else [layer.cell]
-        if len(cells) > 1 and layer.go_backwards:
-            raise ValueError(f"to_onnx: RNN {layer.name!r} with stacked cells and go_backwards=True is not exported.")
+        backwards_once = len(cells) > 1 and layer.go_backwards
+        if backwards_once and layer.unroll and layer.zero_output_for_mask and mask is not None:
+            raise ValueError(
+                f"to_onnx: RNN {layer.name!r} with stacked cells, go_backwards, unroll and zero_output_for_mask on a "
+                "masked input is not exported (Keras zeros the reversed sequence by the mask in input order)."
+            )
         if layer.stateful:
             raise ValueError(
                 f"to_onnx: layer {layer.name!r} has stateful=True; an ONNX graph keeps no state between runs "
                 "(pass the states as initial_state inputs instead)."
             )
         x = self.b.cast(x, layer.dtype)
+        if backwards_once:
+            x = rec.reverse_time(self.b, x, 1)
+            mask = None if mask is None else rec.reverse_time(self.b, mask, 1)
         sizes = [len(cell.layer.state_size) for cell in cells]
         outputs, states, k = x, [], 0
         for i, cell in enumerate(cells):
@@ -799,7 +808,7 @@ class _Exporter:
                 **cell.layer.get_config(),
                 "return_sequences": layer.return_sequences if last else True,
                 "return_state": True,
-                "go_backwards": layer.go_backwards,
+                "go_backwards": layer.go_backwards and not backwards_once,
                 "unroll": layer.unroll and last,
                 "zero_output_for_mask": layer.zero_output_for_mask and last,
             })  # fmt: skip
