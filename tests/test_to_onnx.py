@@ -469,3 +469,15 @@ def test_float64_conv_and_average_pooling_compute_in_double_without_onnx_runtime
         out = run(proto, {"x": x})[0]
         assert out.dtype == np.float64
         assert_outputs_close(out, model(x))
+
+
+def test_shared_layer_and_input_outputs_get_distinct_names():
+    rng = np.random.default_rng(10)
+    a, b = sr.Input((None, 3), name="a"), sr.Input((None, 3), name="b")
+    dense = sr.Dense(2)
+    model = sr.Model([a, b], [dense(a), dense(b), a])
+    randomize(dense, rng)
+    proto = to_onnx(model, None)
+    assert [o.name for o in proto.graph.output] == [dense.name, f"{dense.name}_", "a_"]
+    x, y = rng.standard_normal((2, 4, 3)).astype("float32"), rng.standard_normal((2, 4, 3)).astype("float32")
+    assert_outputs_close(run(proto, {"a": x, "b": y}), model([x, y]))

@@ -14,8 +14,9 @@ the batch and every free axis dynamic (``batch``, ``time``, ...), outputs named 
 them. Masks flow as Keras 3.15 passes them (``Embedding(mask_zero=True)``, ``Masking``; in a functional
 model a layer called with ``initial_state`` tensors gets no mask, as in Keras) and a masked recurrent layer
 is a Scan with Keras's exact masked semantics. Every float computes in its layer's dtype: float32, or
-float64 for a model loaded with ``dtype="float64"`` (ONNX Runtime runs every op used here in double except
-``RNN``, replaced by a Scan in float64).
+float64 for a model loaded with ``dtype="float64"`` (where ONNX Runtime has no double kernel, for ``RNN``,
+``LSTM``, ``GRU``, ``Conv`` and ``AveragePool``, the layer is written with ops it has: a Scan, gathered
+windows).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ DEFAULT_OPSET = 17
 MIN_OPSET = 14
 
 _RECURRENT = ("SimpleRNN", "LSTM", "GRU")
-_IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout")
 _OPERATIONS = ("NotEqual", "Any", "ZerosLike", "OnesLike", "ConvertToTensor", "ExpandDims", "LogicalOr",
                "ConcatenateOp")  # fmt: skip
 _CALL_OPTIONS = ("use_causal_mask", "return_attention_scores")
@@ -62,8 +62,8 @@ def to_onnx(
     ``"scan"`` writes every recurrent layer as a Scan of Keras's step, with exact activations. Masked and
     float64 layers are a Scan either way. For a single recurrent layer (or ``Bidirectional``), ``mask=True``
     adds a ``mask (batch, time)`` bool input and ``initial_state=True`` one ``initial_state_<k> (batch, units)``
-    input per state. ``rules`` is for the
-    mutant gallery (a :class:`~scratch_rnn.ports.onnx_recurrent.Rules` with one rule broken).
+    input per state. ``rules`` is for the mutant gallery (a :class:`~scratch_rnn.ports.onnx_recurrent.Rules`
+    with one rule broken).
     """
     import onnx
 
@@ -200,6 +200,11 @@ class _Exporter:
     def functional(self, model) -> str:
         from scratch_rnn import symbolic
 
+        if model.semantics.get("sequence_layers_pass_mask", True) is False:
+            raise ValueError(
+                f"to_onnx: model {model.name!r} follows Keras {model.keras_version}'s mask rules; exported are "
+                "Keras 3.0-3.15's."
+            )
         names, masks = {}, {}
         for tensor in model.inputs:
             dims = ["batch"] + [f"{tensor.name}_d{i}" for i in range(1, len(tensor.shape))]
@@ -232,19 +237,19 @@ class _Exporter:
             init = filled.get("initial_state")
             if init is not None and not isinstance(init, (list, tuple)):
                 init = [init]
-            if model.semantics.get("sequence_layers_pass_mask", True) is False:
-                raise ValueError(
-                    f"to_onnx: model {model.name!r} follows Keras {model.keras_version}'s mask rules; exported are "
-                    "Keras 3.0-3.15's."
-                )
             options = {k: filled[k] for k in _CALL_OPTIONS if filled.get(k)}  # Attention's, when set
             outs, out_masks = self.layer(layer, list(x) if isinstance(x, (list, tuple)) else x, mask, init, options)
             for tensor, value, m in zip(node.outputs, outs, out_masks):
                 names[id(tensor)], masks[id(tensor)] = value, m
+        used = {i.name for i in self.b.inputs}
         for tensor in model.outputs:
             producer = tensor.node.layer.name
             index = f"_{tensor.index}" if len(tensor.node.outputs) > 1 else ""
-            self.b.add_output(names[id(tensor)], f"{producer}{index}")
+            name = f"{producer}{index}"
+            while name in used:  # a shared layer's second call, or an output that is an input
+                name += "_"
+            used.add(name)
+            self.b.add_output(names[id(tensor)], name)
         return model.name
 
     def operation(self, op, args, kwargs) -> str:
