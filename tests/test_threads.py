@@ -384,3 +384,28 @@ def test_where_blas_changes_kernel_with_the_size_the_split_is_within_tolerance(r
         assert parallel.split_count(400, layer._step_flops_per_row) == 2  # the policy splits this call
     expected = call(layer, 1, x)
     assert_outputs_close(call(layer, 2, x), expected)
+
+
+def test_the_bench_times_the_split_in_a_block_of_its_own(monkeypatch, split_anything):
+    """``scratch-rnn bench``'s scratch_split candidate: the engine's threads at the run's count (a forced
+    split here), NumPy's BLAS on one thread for its block, outputs identical to scratch's."""
+    require("threadpoolctl")
+    from scratch_rnn import bench
+
+    limits = []
+    original = bench.one_blas_thread
+    monkeypatch.setattr(bench, "one_blas_thread", lambda: limits.append(1) or original())
+    result = bench.benchmark(
+        ["LSTM"],
+        [(8, 3, 2, 4)],
+        repeats=2,
+        threads=2,
+        against=["scratch_split"],
+        sample_seconds=0.001,
+        settle_seconds=0,
+    )
+    entry = result["results"][0]
+    assert entry["max_abs_difference"] == {"scratch_split": 0.0}
+    assert len(entry["samples"]["scratch_split"]) == 2 and "scratch/scratch_split" in entry["ratios"]
+    assert limits == [1, 1]  # one block a repeat
+    assert split_anything and all(len(slices) == 2 for slices in split_anything)
