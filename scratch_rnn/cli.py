@@ -193,10 +193,10 @@ def add_export_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=positive_int, default=None, metavar="N", help="ONNX opset (default 17)")
     parser.add_argument(
         "--recurrent",
-        choices=["operators", "scan"],
-        default="operators",
-        help="recurrent layers as ONNX's RNN/LSTM/GRU operators where they can (default), or always as a Scan of "
-        "Keras's step (exact activations; docs/ports.md)",
+        choices=["auto", "operators", "scan"],
+        default="auto",
+        help="auto (default): LSTM and GRU as ONNX's operators where they can, SimpleRNN as a Scan of Keras's step; "
+        "operators: the RNN operator too; scan: every recurrent layer a Scan (exact activations; docs/ports.md)",
     )
     parser.add_argument(
         "--dtype", choices=["float32", "float64"], default=None, help="compute in this float dtype (default: as saved)"

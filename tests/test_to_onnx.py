@@ -430,6 +430,27 @@ def test_cli_export_exit_status_2_names_the_file(keras, zoo_files, tmp_path, cas
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.parametrize("form, ops", [("auto", ["Scan", "LSTM", "GRU"]), ("operators", ["RNN", "LSTM", "GRU"]),
+                                       ("scan", ["Scan", "Scan", "Scan"])])  # fmt: skip
+def test_the_recurrent_form_picks_each_layers_operator(form, ops):
+    """The default, "auto", writes SimpleRNN as the Scan (ONNX Runtime's RNN operator is slower than it, and its
+    tanh is outside the float32 tolerance near 0) and LSTM and GRU as their operators."""
+    for layer, op in zip((sr.SimpleRNN(3), sr.LSTM(3), sr.GRU(3)), ops):
+        layer.build((2, 4, 5))
+        kinds = {n.op_type for n in sr.to_onnx(layer, None, recurrent=form).graph.node}
+        assert op in kinds and not ({"RNN", "LSTM", "GRU", "Scan"} - {op}) & kinds, (form, layer, kinds)
+
+
+@pytest.mark.keras
+def test_the_default_form_holds_simple_rnn_to_float32():
+    """SWEEPS leaves SimpleRNN's operator form out; the default export of a SimpleRNN is held to float32."""
+    from scratch_rnn.testing.onnx_candidates import layer_candidate
+    from scratch_rnn.testing.verify import verify
+
+    report = verify(layer_candidate("SimpleRNN"), layer="SimpleRNN", max_examples=100, seed=7, dtype="float32")
+    assert report.ok and report.examples == 100, "\n".join(map(str, report.failures))
+
+
 def test_report_the_margins():
     """The worst margins of this module's Keras sweeps (docs/ports.md quotes them); runs last."""
     print("\n".join(f"{key}: {value:.3g}" for key, value in sorted(MARGINS.items())))

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scratch_rnn.ports.onnx_graph import RNN_ACTIVATIONS, GraphBuilder, activation
+from scratch_rnn.simple_rnn import SimpleRNN
 
 #: Keras's LSTM gate blocks (i, f, c, o) taken in ONNX's order (i, o, f, c).
 ONNX_LSTM_ORDER = (0, 3, 1, 2)
@@ -122,13 +123,17 @@ def _wrb(layer, rules: Rules):
     return w, r, np.concatenate([wb, rb])
 
 
-#: ``to_onnx``'s ``recurrent`` choices: ONNX's recurrent operators where they can, or always the Scan.
-RECURRENT_FORMS = ("operators", "scan")
+#: ``to_onnx``'s ``recurrent`` choices: ``"auto"`` ONNX's LSTM and GRU operators where they can and a Scan for
+#: SimpleRNN (ONNX Runtime's RNN operator is both slower than the Scan and outside the float32 tolerance on tiny
+#: outputs: docs/ports.md), ``"operators"`` all three operators where they can, or ``"scan"`` always the Scan.
+RECURRENT_FORMS = ("auto", "operators", "scan")
 
 
-def use_operator(layer, masked: bool, form: str = "operators") -> bool:
+def use_operator(layer, masked: bool, form: str = "auto") -> bool:
     """Whether the ONNX operator computes this layer (else a Scan does)."""
-    return form == "operators" and not masked and layer.dtype == np.float32
+    if masked or layer.dtype != np.float32 or form == "scan":
+        return False
+    return form == "operators" or not isinstance(layer, SimpleRNN)
 
 
 def reverse_time(b: GraphBuilder, x: str, axis: int) -> str:
@@ -173,7 +178,7 @@ def operator(b: GraphBuilder, layers: list, x_tm: str, initial: list | None, rul
 
 
 def emit(
-    b: GraphBuilder, layer, x: str, mask: str | None, initial: list | None, rules: Rules, form: str = "operators"
+    b: GraphBuilder, layer, x: str, mask: str | None, initial: list | None, rules: Rules, form: str = "auto"
 ) -> list[str]:
     """``layer`` (SimpleRNN, LSTM, GRU) on ``x (B, T, F)``: what the layer call returns, as value names
     (``[output]`` or ``[output, *states]`` with return_state). ``mask (B, T)`` bool or None; ``initial`` a list

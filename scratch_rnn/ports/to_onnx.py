@@ -47,7 +47,7 @@ def to_onnx(
     path,
     opset: int = DEFAULT_OPSET,
     *,
-    recurrent: str = "operators",
+    recurrent: str = "auto",
     mask: bool = False,
     initial_state: bool = False,
     rules=None,
@@ -57,9 +57,11 @@ def to_onnx(
 
     ``model``: a scratch ``Sequential``, functional ``Model``, a single built layer, or the path of a saved
     Keras model (``.keras``/``.h5``, read by :func:`scratch_rnn.load_model`). ``path`` None: nothing written.
-    ``recurrent``: ``"operators"`` (default) writes each unmasked float32 recurrent layer as ONNX's RNN, LSTM
-    or GRU operator (fused kernels in ONNX Runtime; their activations are approximations, see docs/ports.md);
-    ``"scan"`` writes every recurrent layer as a Scan of Keras's step, with exact activations. Masked and
+    ``recurrent``: ``"auto"`` (default) writes each unmasked float32 LSTM and GRU as ONNX's LSTM or GRU
+    operator (fused kernels in ONNX Runtime; their activations are approximations, see docs/ports.md) and a
+    SimpleRNN as a Scan (ONNX Runtime's RNN operator is slower than the Scan, and less exact); ``"operators"``
+    uses the RNN operator too; ``"scan"`` writes every recurrent layer as a Scan of Keras's step, with exact
+    activations. Masked and
     float64 layers are a Scan either way. For a single recurrent layer (or ``Bidirectional``), ``mask=True``
     adds a ``mask (batch, time)`` bool input and ``initial_state=True`` one ``initial_state_<k> (batch, units)``
     input per state. ``rules`` is for the mutant gallery (a :class:`~scratch_rnn.ports.onnx_recurrent.Rules`
@@ -102,7 +104,7 @@ def to_onnx(
 
 
 def layer_call_to_onnx(
-    layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recurrent: str = "operators", rules=None, options=None
+    layer, inputs, masks, opset: int = DEFAULT_OPSET, *, recurrent: str = "auto", rules=None, options=None
 ):
     """One call of a built non-recurrent ``layer`` as an ONNX model: ``inputs`` one ``(dtype, shape)`` (inputs
     ``x``) or a list of them (a merge: ``x_0``, ``x_1``, ...), ``masks`` whether each has a ``mask`` (or

@@ -65,7 +65,7 @@ def _states(initial_state) -> list:
     return list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
 
 
-def layer_candidate(layer: str, rules=None, recurrent: str = "operators"):
+def layer_candidate(layer: str, rules=None, recurrent: str = "auto"):
     """The recurrent ``layer`` (``"SimpleRNN"``, ``"LSTM"``, ``"GRU"``, ``"Bidirectional"``) exported to ONNX and
     run in ONNX Runtime, behind :func:`~scratch_rnn.testing.verify.verify`'s candidate interface;
     ``recurrent`` is :func:`~scratch_rnn.ports.to_onnx.to_onnx`'s."""
@@ -85,7 +85,7 @@ def layer_candidate(layer: str, rules=None, recurrent: str = "operators"):
         outs = run(proto, feeds)
         return outs[0] if len(outs) == 1 else outs
 
-    form = "" if recurrent == "operators" else f"[{recurrent}]"
+    form = "" if recurrent == "auto" else f"[{recurrent}]"
     candidate.__name__ = candidate.__qualname__ = f"onnx.{layer}{form}"
     return candidate
 
@@ -126,7 +126,7 @@ def core_layer_candidate(layer: str, rules=None):
     return candidate
 
 
-def model_candidate(dtype=None, rules=None, recurrent: str = "operators"):
+def model_candidate(dtype=None, rules=None, recurrent: str = "auto"):
     """``candidate(model_file, inputs)``: the saved model loaded by :func:`scratch_rnn.load_model` (in
     ``dtype``; None: float64 if a float input is float64, else as saved), exported and run."""
 
