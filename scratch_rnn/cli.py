@@ -523,7 +523,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
         type=positive_int,
         default=defaults["threads"],
         metavar="N",
-        help="BLAS, PyTorch and TensorFlow threads (default: NumPy's BLAS thread count)",
+        help="BLAS, PyTorch and TensorFlow threads, and scratch_split's engine threads (default: NumPy's BLAS "
+        "thread count)",
     )
     parser.add_argument("--dtype", choices=("float32", "float64"), default=defaults["dtype"])
     for flag, dest, what in (
