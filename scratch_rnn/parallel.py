@@ -157,6 +157,17 @@ def row_slices(batch: int, n: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there, but its executor would believe them
+    idle and queue slices that never run. The child starts a pool of its own on its first split."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     """The shared pool, with at least ``workers`` threads (made, or replaced by a larger one, on demand)."""
     global _pool

@@ -409,3 +409,37 @@ def test_the_bench_times_the_split_in_a_block_of_its_own(monkeypatch, split_anyt
     assert len(entry["samples"]["scratch_split"]) == 2 and "scratch/scratch_split" in entry["ratios"]
     assert limits == [1, 1]  # one block a repeat
     assert split_anything and all(len(slices) == 2 for slices in split_anything)
+
+
+def _split_in_child(queue):
+    layer, x = _forked_case
+    queue.put(call(layer, 2, x))
+
+
+_forked_case = None
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_splits_with_a_pool_of_its_own(rng, split_anything):
+    """After the parent split a call (its pool has threads), a child forked from it (multiprocessing's default
+    on Linux) must not queue slices on the parent's pool, whose threads it does not have: it would hang."""
+    import multiprocessing
+
+    global _forked_case
+    layer = built("LSTM", rng, return_sequences=True)
+    x = rng.standard_normal((8, 4, 3)).astype("float32")
+    expected = call(layer, 2, x)  # the parent's pool now exists, its threads idle
+    assert split_anything
+    _forked_case = (layer, x)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    try:
+        result = queue.get(timeout=60)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():  # pragma: no cover - the failure this test is about
+            child.kill()
+        _forked_case = None
+    assert_same_bits(result, expected)
