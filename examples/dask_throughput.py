@@ -15,6 +15,7 @@ with 1 and 2 workers (distributed's nanny starts its workers with ``OPENBLAS_NUM
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 
@@ -78,7 +79,10 @@ def main() -> None:
     m.predict(make_chunk(0, 2))
     expected = loop(m, args.samples, args.chunk)
     clusters = {
-        n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) for n in (1, 2)
+        n: LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.WARNING
+        )
+        for n in (1, 2)
     }
     clients = {n: Client(cluster) for n, cluster in clusters.items()}
     for client in clients.values():
