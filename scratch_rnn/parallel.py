@@ -18,14 +18,15 @@ step. The thread count comes from, first to last:
 A call splits only when the batch is large enough to pay (:func:`split_count`, measured in
 ``docs/performance.md``, "Threads"). A split run computes the same bits as the unsplit one where BLAS
 computes each row of a product independently of the others and takes the same path for a slice as for the
-whole batch. OpenBLAS does, with two exceptions that the policy's slices (2M multiply-adds a step per
-thread at least) stay clear of: a one-row product is a matrix-vector product, and on SkylakeX products of
-up to about 10^6 multiply-adds take small-matrix kernels; both sum in another order (an ulp or so).
-``tests/test_threads.py`` forces splits of small batches and checks the bits.
+whole batch. OpenBLAS does, with two exceptions, both summing in another order (an ulp or so): a one-row
+product is a matrix-vector product (the policy keeps 8 rows a thread), and on SkylakeX a product of up to
+about 10^6 multiply-adds takes a small-matrix kernel, so a slice below that size and a batch above it
+differ (the policy can split such a call: GRU(64, reset_after=False) at batch 400, 1.2e-7 at most).
+``tests/test_threads.py`` forces splits of small batches and checks the bits, and that case's tolerance.
 
 BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS
-threads`` threads, more than the cores, and was no faster than one thread here (up to 20% slower; measured
-in docs/performance.md). The engine does not change BLAS's setting (it depends on NumPy only); with
+threads`` threads, more than the cores, and took 1.06-1.5x the time of BLAS's threads alone here
+(docs/performance.md). The engine does not change BLAS's setting (it depends on NumPy only); with
 ``threads > 1`` limit BLAS to one thread: ``OPENBLAS_NUM_THREADS=1`` before the process starts (then the
 default uses every core) or ``threadpoolctl.threadpool_limits(1, user_api="blas")``, as ``scratch-rnn bench``
 does.
@@ -51,9 +52,9 @@ MIN_ROWS = 8
 #: Why per timestep: the GIL. Each step is a dozen NumPy calls whose Python side (a few microseconds each) holds
 #: the GIL, and only the computing inside them runs in parallel; so a thread's step must compute for longer than
 #: the other threads' Python sides take. Measured on 2 cores (docs/performance.md, "Threads"), split in two with
-#: BLAS on one thread: from about 4 Mflop per thread and step a call took 0.5-0.95x the time of one thread (one
-#: noisy exception, 1.1-1.2x), below 2 Mflop up to 5x longer. The ``n - 1`` is the model's extrapolation beyond
-#: two threads (not measured: this machine has 2 cores).
+#: BLAS on one thread, idle machine: from about 4 Mflop per thread and step a call took 0.5-0.95x the time of one
+#: thread, but GRU up to 1.08x at middle shapes (1.2x with another process busy); below 2 Mflop up to 5x longer.
+#: The ``n - 1`` is the model's extrapolation beyond two threads (not measured: this machine has 2 cores).
 MIN_STEP_FLOPS = 1 << 22
 
 _global: int | None = None  # set_num_threads
