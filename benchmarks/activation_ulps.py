@@ -4,7 +4,7 @@ For every bit pattern (NaNs, infinities, zeros and subnormals included) it compu
 and NumPy's float64 reference and reports the largest error in float32 ulps of the exact value, and where.
 The harness's tolerance model assumes at most ``ACTIVATION_ULPS`` (2) for an activation; the result is
 stated in docs/performance.md ("The compiled loop"). Needs numba (``pip install 'scratch-rnn[fast]'``).
-Takes about 10 minutes per activation on one core of a 2-core VM.
+Takes about 7 minutes per activation on one core of a 2-core VM (2026-11-26: tanh 1.3320, sigmoid 1.0325 ulp).
 
     python benchmarks/activation_ulps.py [tanh|sigmoid ...] [--blocks N]   # N blocks of 2^24 inputs (256: all)
 """

@@ -11,19 +11,19 @@ activations are constants in their own entry points (``lstm_default``, ...), as 
 every activation into every element. :func:`packed_instructions` counts the packed (SIMD) instructions of a loop.
 
 Activations. numba's ``math.tanh``/``math.exp`` are scalar libm calls (not vectorised), so in
-float32 ``tanh`` and ``sigmoid`` are computed in float64 from polynomials, branch-free:
+float32 ``tanh`` and ``sigmoid`` are computed here in float32 arithmetic, branch-free (8 lanes on ymm):
 
-* ``tanh(x) = sign(x) q / (q + 2)`` with ``q = expm1(2|x|)``, from ``expm1(|x|/8)`` (a degree-8
-  Chebyshev fit, relative error 1.1e-11) squared up four times by ``q <- q (q + 2)``
-  (``expm1(2y) = expm1(y) (expm1(y) + 2)``: no cancellation near 0), ``|x|`` clamped at 9.1
-  (above 9.02 tanh rounds to 1 in float32);
-* ``sigmoid(x) = n / (1 + E)``, ``E = exp(-|x|)`` from ``exp(-|x|/128)`` (degree-9 fit, 9.7e-14)
-  squared seven times, ``n = 1`` for ``x >= 0`` and ``E`` below, ``|x|`` clamped at 104 (where
-  float32 sigmoid is 0);
-* the division is a float32 reciprocal refined by one Newton step in float64.
+* ``exp(y)`` (:func:`exp_parts`): ``y = k ln2 + r`` (Cody-Waite, ``|r| <= ln2/2``), ``exp(r) = 1 + t`` from a
+  degree-6 polynomial, ``2^k`` built in the exponent bits (an int32 viewed as float32), and the result as
+  ``hi + lo`` with ``lo`` the rounding error of ``hi``;
+* ``tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1))`` for ``|x| >= 0.625`` (there ``tanh > 0.55``: no
+  cancellation), an odd degree-11 polynomial below; ``|x|`` clamped at 9.1 (above 9.02 tanh rounds to 1);
+* ``sigmoid(x) = n / (1 + E)``, ``E = exp(-|x|)``, ``n = 1`` for ``x >= 0`` and ``E`` below, the quotient
+  corrected once for ``lo`` and for the rounding of ``1 + E`` (FMA residual: the relative accuracy holds down
+  to the subnormals, where ``E`` is scaled by 2^-64 in two exact steps); ``|x|`` clamped at 104.
 
-Their error over all 2^32 float32 inputs (``benchmarks/activation_ulps.py``, docs/performance.md) is at
-most 0.5002 ulp for both: within the harness's ``ACTIVATION_ULPS`` (2). float64 keeps the exact path
+Their error over all 2^32 float32 inputs (``benchmarks/activation_ulps.py``, :data:`MAX_ULPS`,
+docs/performance.md) is within the harness's ``ACTIVATION_ULPS`` (2). float64 keeps the exact path
 (``math.tanh``, ``math.exp``: libm, scalar). relu, linear and hard_sigmoid are exact formulas.
 
 Selection (:func:`loop_for`): ``SCRATCH_RNN_BACKEND`` unset or ``auto`` runs the compiled loop when
@@ -56,70 +56,74 @@ BACKENDS = ("auto", "numpy", "numba")
 #: (NaN and Inf propagate as in NumPy) and no ``arcp``/``reassoc`` (each operation rounds as written).
 FASTMATH = {"contract", "nsz"}
 
-# --- float32 activations, computed in float64 (plain Python here; jitted by _jit) -----------------
-# expm1(y) / y on [0, 9.1/8], degree 8 (Chebyshev interpolation converted to monomials): relative error 1.1e-11
-_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8 = (
-    1.0000000000110443,
-    0.49999999843655296,
-    0.16666670304795742,
-    0.04166634140760438,
-    0.00833478546173286,
-    0.001385265170019103,
-    0.0002036787942986631,
-    2.0418200836869792e-05,
-    4.6379175343156565e-06,
+# --- float32 activations, computed in float32 (plain Python here; jitted by _jit) -----------------
+# Every constant is a np.float32: a Python float would promote the arithmetic to float64 (4 lanes, not 8).
+_F = np.float32
+LOG2E, LN2_HI, LN2_LO = _F(1.4426950408889634), _F(0.693359375), _F(-2.12194440e-4)  # Cody-Waite: k * LN2_HI exact
+ROUND = _F(12582912.0)  # 1.5 * 2^23: (y + ROUND) - ROUND rounds y to an integer (no reassociation allowed)
+# (expm1(r) - r) / r^2 on |r| <= ln2 / 2, degree 4 (weighted least squares on Chebyshev nodes): 0.09 ulp
+_P0, _P1, _P2, _P3, _P4 = map(
+    _F, (0.5, 0.16666516661643982, 0.04166626185178757, 0.008369151502847672, 0.0013946446124464273)
 )
-# exp(-y) on [0, 104/128], degree 9: relative error 9.7e-14
-_X0, _X1, _X2, _X3, _X4, _X5, _X6, _X7, _X8, _X9 = (
-    0.999999999999955,
-    -0.999999999988873,
-    0.4999999995465789,
-    -0.16666665948446216,
-    0.04166660877669846,
-    -0.008333064596164357,
-    0.001388126172687511,
-    -0.00019706296820889025,
-    2.333675700996846e-05,
-    -1.8432675600493675e-06,
+# (tanh(x) / x - 1) / x^2 as a polynomial in z = x^2 on |x| < TANH_SMALL, degree 5: 0.03 ulp
+_T0, _T1, _T2, _T3, _T4, _T5 = map(
+    _F,
+    (
+        -0.3333333134651184,
+        0.1333320587873459,
+        -0.05394672974944115,
+        0.021700628101825714,
+        -0.00817736703902483,
+        0.0021430270280689,
+    ),
 )
-TANH_CLAMP = 9.1  # float32 tanh rounds to 1 above 9.02
-SIGMOID_CLAMP = 104.0  # float32 sigmoid(-104) = 6.8e-46 rounds to 0
+TANH_SMALL = _F(0.625)  # below, the odd polynomial; above, 1 - 2 / (exp(2|x|) + 1) (no cancellation: tanh > 0.55)
+TANH_CLAMP = _F(9.1)  # float32 tanh rounds to 1 above 9.02
+SIGMOID_CLAMP = _F(104.0)  # float32 sigmoid(-104) = 6.8e-46 rounds to 0
+_ONE, _TWO, _ZERO, _TWO_M64 = _F(1), _F(2), _F(0), _F(2.0**-64)
 
 
-def _divide(n, d):
-    """``n / d`` in float64 to ~1e-14 relative, from a float32 reciprocal (packed ``vdivps``, 8 lanes) and one
-    Newton step; ``d`` in [1, 1e8]."""
-    r = np.float64(np.float32(1.0) / np.float32(d))
-    t = n * r
-    return t + r * (n - t * d)
+def exp_parts(y, bias):
+    """``exp(y) * 2^(bias - 127)`` as ``hi + lo`` (``lo`` the rounding error of ``hi``), float32 ``y`` in
+    [-104, 19]: ``y = k ln2 + r``, ``exp(r) = 1 + t`` from the degree-6 polynomial, ``2^k`` built in the exponent
+    bits (``k + bias`` must stay in [1, 254]: callers pass ``bias`` 127, or 191 and scale by 2^-64 for subnormals)."""
+    kf = (y * LOG2E + ROUND) - ROUND
+    r = y - kf * LN2_HI  # exact (FMA; kf has at most 8 bits, LN2_HI 9)
+    r = r - kf * LN2_LO
+    t = r * r * (_P0 + r * (_P1 + r * (_P2 + r * (_P3 + r * _P4)))) + r
+    s = np.int32((np.int32(kf) + bias) << 23).view(np.float32)  # 2^(k + bias - 127), exactly
+    hi = s * t + s  # one FMA: s (1 + t) rounded once
+    lo = s * t + (s - hi)  # s - hi is exact (Sterbenz): lo is hi's rounding error, rounded
+    return hi, lo
 
 
 def tanh_f32(x):
-    a = abs(np.float64(x))
+    a = abs(x)
     a = TANH_CLAMP if a > TANH_CLAMP else a  # NaN stays NaN
-    y = a * 0.125
-    q = y * (_E0 + y * (_E1 + y * (_E2 + y * (_E3 + y * (_E4 + y * (_E5 + y * (_E6 + y * (_E7 + y * _E8))))))))
-    q = q * (q + 2.0)  # expm1(2y) from expm1(y), four times: expm1(16 y) = expm1(2|x|)
-    q = q * (q + 2.0)
-    q = q * (q + 2.0)
-    q = q * (q + 2.0)
-    return np.float32(math.copysign(_divide(q, q + 2.0), x))
+    hi, _ = exp_parts(a + a, 127)
+    big = _ONE - _TWO / (hi + _ONE)  # 2 / (e^2a + 1) < 0.45: its rounding errors shrink against 1
+    z = a * a
+    small = a * (z * (_T0 + z * (_T1 + z * (_T2 + z * (_T3 + z * (_T4 + z * _T5)))))) + a
+    return math.copysign(small if a < TANH_SMALL else big, x)
 
 
 def sigmoid_f32(x):
-    a = abs(np.float64(x))
+    """``n / (1 + E)``, ``E = exp(-|x|)`` as ``hi + lo``, ``n`` = 1 (x >= 0) or ``E``; the quotient corrected for
+    ``lo`` and for the rounding of ``1 + hi`` (two-sum) by one residual step with the exact FMA residual."""
+    a = abs(x)
     a = SIGMOID_CLAMP if a > SIGMOID_CLAMP else a
-    y = a * 0.0078125  # a / 128
-    e = _X0 + y * (_X1 + y * (_X2 + y * (_X3 + y * (_X4 + y * (_X5 + y * (_X6 + y * (_X7 + y * (_X8 + y * _X9))))))))
-    e = e * e  # exp(-a / 64) ... seven squarings: exp(-a)
-    e = e * e
-    e = e * e
-    e = e * e
-    e = e * e
-    e = e * e
-    e = e * e
-    n = 1.0 if x >= 0 else e  # NaN: e, NaN
-    return np.float32(_divide(n, 1.0 + e))
+    hi, lo = exp_parts(-a, 127 + 64)
+    hi = hi * _TWO_M64  # exact, or one rounding into the subnormals
+    lo = lo * _TWO_M64
+    d = _ONE + hi
+    err = (hi - (d - _ONE)) + lo  # 1 + E = d + err
+    inv = _ONE / d
+    pos = x >= 0  # NaN: False, and hi is NaN
+    n = _ONE if pos else hi
+    nlo = _ZERO if pos else lo
+    q = n * inv
+    res = ((n - q * d) + nlo) - q * err  # n + nlo - q (d + err), the first term exact (FMA)
+    return res * inv + q
 
 
 def tanh_f64(x):
@@ -161,8 +165,10 @@ def activate(code, x):
 
 
 # --- the loops (plain Python here; jitted by _jit) ------------------------------------------------
-# Shared arguments: z (n, B, G) this chunk's input projections (bias included) in processing order; h (and
-# c) (B, U) the states, updated in place; g a (B, G) buffer; mask (n, B) bool, read only if has_mask;
+# Shared arguments: z (n, B, gates, U) this chunk's input projections (bias included) in processing order; h
+# (and c) (B, U) the states, updated in place; g a (B, gates, U) buffer (the gate as its own axis: with an
+# offset ``k * U + j`` numba's negative-index wraparound made LLVM load every gate but the first with gathers,
+# 6 ``vgatherqps`` in the LSTM pass); mask (n, B) bool, read only if has_mask;
 # last (B, U) the previous output (masks); out (B, T, U), written at [:, t0 + i] if sequences.
 
 
@@ -198,18 +204,18 @@ def simple_rnn_loop(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, seque
 
 
 def lstm_loop(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, G = z.shape
-    U = G // 4
+    n, B, _, U = z.shape
+    flat = g.reshape((B, 4 * U))  # a view, once a call
     for i in range(n):
-        np.dot(h, WhT, g)  # (B, U) @ (U, 4U): gates i, f, c, o
+        np.dot(h, WhT, flat)  # (B, U) @ (U, 4U): gates i, f, c, o
         for b in range(B):
             kept = not has_mask or mask[i, b]
             if kept:
                 for j in range(U):  # the fused pass: four gates, the carry and the output
-                    ig = activate(ract, z[i, b, j] + g[b, j])
-                    fg = activate(ract, z[i, b, U + j] + g[b, U + j])
-                    cc = activate(act, z[i, b, 2 * U + j] + g[b, 2 * U + j])
-                    og = activate(ract, z[i, b, 3 * U + j] + g[b, 3 * U + j])
+                    ig = activate(ract, z[i, b, 0, j] + g[b, 0, j])
+                    fg = activate(ract, z[i, b, 1, j] + g[b, 1, j])
+                    cc = activate(act, z[i, b, 2, j] + g[b, 2, j])
+                    og = activate(ract, z[i, b, 3, j] + g[b, 3, j])
                     cn = fg * c[b, j] + ig * cc
                     c[b, j] = cn
                     h[b, j] = og * activate(act, cn)
@@ -217,36 +223,36 @@ def lstm_loop(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequence
 
 
 def gru_after_loop(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, G = z.shape
-    U = G // 3
+    n, B, _, U = z.shape
+    flat = g.reshape((B, 3 * U))
     for i in range(n):
-        np.dot(h, WhT, g)  # (B, U) @ (U, 3U): gates z, r, h
+        np.dot(h, WhT, flat)  # (B, U) @ (U, 3U): gates z, r, h
         for b in range(B):
             kept = not has_mask or mask[i, b]
             if kept:
                 for j in range(U):
-                    zg = activate(ract, z[i, b, j] + (g[b, j] + bh[j]))
-                    rg = activate(ract, z[i, b, U + j] + (g[b, U + j] + bh[U + j]))
-                    hh = activate(act, z[i, b, 2 * U + j] + rg * (g[b, 2 * U + j] + bh[2 * U + j]))  # reset after
+                    zg = activate(ract, z[i, b, 0, j] + (g[b, 0, j] + bh[0, j]))
+                    rg = activate(ract, z[i, b, 1, j] + (g[b, 1, j] + bh[1, j]))
+                    hh = activate(act, z[i, b, 2, j] + rg * (g[b, 2, j] + bh[2, j]))  # reset after
                     h[b, j] = zg * h[b, j] + (np.float32(1) - zg) * hh
             _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
 
 
 def gru_before_loop(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, G = z.shape
-    U = G // 3
+    n, B, _, U = z.shape
+    flat = g.reshape((B, 2 * U))
     for i in range(n):
-        np.dot(h, WzrT, g)  # (B, U) @ (U, 2U): gates z, r
+        np.dot(h, WzrT, flat)  # (B, U) @ (U, 2U): gates z, r
         for b in range(B):
             for j in range(U):
-                zg[b, j] = activate(ract, z[i, b, j] + g[b, j])
-                rh[b, j] = activate(ract, z[i, b, U + j] + g[b, U + j]) * h[b, j]  # reset before the product
+                zg[b, j] = activate(ract, z[i, b, 0, j] + g[b, 0, j])
+                rh[b, j] = activate(ract, z[i, b, 1, j] + g[b, 1, j]) * h[b, j]  # reset before the product
         np.dot(rh, WhhT, gh)  # (B, U) @ (U, U)
         for b in range(B):
             kept = not has_mask or mask[i, b]
             if kept:
                 for j in range(U):
-                    hh = activate(act, z[i, b, 2 * U + j] + gh[b, j])
+                    hh = activate(act, z[i, b, 2, j] + gh[b, j])
                     h[b, j] = zg[b, j] * h[b, j] + (np.float32(1) - zg[b, j]) * hh
             _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
 
@@ -313,7 +319,7 @@ def _set_up() -> dict:
         return numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")(fn)
 
     namespace = globals()
-    for fn in (_divide, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
+    for fn in (exp_parts, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
         namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
     for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
         _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
@@ -409,11 +415,12 @@ def supports(layer, kind: str) -> bool:
 
 
 #: ``auto`` runs the compiled loop only while ``batch * units`` is at most this (measured, docs/performance.md,
-#: "The compiled loop"): it saves the NumPy step's dozen dispatches, which dominate small steps, but its
-#: float32 activations (float64 polynomials, 4 lanes) cost 1.1-1.5 ns an element against NumPy's 0.4 ns
-#: float32 tanh, which dominates large ones (LSTM has five per element, the NumPy kernel two passes).
+#: "The compiled loop": CPU time, one thread, the four bench shapes): it saves the NumPy step's dozen
+#: dispatches, which dominate small steps (at 8x8 and 32x32 it measured 0.3-1.0x the NumPy kernels' time);
+#: from 64x128 on the two paths measured within a few percent of each other, LSTM's NumPy kernel ahead
+#: (it folds the input projection into the step's product and its gates into two tanh passes).
 #: ``SCRATCH_RNN_BACKEND=numba`` runs it at every size.
-AUTO_MAX_ELEMENTS = {"simple_rnn": 1024, "lstm": 256, "gru": 1024}
+AUTO_MAX_ELEMENTS = {"simple_rnn": 1024, "lstm": 1024, "gru": 1024}
 
 
 def loop_for(layer, kind: str, batch: int):
@@ -465,6 +472,8 @@ def run(
     c = np.array(states[1], dtype, order="C") if kind == "lstm" else None
     workspace = Workspace() if workspace is None else workspace
     g = workspace.empty("compiled g", (batch, 2 * u if kind == "gru" and not layer.reset_after else G), dtype)
+    if kind != "simple_rnn":
+        g = g.reshape(batch, -1, u)  # (B, gates, U): see the loops
     has_mask = mask is not None
     masks = mask[::-1] if has_mask and go_backwards else mask  # (T, B) in processing order
     last = np.zeros((batch, u), dtype)
@@ -482,7 +491,7 @@ def run(
     else:
         WhT = np.ascontiguousarray(Wh.T)  # (U, G)
     if kind == "gru" and layer.reset_after:
-        bh = bias[1] if bias is not None else np.zeros(G, dtype)
+        bh = np.ascontiguousarray(bias[1] if bias is not None else np.zeros(G, dtype)).reshape(3, u)
     chunk = max(1, min(T, CHUNK_STEPS, CHUNK_ELEMENTS // max(1, G * batch)))
     z = workspace.empty("compiled projection", (chunk, batch, G), dtype)
     for t0 in range(0, T, chunk):
@@ -491,6 +500,8 @@ def run(
         np.matmul(xs[:, t0 : t0 + n].transpose(1, 0, 2), Wx.T, out=zc)  # (n, B, F) @ (F, G): one product
         if bx is not None:
             zc += bx
+        if kind != "simple_rnn":
+            zc = zc.reshape(n, batch, G // u, u)  # views: the gate as an axis
         m = np.ascontiguousarray(masks[t0 : t0 + n]) if has_mask else dummy_mask
         common = (m, has_mask, bool(zero_output_for_mask), last, outputs, t0, sequences)
         if kind == "simple_rnn":
@@ -529,6 +540,9 @@ def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, 
 # --- the activations' accuracy ----------------------------------------------------------------------
 #: The float32 activations computed by a polynomial, and their float64 references.
 APPROXIMATED = ("tanh", "sigmoid")
+#: Their largest error in float32 ulps over all 2^32 float32 inputs, measured exhaustively by
+#: ``benchmarks/activation_ulps.py`` (docs/performance.md); the tests check samples against it.
+MAX_ULPS = {"tanh": 1.3320, "sigmoid": 1.0326}
 
 
 def reference(name: str, x: np.ndarray) -> np.ndarray:

@@ -336,7 +336,7 @@ def test_where_the_thread_count_comes_from(monkeypatch):
     assert scratch_rnn.get_num_threads() == 3
 
 
-@pytest.mark.parametrize("name, units, batch", [("SimpleRNN", 8, 256), ("LSTM", 4, 128), ("GRU", 8, 256)])
+@pytest.mark.parametrize("name, units, batch", [("SimpleRNN", 8, 256), ("LSTM", 8, 256), ("GRU", 8, 256)])
 def test_a_split_call_runs_the_loop_the_whole_batch_chose(name, units, batch, rng, split_anything):
     """The backend (compiled loop or NumPy kernels, scratch_rnn.compiled) is chosen from the batch size; a split
     call must run what the whole batch chose, not what each slice would (the whole batch chooses the NumPy
