@@ -473,7 +473,7 @@ def run(
     workspace = Workspace() if workspace is None else workspace
     g = workspace.empty("compiled g", (batch, 2 * u if kind == "gru" and not layer.reset_after else G), dtype)
     if kind != "simple_rnn":
-        g = g.reshape(batch, -1, u)  # (B, gates, U): see the loops
+        g = g.reshape(batch, g.shape[1] // u, u)  # (B, gates, U): see the loops (explicit: batch may be 0)
     has_mask = mask is not None
     masks = mask[::-1] if has_mask and go_backwards else mask  # (T, B) in processing order
     last = np.zeros((batch, u), dtype)
