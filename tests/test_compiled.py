@@ -314,6 +314,27 @@ def test_float32_activations_are_within_the_tolerance_models_ulps(name, rng):
     assert out.dtype == np.float32 and out.shape == extremes().shape
 
 
+#: Where the exhaustive scan (benchmarks/activation_ulps.py) found each activation's largest error.
+WORST_INPUT = {"tanh": 0x3F218C1D, "sigmoid": 0xC26FADE2}
+
+
+@pytest.mark.parametrize("name", compiled.APPROXIMATED)
+def test_the_recorded_bound_is_the_exhaustive_scans(name):
+    """compiled.MAX_ULPS is attained where the scan found it: a changed approximation fails here until the
+    exhaustive scan is rerun and its result recorded."""
+    x = np.array([WORST_INPUT[name]], np.uint32).view(np.float32)
+    worst = float(compiled.ulp_errors(name, x)[0])
+    assert compiled.MAX_ULPS[name] - 1e-4 <= worst <= compiled.MAX_ULPS[name], (name, worst)
+
+
+def test_the_recorded_bound_check_sees_a_changed_approximation():
+    """The same check on a value one ulp off at the worst input: it leaves the recorded bound's window."""
+    x = np.array([WORST_INPUT["tanh"]], np.uint32).view(np.float32)
+    off = np.nextafter(compiled.approximation("tanh", x), np.float32(np.inf))
+    worst = float(compiled.ulp_errors("tanh", x, off)[0])
+    assert not compiled.MAX_ULPS["tanh"] - 1e-4 <= worst <= compiled.MAX_ULPS["tanh"], worst
+
+
 @pytest.mark.parametrize("name", compiled.APPROXIMATED)
 def test_the_ulp_check_sees_a_planted_error(name, rng):
     x = random_inputs(rng, 1 << 12)
