@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import require
 
 import scratch_rnn
 from scratch_rnn.testing.compare import assert_close
@@ -155,22 +156,31 @@ def test_gru_update_stays_finite_where_keras_does(dtype, big, fast):
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX interval timers")
-def test_a_reentrant_call_does_not_corrupt_the_outer_one(rng):
+@pytest.mark.parametrize("backend, steps", [("numpy", 3000), ("numba", 100_000)])
+def test_a_reentrant_call_does_not_corrupt_the_outer_one(rng, backend, steps):
+    """A signal handler calls the layer while a call of it is under way. Python runs the handler between
+    bytecodes, so on the compiled loop (one compiled call per chunk of timesteps, ~1 us a step here) only between
+    chunks: its call is made long enough to span many."""
+    from scratch_rnn import compiled
+
+    if backend == "numba":
+        require("numba"), require("scipy")
     layer = scratch_rnn.GRU(16, return_sequences=True)
-    x = rng.uniform(-1, 1, (8, 3000, 8))
-    expected = layer(x)
+    x = rng.uniform(-1, 1, (8, steps, 8))
     inner = []
 
     def handler(signum, frame):
         inner.append(layer(x[:, :50]))
 
-    previous = signal.signal(signal.SIGALRM, handler)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # 1 ms: the compiled loop runs this call in ~4 ms
-        outer = layer(x)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with compiled.using(backend):
+        expected = layer(x)
+        previous = signal.signal(signal.SIGALRM, handler)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+            outer = layer(x)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            signal.signal(signal.SIGALRM, previous)
     assert inner, "the timer never fired during the call"
     assert_close(outer, expected, 0.0, "the interrupted call's output")
 
