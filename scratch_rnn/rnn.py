@@ -520,23 +520,7 @@ class BaseRNN(Layer):
         loop = self.compiled_loop(x.shape[0] if batch is None else batch) if self.fast else None
         try:
             with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
-                if loop is not None:  # the whole sequence in compiled code (scratch_rnn.compiled)
-                    return loop(
-                        x,
-                        states,
-                        mask,
-                        go_backwards=self.go_backwards,
-                        return_sequences=self.return_sequences,
-                        zero_output_for_mask=self.zero_output_for_mask,
-                        unroll=self.unroll,
-                        workspace=workspace,
-                        out=out,
-                    )
-                return recurrence(
-                    self.kernel(x.shape[0]) if self.fast else self.reference_kernel(),
-                    x,
-                    states,
-                    mask,
+                options = dict(
                     go_backwards=self.go_backwards,
                     return_sequences=self.return_sequences,
                     zero_output_for_mask=self.zero_output_for_mask,
@@ -544,6 +528,10 @@ class BaseRNN(Layer):
                     workspace=workspace,
                     out=out,
                 )
+                if loop is not None:  # the whole sequence in compiled code (scratch_rnn.compiled)
+                    return loop(x, states, mask, **options)
+                kernel = self.kernel(x.shape[0]) if self.fast else self.reference_kernel()
+                return recurrence(kernel, x, states, mask, **options)
         finally:
             workspace.in_use = False
 
