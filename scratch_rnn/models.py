@@ -762,12 +762,16 @@ class Model(LayerStack):
         outputs = [values[id(t)] for t in self.outputs]
         return outputs[0] if self._single_output else outputs
 
-    def _run_node(self, node, values, value_masks):
-        """One node, with Keras 3's mask rules (keras/src/layers/layer.py ``Layer.__call__``, steps 6-7)."""
+    def _run_node(self, node, values, value_masks, compute=None):
+        """One node, with Keras 3's mask rules (keras/src/layers/layer.py ``Layer.__call__``, steps 6-7).
+
+        ``compute`` computes in another framework on its own values (:func:`scratch_rnn.ports.to_torch`), the rules
+        of which layer gets which mask staying here: an object with ``operation(op, args, kwargs)``,
+        ``call(layer, args, kwargs)`` and ``compute_mask(layer, first_input, mask)``; None: the engine."""
         layer = node.layer
         args, kwargs = node.fill_in(values)
         if isinstance(layer, Operation):
-            outputs = layer.call(*args, **kwargs)
+            outputs = compute.operation(layer, args, kwargs) if compute else layer.call(*args, **kwargs)
             outputs = outputs if isinstance(outputs, list) else [outputs]
             for tensor, value in zip(node.outputs, outputs):
                 values[id(tensor)], value_masks[id(tensor)] = value, None
@@ -785,7 +789,7 @@ class Model(LayerStack):
         if len(tensor_args) == 1 and symbolic.takes_mask(layer) and kwargs.get("mask") is None and has_mask:
             kwargs["mask"] = first_mask
         previous_mask = kwargs["mask"] if kwargs.get("mask") is not None else first_mask
-        outputs = layer(*args, **kwargs)
+        outputs = compute.call(layer, args, kwargs) if compute else layer(*args, **kwargs)
         several = len(node.outputs) > 1
         outputs = outputs if several else [outputs]
         masks = [None] * len(outputs)
@@ -795,14 +799,16 @@ class Model(LayerStack):
             ):
                 computed = None
             else:
-                computed = layer.compute_mask(next(iter(_fill_first(args, kwargs, layer))), previous_mask)
+                first_input = next(iter(_fill_first(args, kwargs, layer)))
+                compute_mask = compute.compute_mask if compute else type(layer).compute_mask
+                computed = compute_mask(layer, first_input, previous_mask)
             if not several:
                 masks = [computed]
             elif isinstance(computed, (list, tuple)):
                 masks = list(computed) + [None] * (len(outputs) - len(computed))
             else:
                 masks[0] = computed
-        elif any(m is not None for m in _leaves(previous_mask)):
+        elif compute is None and any(m is not None for m in _leaves(previous_mask)):
             warnings.warn(
                 f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a mask attached to "
                 "it. However, this layer does not support masking and will therefore destroy the mask information. "

@@ -61,7 +61,6 @@ from scratch_rnn.models import (
     Model,
     NotEqual,
     OnesLike,
-    Operation,
     Sequential,
     ZerosLike,
 )
@@ -543,54 +542,17 @@ def _torch_classes():
             return outputs[0] if model._single_output else outputs
 
         def run_node(self, node, values, value_masks):
-            """``Model._run_node`` with torch values: the same mask rules, the layer's module computing."""
-            from scratch_rnn import symbolic
-            from scratch_rnn.models import _RECURRENT, _fill_first, _leaves
+            """``Model._run_node`` with torch values: the engine's mask rules, the layer's module computing."""
+            self.model._run_node(node, values, value_masks, compute=self)
 
-            layer = node.layer
-            args, kwargs = node.fill_in(values)
-            if isinstance(layer, Operation):
-                outputs = run_operation(layer, args, kwargs)
-                outputs = outputs if isinstance(outputs, list) else [outputs]
-                for tensor, value in zip(node.outputs, outputs):
-                    values[id(tensor)], value_masks[id(tensor)] = value, None
-                return
-            if node.auto_mask:
-                kwargs.pop("mask")
-            recorded = {key: value for key, value in node.kwargs.items() if not (node.auto_mask and key == "mask")}
-            bound = symbolic.inspect.signature(layer.call).bind(*node.args, **recorded).arguments
-            first = next(iter(bound.values()))
-            first_mask = symbolic.map_structure(
-                lambda t: value_masks.get(id(t)) if isinstance(t, symbolic.SymbolicTensor) else None, first
-            )
-            tensor_args = [name for name, value in bound.items() if symbolic._is_tensor_argument(value)]
-            has_mask = any(m is not None for m in _leaves(first_mask))
-            if len(tensor_args) == 1 and symbolic.takes_mask(layer) and kwargs.get("mask") is None and has_mask:
-                kwargs["mask"] = first_mask
-            previous_mask = kwargs["mask"] if kwargs.get("mask") is not None else first_mask
-            module = self.by_layer[self.names[id(layer)]]
-            outputs = module(*args, **kwargs)
-            several = len(node.outputs) > 1
-            outputs = outputs if several else [outputs]
-            masks = [None] * len(outputs)
-            if layer.supports_masking:
-                if not model_passes_masks(self.model) and isinstance(
-                    layer, (_RECURRENT, Bidirectional, TimeDistributed)
-                ):
-                    computed = None
-                else:
-                    computed = output_mask(layer, next(iter(_fill_first(args, kwargs, layer))), previous_mask)
-                if not several:
-                    masks = [computed]
-                elif isinstance(computed, (list, tuple)):
-                    masks = list(computed) + [None] * (len(outputs) - len(computed))
-                else:
-                    masks[0] = computed
-            for tensor, value, m in zip(node.outputs, outputs, masks):
-                values[id(tensor)], value_masks[id(tensor)] = value, m
+        def operation(self, op, args, kwargs):
+            return run_operation(op, args, kwargs)
 
-    def model_passes_masks(model) -> bool:
-        return model.semantics["sequence_layers_pass_mask"]
+        def call(self, layer, args, kwargs):
+            return self.by_layer[self.names[id(layer)]](*args, **kwargs)
+
+        def compute_mask(self, layer, first, previous_mask):
+            return output_mask(layer, first, previous_mask)
 
     return types.SimpleNamespace(
         Recurrent=Recurrent,
