@@ -800,8 +800,10 @@ class Model(LayerStack):
                 computed = None
             else:
                 first_input = next(iter(_fill_first(args, kwargs, layer)))
-                compute_mask = compute.compute_mask if compute else type(layer).compute_mask
-                computed = compute_mask(layer, first_input, previous_mask)
+                if compute:
+                    computed = compute.compute_mask(layer, first_input, previous_mask)
+                else:
+                    computed = layer.compute_mask(first_input, previous_mask)
             if not several:
                 masks = [computed]
             elif isinstance(computed, (list, tuple)):
