@@ -20,6 +20,21 @@ def _clone(layer: BaseRNN, name: str, **changes) -> BaseRNN:
     return type(layer)(**{**layer.get_config(), "name": name, **changes})
 
 
+def merge_directions(y, y_rev, merge_mode, concatenate) -> list:
+    """The two directions' outputs (``y_rev`` back in time order) merged as ``merge_mode`` says: one output,
+    or both for ``None``. ``concatenate(parts)`` joins along the last axis; the other modes are operators, so
+    this serves any array type (the engine's NumPy, :mod:`scratch_rnn.ports.to_torch`'s tensors)."""
+    if merge_mode == "concat":
+        return [concatenate([y, y_rev])]  # (..., 2U)
+    if merge_mode == "sum":
+        return [y + y_rev]
+    if merge_mode == "ave":
+        return [(y + y_rev) / 2]
+    if merge_mode == "mul":
+        return [y * y_rev]
+    return [y, y_rev]
+
+
 class Bidirectional(Layer):
     """Keras's ``Bidirectional`` wrapper: a forward and a backward copy of a recurrent layer.
 
@@ -205,16 +220,7 @@ class Bidirectional(Layer):
         y_rev = y_rev.astype(self.dtype, copy=False)
         if self.return_sequences:
             y_rev = np.flip(y_rev, axis=1).copy()  # (B, T, U): back to time order
-        if self.merge_mode == "concat":
-            outputs = [np.concatenate([y, y_rev], axis=-1)]  # (..., 2U)
-        elif self.merge_mode == "sum":
-            outputs = [y + y_rev]
-        elif self.merge_mode == "ave":
-            outputs = [(y + y_rev) / 2]
-        elif self.merge_mode == "mul":
-            outputs = [y * y_rev]
-        else:
-            outputs = [y, y_rev]
+        outputs = merge_directions(y, y_rev, self.merge_mode, lambda parts: np.concatenate(parts, axis=-1))
         outputs += states
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -68,7 +68,7 @@ from scratch_rnn.ports import torch_core
 from scratch_rnn.ports.torch_core import torch_dtype
 from scratch_rnn.rnn import BaseRNN
 from scratch_rnn.simple_rnn import SimpleRNN
-from scratch_rnn.wrappers import Bidirectional, TimeDistributed
+from scratch_rnn.wrappers import Bidirectional, TimeDistributed, merge_directions
 
 
 class UnsupportedLayerError(ValueError):
@@ -398,16 +398,7 @@ def _torch_classes():
                 y, y_rev = y[0], y_rev[0]
             if self.return_sequences:
                 y_rev = torch.flip(y_rev, dims=[1])  # (B, T, u): back to time order
-            if self.merge_mode == "concat":
-                outputs = [torch.cat([y, y_rev], dim=-1)]
-            elif self.merge_mode == "sum":
-                outputs = [y + y_rev]
-            elif self.merge_mode == "ave":
-                outputs = [(y + y_rev) / 2]
-            elif self.merge_mode == "mul":
-                outputs = [y * y_rev]
-            else:
-                outputs = [y, y_rev]
+            outputs = merge_directions(y, y_rev, self.merge_mode, lambda parts: torch.cat(parts, dim=-1))
             outputs += states
             return outputs[0] if len(outputs) == 1 else outputs
 
