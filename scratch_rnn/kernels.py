@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scratch_rnn import activations
+from scratch_rnn import activations, mkl
 from scratch_rnn.rnn import Kernel, ProjectedKernel
 
 
@@ -49,15 +49,19 @@ def simple_rnn_kernel(layer) -> ProjectedKernel:
     """
     WhT = np.ascontiguousarray(layer.Wh.T)  # (U, U)
     activation_ = activations.in_place(layer.activation)
+    product = [None]  # H @ Wh.T, made once the batch is known (mkl.recurrent_product)
+
+    def on_start(states):
+        product[0] = mkl.recurrent_product(WhT, states[0].shape[0], left=False)
 
     def step_into(z_t, states, new_states):
         h = new_states[0]  # (B, U)
-        np.dot(states[0], WhT, out=h)
+        product[0](states[0], h)
         np.add(h, z_t, out=h)
         activation_(h, h)
 
     projection = input_projection(layer.Wx, layer.b if layer.use_bias else None, columns=False)
-    return ProjectedKernel(layer.units, projection, step_into, columns=False)
+    return ProjectedKernel(layer.units, projection, step_into, columns=False, on_start=on_start)
 
 
 # --- LSTM ------------------------------------------------------------------------------
@@ -129,7 +133,8 @@ class LSTMKernel(Kernel):
         """``step(j)`` for this call's buffers, a closure: the loop's hottest code reads no attributes.
 
         Its views are made once here (slicing costs as much as a small operation), and the
-        product is ``np.dot`` (measured: 0.4 us a step less than ``np.matmul`` at 32 x 32).
+        product is :func:`~scratch_rnn.mkl.recurrent_product`'s: ``np.dot`` (measured: 0.4 us a step less than
+        ``np.matmul`` at 32 x 32), or MKL's packed ``W``, packed after :meth:`start` folded it.
         """
         u, W, h, c = self.units, self.W, self.h, self.c
         column = list(self.stacked)  # column[j]: step j's stacked input
@@ -147,12 +152,13 @@ class LSTMKernel(Kernel):
             for cells in self.cells
         ]
         tanh_gates, gate_, activation_ = self.tanh_gates, self.gate_, self.activation_
-        dot, tanh, add, multiply = np.dot, np.tanh, np.add, np.multiply
+        product = mkl.recurrent_product(W, column[0].shape[1])
+        tanh, add, multiply = np.tanh, np.add, np.multiply
 
         def step(j):
             z, ifo, i_f, i, f, o, g, g_c = views[j & 1]  # the carry c in rows 4U: is this step's input
             c_new = c[~j & 1]
-            dot(W, column[j], out=z)  # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
+            product(column[j], z)  # (4U, U+F+1) @ (U+F+1, B): all gates, inputs included
             if tanh_gates:
                 tanh(z, out=z)  # tanh(a / 2) for i, f, o; g = tanh(a)
                 add(ifo, 1, out=ifo)  # 2 i, 2 f, 2 o
@@ -207,12 +213,12 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
 
     if layer.reset_after:
         bias_x, bias_h = (layer.b[0], layer.b[1][:, None]) if layer.use_bias else (None, None)
-        Wh = layer.Wh  # (3U, U)
+        Wh = mkl.recurrent_product(layer.Wh, batch)  # (3U, U) @ (U, B)
         inner = np.empty((3 * u, batch), dtype)  # (3U, B): rows z | r | h
         zr, z, r, hh = inner[: 2 * u], inner[:u], inner[u : 2 * u], inner[2 * u :]
 
         def candidate(zT, h):
-            np.dot(Wh, h, out=inner)  # (3U, U) @ (U, B): every gate in one matmul
+            Wh(h, inner)  # (3U, U) @ (U, B): every gate in one matmul
             if bias_h is not None:
                 np.add(inner, bias_h, out=inner)  # recurrent bias bh
             np.add(zr, zT[: 2 * u], out=zr)
@@ -221,17 +227,17 @@ def gru_kernel(layer, batch: int) -> ProjectedKernel:
             np.add(hh, zT[2 * u :], out=hh)
     else:
         bias_x = layer.b if layer.use_bias else None
-        Wh_zr, Wh_h = layer.Wh[: 2 * u], layer.Wh[2 * u :]  # (2U, U), (U, U)
+        Wh_zr, Wh_h = (mkl.recurrent_product(w, batch) for w in (layer.Wh[: 2 * u], layer.Wh[2 * u :]))
         zr = np.empty((2 * u, batch), dtype)  # (2U, B): rows z | r
         z, r = zr[:u], zr[u:]
         rh, hh = np.empty((u, batch), dtype), np.empty((u, batch), dtype)
 
         def candidate(zT, h):
-            np.dot(Wh_zr, h, out=zr)  # gates z, r
+            Wh_zr(h, zr)  # (2U, U) @ (U, B): gates z, r
             np.add(zr, zT[: 2 * u], out=zr)
             gates_(zr, zr)
             apply(h, r, out=rh)  # reset before the matmul
-            np.dot(Wh_h, rh, out=hh)  # (U, U) @ (U, B)
+            Wh_h(rh, hh)  # (U, U) @ (U, B)
             np.add(hh, zT[2 * u :], out=hh)
 
     def step_into(zT, states, new_states):
