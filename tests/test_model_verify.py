@@ -162,3 +162,31 @@ def test_input_specs_of_a_keras2_model(tf_keras):
     model.build((None, 7))
     specs = input_specs(model)
     assert [(s.shape, s.dtype, s.vocabulary, s.mask_zero) for s in specs] == [((7,), "float32", 20, True)]
+
+
+def plant_in_the_fast_kernels(monkeypatch, error: float = 1e-3):
+    """Every per-step product of the engine's NumPy kernels (float32 and float64 alike) off by ``error`` in one
+    element; the readable project/step untouched."""
+    from scratch_rnn import kernels
+
+    monkeypatch.setenv("SCRATCH_RNN_BACKEND", "numpy")  # the NumPy kernels, not the compiled loop
+    original = kernels.mkl.recurrent_product
+
+    def planted(weights, n, left=True):
+        product = original(weights, n, left)
+
+        def wrong(x, out):
+            product(x, out)
+            out.flat[0] += error
+
+        return wrong
+
+    monkeypatch.setattr(kernels.mkl, "recurrent_product", planted)
+
+
+def test_a_bug_in_the_engines_fast_kernels_fails_the_model(saved, keras, monkeypatch):
+    """The float64 oracle runs the readable step: a bug in the fast kernels, which the engine runs in both
+    dtypes, is not folded into the tolerance (the unperturbed oracle on the kernels would have hidden it)."""
+    plant_in_the_fast_kernels(monkeypatch)
+    report = verify_model(saved["stacked"], max_examples=10, seed=3, shrink_seconds=0)
+    assert not report.ok and report.failures

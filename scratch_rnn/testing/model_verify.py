@@ -202,11 +202,13 @@ def derive_model(oracle_model, weights, case: ModelCase, dtype: str, seed: int =
     inputs = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in case.inputs]
 
     def run(p_weights, p_inputs, jitter=None):
-        model = oracle_model if jitter is None else copy.deepcopy(oracle_model)  # jitter patches its layers
+        model = copy.deepcopy(oracle_model)  # jitter and the readable path patch its layers
         model.set_weights(p_weights)
-        if jitter is not None:
-            for layer in model.layers:
-                if hasattr(layer, "forward_layer") or hasattr(layer, "step"):  # recurrent: its activations
+        for layer in model.layers:
+            if hasattr(layer, "forward_layer") or hasattr(layer, "step"):  # recurrent: its readable project/step
+                if jitter is None:  # (the fast kernels are the candidate's: see check.check_against)
+                    tolerance.readable_path(layer)
+                else:
                     tolerance.jitter_activations(layer, jitter)
         outputs = model(_feed(p_inputs))
         return [np.asarray(o, np.float64) for o in _as_list(outputs)]

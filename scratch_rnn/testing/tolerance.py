@@ -169,12 +169,22 @@ def jitter_activations(layer, jitter) -> None:
     ``self.activation`` and ``self.recurrent_activation``), not its fast kernel; this changes only
     this instance, which the harness built for this one oracle run.
     """
-    from scratch_rnn.rnn import BaseRNN
-
-    for rnn in (layer.forward_layer, layer.backward_layer) if hasattr(layer, "forward_layer") else (layer,):
-        assert isinstance(rnn, BaseRNN), f"expected a recurrent layer, got {rnn!r}"
+    for rnn in readable_path(layer):
         for name in ("activation", "recurrent_activation"):
             if hasattr(rnn, name):
                 fn = getattr(rnn, name)
                 setattr(rnn, name, lambda a, fn=fn: jitter(fn(a)))
+
+
+def readable_path(layer) -> list:
+    """Make ``layer`` (a scratch recurrent layer, or a Bidirectional's two) run its readable ``project``/``step``
+    instead of its fast kernels (this instance only); returns the recurrent layers it changed. Every oracle run
+    takes this path, perturbed or not: with the unperturbed run on the fast kernels, a kernel's own error would
+    be part of the perturbed runs' distance to it, and so of the tolerance that should catch it."""
+    from scratch_rnn.rnn import BaseRNN
+
+    rnns = [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
+    for rnn in rnns:
+        assert isinstance(rnn, BaseRNN), f"expected a recurrent layer, got {rnn!r}"
         rnn.fast = False
+    return rnns
