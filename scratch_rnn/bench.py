@@ -3,17 +3,20 @@
 For each layer (SimpleRNN, LSTM, GRU) and shape ``(batch, timesteps, features, units)``,
 with ``return_sequences=True``, in one process and one run:
 
-* ``scratch``: the scratch layer's call;
+* ``scratch``: the scratch layer's call, with the engine's threads at the run's thread count
+  (``scratch_rnn.threads``): it splits a large batch across them, BLAS's threads lowered while it runs when
+  threadpoolctl is installed (:mod:`scratch_rnn.parallel`), else it leaves BLAS as the run set it;
 * ``torch``: ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` on the CPU (``batch_first``, under
   ``torch.inference_mode()``), with the same thread count as NumPy's BLAS;
 * ``keras_eager``: the Keras layer called eagerly on a tensor;
 * ``keras_predict``: ``Sequential([Input, layer]).predict``;
-* ``scratch_split``: the scratch layer's call with the engine's threads set to the run's thread count
-  (``scratch_rnn.threads``: it splits a large batch across them, :mod:`scratch_rnn.parallel`) and NumPy's
-  BLAS limited to one thread while it runs (its own block of the run), as the engine's docs advise;
+* ``scratch_split``: the same call with NumPy's BLAS limited to one thread for a block of its own (how a split
+  was run before the engine lowered BLAS itself; it still does where a BLAS variable such as
+  ``OPENBLAS_NUM_THREADS`` is set, which keeps the engine's hands off BLAS);
 * ``scratch_numba`` and ``scratch_numpy``: the scratch layer's call on the compiled loop (:mod:`scratch_rnn.compiled`,
-  the ``fast`` extra) and on the NumPy kernels, each forced (``compiled.using``); ``scratch`` is what a call
-  picks by itself (``auto``: the compiled loop for small steps, where it measured faster);
+  the ``fast`` extra) and on the NumPy kernels with NumPy's BLAS (no extra: MKL's products off too, ``mkl.using``),
+  each forced (``compiled.using``); ``scratch`` is what a call picks by itself (``auto``: the compiled loop for small
+  steps, where it measured faster, and MKL's packed products for large ones when the ``mkl`` extra is installed);
 * the roof: float32 ``matmul`` throughput of NumPy's BLAS (square matrices).
 
 All candidates get the same weights (random, biases included) and their outputs are
@@ -49,7 +52,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from scratch_rnn import compiled, parallel
+from scratch_rnn import compiled, mkl, parallel
 from scratch_rnn.gru import GRU
 from scratch_rnn.lstm import LSTM
 from scratch_rnn.simple_rnn import SimpleRNN
@@ -182,8 +185,8 @@ def candidates(layer: str, shape: tuple, dtype: str, frameworks: dict, seed: int
     for backend in ("numba", "numpy"):
         if f"scratch_{backend}" in frameworks["against"] and (backend == "numpy" or compiled.available()):
 
-            def forced(backend=backend):
-                with compiled.using(backend):
+            def forced(backend=backend):  # scratch_numpy: no extra at all, MKL's products off too
+                with compiled.using(backend), mkl.using("numpy" if backend == "numpy" else "auto"):
                     return scratch(x)
 
             calls[f"scratch_{backend}"] = forced
@@ -296,7 +299,7 @@ def benchmark(
         threads = threads or blas_threads()
         frameworks = load_frameworks(against, threads)
         torch = frameworks.get("torch")
-        with torch.inference_mode() if torch is not None else nullcontext():
+        with torch.inference_mode() if torch is not None else nullcontext(), parallel.threads(threads):
             return _interleaved(
                 [(layer, tuple(shape)) for shape in shapes for layer in layers],
                 repeats,
@@ -316,6 +319,7 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         "machine": machine(),
         "threads": threads,
         "backend": compiled.backend() if compiled.enabled() else "numpy",  # what ``scratch`` ran
+        "products": mkl.choice() if mkl.choice() != "auto" or mkl.available() else "numpy",  # its per-step products
         "dtype": dtype,
         "repeats": repeats,
         "sample_seconds": sample_seconds,

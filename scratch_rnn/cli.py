@@ -1190,7 +1190,7 @@ def print_bench_table(console, result: dict) -> None:
     headings = {"torch": "torch", "keras_eager": "Keras eager", "keras_predict": "Keras predict"}
     headings["scratch_split"] = "split"  # scratch, its batch split across the threads
     headings["scratch_numba"] = "compiled"  # scratch on the compiled loop, forced
-    headings["scratch_numpy"] = "NumPy kernels"  # scratch without it
+    headings["scratch_numpy"] = "NumPy only"  # scratch without any extra: NumPy kernels, NumPy's BLAS
     for name in names:
         t.add_column(headings[name], justify="right")
     if "torch" in names:
@@ -1233,7 +1233,9 @@ def bench_summary(result: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores; BLAS: {blas}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
         f"scratch: SCRATCH_RNN_BACKEND={result.get('backend', 'auto')} (auto: the compiled loop where it measured"
-        " faster, when numba is installed; numpy: the NumPy kernels; numba: the compiled loop).",
+        " faster, when numba is installed; numpy: the NumPy kernels; numba: the compiled loop);"
+        f" SCRATCH_RNN_BLAS={result.get('products', 'numpy')} (auto: MKL's packed products from 2 Mflop a step,"
+        " when the mkl extra is installed; numpy: NumPy's BLAS).",
         f"Load average at start / end: {_load(result['load_average_start'])} / {_load(result['load_average_end'])}"
         " (a shared machine: high load inflates every column).",
     ]
