@@ -10,10 +10,11 @@ step. The thread count comes from, first to last:
   calls made inside it, in this thread (a ``contextvars`` setting, so other threads are unaffected);
 * :func:`set_num_threads` ``(n)``, for the process;
 * the environment variable ``SCRATCH_RNN_THREADS``;
-* the machine: the cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``) over the
-  threads BLAS was told to use by its environment variables (``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``,
-  ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), at least 1 (:func:`default_threads`). Without them BLAS takes
-  every core itself, so the default is 1: no split.
+* the machine (:func:`default_threads`): with threadpoolctl installed (the ``fast`` extra) and no BLAS thread
+  variable in the environment, the cores this process may run on (``os.sched_getaffinity``, else
+  ``os.cpu_count``); with one of ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS``,
+  ``MKL_NUM_THREADS`` set, the cores over that many BLAS threads, at least 1; else 1, no split (BLAS takes
+  every core itself and the engine cannot lower it).
 
 A call splits only when the batch is large enough to pay (:func:`split_count`, measured in
 ``docs/performance.md``, "Threads"). A split run computes the same bits as the unsplit one where BLAS
@@ -24,12 +25,15 @@ about 10^6 multiply-adds takes a small-matrix kernel, so a slice below that size
 differ (the policy can split such a call: GRU(64, reset_after=False) at batch 400, 1.2e-7 at most).
 ``tests/test_threads.py`` forces splits of small batches and checks the bits, and that case's tolerance.
 
-BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS
-threads`` threads, more than the cores, and took 1.06-1.5x the time of BLAS's threads alone here
-(docs/performance.md). The engine does not change BLAS's setting (it depends on NumPy only); with
-``threads > 1`` limit BLAS to one thread: ``OPENBLAS_NUM_THREADS=1`` before the process starts (then the
-default uses every core) or ``threadpoolctl.threadpool_limits(1, user_api="blas")``, as ``scratch-rnn bench``
-does.
+BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS threads``
+threads, more than the cores, and took 1.06-1.5x the time of BLAS's threads alone here (docs/performance.md),
+while a split with BLAS on one thread beat BLAS's threads alone at the large shapes. So with threadpoolctl
+installed and no BLAS thread variable set (:func:`limits_blas`), a split call lowers every BLAS pool to
+``max(1, cores // n)`` threads for an ``n``-way split while it runs (never raising one), and puts them back
+after: process-wide, counted, so that the last of several concurrent split calls restores them, not the first
+to finish (:func:`blas_limited`). A user who manages BLAS's threads sets one of its variables: the engine then
+leaves BLAS alone (and splits across the cores BLAS leaves, as above). threadpoolctl is imported at the first
+split, never by ``import scratch_rnn``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib.util
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -76,15 +82,28 @@ def machine_threads() -> int:
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def _blas_env() -> str | None:
+    """The first BLAS thread variable set in the environment (its name), else None."""
+    return next((name for name in BLAS_ENV if os.environ.get(name, "").strip()), None)
+
+
+@functools.cache
+def limits_blas() -> bool:
+    """Whether a split call lowers BLAS's threads while it runs (read once): threadpoolctl is installed (found,
+    not imported) and no BLAS thread variable is set (a user who sets one manages BLAS)."""
+    return _blas_env() is None and importlib.util.find_spec("threadpoolctl") is not None
+
+
 @functools.cache
 def default_threads() -> int:
-    """The machine's default: its cores over BLAS's threads as its environment sets them (read once);
-    1 when it does not set them (BLAS then uses every core) or sets them in a form other than one integer."""
-    for name in BLAS_ENV:
-        text = os.environ.get(name, "").strip()
-        if text:
-            return max(1, machine_threads() // int(text)) if text.isdigit() and int(text) > 0 else 1
-    return 1
+    """The machine's default (read once): its cores when a split call can lower BLAS's threads
+    (:func:`limits_blas`); else its cores over BLAS's threads as its environment sets them, and 1 when it does
+    not set them (BLAS then uses every core) or sets them in a form other than one integer."""
+    name = _blas_env()
+    if name is not None:
+        text = os.environ[name].strip()
+        return max(1, machine_threads() // int(text)) if text.isdigit() and int(text) > 0 else 1
+    return machine_threads() if limits_blas() else 1
 
 
 def check_threads(value, argument: str = "threads") -> int:
@@ -158,11 +177,117 @@ def row_slices(batch: int, n: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+# --- BLAS's threads while a split call runs ------------------------------------------------------
+#: SciPy's BLAS, which the compiled loop's ``np.dot`` calls (scratch_rnn.compiled): loaded after the scan of the
+#: libraries, it would be missed, and a split of the compiled loop with it on 2 threads took 20-40x the time.
+SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+class _BlasState:
+    """The process's BLAS limit (under ``_blas_lock``): how many split calls run (``users``), the process-wide
+    BLAS libraries (``pools``, threadpoolctl's controllers; its scan takes about 2 ms, so it is kept, and made
+    again once when SciPy's BLAS appears), and ``lowered``: ``{filepath: [pool, count before, count set]}``."""
+
+    users = 0
+    pools: list | None = None
+    scipy_seen = False
+    lowered: dict = {}
+
+
+_blas = _BlasState()
+_blas_lock = threading.Lock()
+
+
+def _set_blas_threads(pool, count: int) -> None:
+    """``pool.set_num_threads(count)``. threadpoolctl (3.6 on) lets one Python thread at a time set OpenBLAS's
+    pthreads count, the first to set it, until that thread clears it; a split's first and last calls may be
+    different threads, so a call that took that role gives it back at once."""
+    shared = getattr(type(pool), "_SHARED_STATE", None)
+    owner = getattr(shared, "controlling_thread", False)
+    pool.set_num_threads(count)
+    if owner is None or (owner is not False and not owner.is_alive()):
+        type(pool).clear_controlling_thread()
+
+
+def _blas_pools() -> list:
+    """threadpoolctl's controllers of the process-wide BLAS libraries loaded (the cached scan, or a new one
+    when SciPy's BLAS was loaded since)."""
+    scipy_loaded = SCIPY_BLAS in sys.modules
+    if _blas.pools is None or (scipy_loaded and not _blas.scipy_seen):
+        import threadpoolctl
+
+        pools = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas.pools = [pool for pool in pools if _process_wide(pool)]
+        _blas.scipy_seen = scipy_loaded
+    return _blas.pools
+
+
+def _process_wide(pool) -> bool:
+    """Whether ``pool``'s thread count is the process's (OpenBLAS on its own threads, BLIS, FlexiBLAS), which the
+    limiter lowers and restores. Not MKL's nor OpenBLAS-on-OpenMP's: threadpoolctl sets those for the calling
+    thread only (the engine's MKL products already run on one thread per calling thread, scratch_rnn.mkl)."""
+    return not (pool.internal_api == "mkl" or getattr(pool, "threading_layer", None) == "openmp")
+
+
+def _lower_blas(n: int) -> None:
+    """One more split call, ``n`` threads: every BLAS pool down to ``max(1, cores // n)`` threads if it has
+    more (the first call saves each pool's count; a later one may lower it further, never raise it)."""
+    with _blas_lock:
+        if _blas.users == 0:
+            _blas.lowered = {}
+            pools = _blas_pools()
+        else:
+            pools = _blas.pools
+        _blas.users += 1
+        target = max(1, machine_threads() // n)
+        for pool in pools:
+            count = pool.num_threads
+            if count is None or count <= target:
+                continue
+            _set_blas_threads(pool, target)
+            now = pool.num_threads
+            if now != count:  # not when threadpoolctl ignored the call (another thread holds OpenBLAS)
+                _blas.lowered.setdefault(pool.filepath, [pool, count, now])[2] = now
+
+
+def _restore_blas() -> None:
+    """Every pool a split lowered back to its count before, unless something else changed it meanwhile."""
+    for pool, count, lowered in _blas.lowered.values():
+        if pool.num_threads == lowered:
+            _set_blas_threads(pool, count)
+    _blas.lowered = {}
+
+
+def _release_blas() -> None:
+    """One split call fewer; the last restores BLAS's threads."""
+    with _blas_lock:
+        _blas.users -= 1
+        if _blas.users == 0:
+            _restore_blas()
+
+
+@contextlib.contextmanager
+def blas_limited(n: int):
+    """BLAS's threads lowered for an ``n``-way split while the block runs (see the module docstring; every
+    split call, :func:`map_slices`, runs in one when :func:`limits_blas`). Usable from several threads at once:
+    BLAS's counts come back when the last block ends."""
+    _lower_blas(n)
+    try:
+        yield
+    finally:
+        _release_blas()
+
+
 def _forget_pool() -> None:
     """In a forked child: the parent's pool threads do not exist there, but its executor would believe them
-    idle and queue slices that never run. The child starts a pool of its own on its first split."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    idle and queue slices that never run. The child starts a pool of its own on its first split. BLAS's
+    threads, if a split was running in the parent when it forked, go back to what they were: the calls that
+    lowered them do not exist in the child, so none of them would restore them."""
+    global _pool, _pool_lock, _blas_lock
+    _pool, _pool_lock, _blas_lock = None, threading.Lock(), threading.Lock()
+    if _blas.users:
+        _blas.users = 0
+        _restore_blas()
 
 
 if hasattr(os, "register_at_fork"):
@@ -185,8 +310,13 @@ def map_slices(fn, batch: int, n: int) -> list:
     shared pool at the same time, each in a copy of this thread's context (``contextvars`` settings such as
     :func:`threads` and ``scratch_rnn.compiled.using`` apply to every slice). Waits for every slice before
     returning or raising (the first error)."""
-    slices = row_slices(batch, n)
-    pool = _executor(n - 1)
+    with blas_limited(n) if limits_blas() else contextlib.nullcontext():
+        return _map(fn, row_slices(batch, n))
+
+
+def _map(fn, slices: list) -> list:
+    """:func:`map_slices`'s work, with BLAS as it is."""
+    pool = _executor(len(slices) - 1)
     futures = [pool.submit(contextvars.copy_context().run, fn, rows) for rows in slices[1:]]
     results, error = [], None
     try:

@@ -8,6 +8,8 @@ the unsplit one exactly (tolerance 0, NaN equal to NaN only where both are NaN i
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -271,11 +273,19 @@ def test_split_count_policy(monkeypatch):
         assert parallel.split_count(10**6, lambda: pytest.fail("not asked with one thread")) == 1
 
 
-def test_the_default_leaves_the_cores_blas_does_not_use(monkeypatch):
-    """Cores over BLAS's threads from its environment; 1 when BLAS is not told (it takes every core)."""
+@pytest.mark.parametrize("threadpoolctl_found", [True, False])
+def test_the_default_leaves_the_cores_blas_does_not_use(monkeypatch, threadpoolctl_found):
+    """Every core when a split can lower BLAS's threads (threadpoolctl found, no BLAS variable); else cores over
+    BLAS's threads from its environment, 1 when BLAS is not told (it takes every core)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: (real if threadpoolctl_found else lambda *_: None)(name, *a)
+    )
     monkeypatch.setattr(parallel, "machine_threads", lambda: 8)
     cases = [
-        ({}, 1),
+        ({}, 8 if threadpoolctl_found else 1),
         ({"OPENBLAS_NUM_THREADS": "1"}, 8),
         ({"OMP_NUM_THREADS": "2"}, 4),
         ({"OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "1"}, 2),  # OpenBLAS's own variable first
@@ -283,17 +293,23 @@ def test_the_default_leaves_the_cores_blas_does_not_use(monkeypatch):
         ({"OMP_NUM_THREADS": "16"}, 1),
         ({"OMP_NUM_THREADS": "4,2"}, 1),  # nested OpenMP levels: not one integer
         ({"OMP_NUM_THREADS": "0"}, 1),
+        ({"GOTO_NUM_THREADS": " "}, 8 if threadpoolctl_found else 1),  # blank: not set
     ]
+    if threadpoolctl_found:
+        require("threadpoolctl")
     for env, expected in cases:
         for name in parallel.BLAS_ENV:
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         parallel.default_threads.cache_clear()
+        parallel.limits_blas.cache_clear()
         assert parallel.default_threads() == expected, env
-    parallel.default_threads.cache_clear()
+        unset = all(not value.strip() for value in env.values())
+        assert parallel.limits_blas() == (threadpoolctl_found and unset), env
     monkeypatch.undo()
     parallel.default_threads.cache_clear()
+    parallel.limits_blas.cache_clear()
 
 
 def test_thread_counts_are_checked_by_name(monkeypatch):
@@ -443,3 +459,283 @@ def test_a_forked_child_splits_with_a_pool_of_its_own(rng, split_anything):
             child.kill()
         _forked_case = None
     assert_same_bits(result, expected)
+
+
+# --- BLAS's threads while a split call runs (parallel.blas_limited) ---------------------------------------------
+def blas_counts() -> dict:
+    """``{library path: threads}`` of every process-wide BLAS library loaded, read back with threadpoolctl (a fresh
+    scan). Not MKL (scratch_rnn.mkl may load it) nor OpenBLAS on OpenMP: threadpoolctl sets their threads per calling
+    thread, and the limiter leaves them alone (parallel._process_wide)."""
+    import threadpoolctl
+
+    return {
+        p["filepath"]: p["num_threads"]
+        for p in threadpoolctl.threadpool_info()
+        if p["user_api"] == "blas" and p["internal_api"] != "mkl" and p.get("threading_layer") != "openmp"
+    }
+
+
+@pytest.fixture
+def blas(monkeypatch):
+    """The limiter on (threadpoolctl found, no BLAS variable in the environment) and 2 cores as far as it knows,
+    so an n-way split lowers each BLAS library to max(1, 2 // n) threads. Yields BLAS's counts before the test;
+    after it, they must be back."""
+    require("threadpoolctl")
+    for name in parallel.BLAS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(parallel, "machine_threads", lambda: 2)
+    parallel.limits_blas.cache_clear()
+    parallel.default_threads.cache_clear()
+    before = blas_counts()
+    if max(before.values(), default=1) < 2:  # pragma: no cover - a one-core machine's BLAS
+        pytest.skip("BLAS runs on one thread here: nothing to lower")
+    yield before
+    monkeypatch.undo()
+    parallel.limits_blas.cache_clear()
+    parallel.default_threads.cache_clear()
+    assert blas_counts() == before, "BLAS's threads not restored"
+
+
+def counts_inside_a_split(batch: int, n: int) -> list:
+    """BLAS's counts as each slice of an ``n``-way split of ``batch`` rows saw them."""
+    return parallel.map_slices(lambda rows: blas_counts(), batch, n)
+
+
+@pytest.mark.parametrize("cores, n", [(2, 2), (2, 3), (8, 2), (8, 4), (8, 8)])
+def test_a_split_lowers_blas_to_its_share_of_the_cores_never_raising_it(blas, monkeypatch, cores, n):
+    monkeypatch.setattr(parallel, "machine_threads", lambda: cores)
+    share = max(1, cores // n)  # 2 cores: 1 thread; 8 cores: 4, 2 or 1 (4 and 2 above BLAS's 2: unchanged)
+    assert counts_inside_a_split(4 * n, n) == [{path: min(count, share) for path, count in blas.items()}] * n
+    assert blas_counts() == blas
+
+
+def test_the_default_splits_a_call_across_the_cores_with_blas_lowered(blas, split_anything, monkeypatch, rng):
+    monkeypatch.delenv(parallel.ENV, raising=False)
+    monkeypatch.setattr(parallel, "_global", None)
+    assert scratch_rnn.get_num_threads() == 2
+    layer = built("GRU", rng, return_sequences=True)
+    x = rng.standard_normal((8, 4, 3)).astype("float32")
+    seen, original = [], parallel._map
+    monkeypatch.setattr(parallel, "_map", lambda fn, slices: seen.append(blas_counts()) or original(fn, slices))
+    result = layer(x)
+    assert split_anything.pop() == parallel.row_slices(8, 2)
+    assert seen == [dict.fromkeys(blas, 1)]
+    assert blas_counts() == blas
+    assert_same_bits(result, call(layer, 1, x))
+
+
+@pytest.mark.parametrize("why", ["no threadpoolctl", "OPENBLAS_NUM_THREADS set", "limiter planted off"])
+def test_blas_is_left_alone_without_threadpoolctl_or_with_its_variable_set(blas, monkeypatch, why):
+    """Without threadpoolctl, today's behaviour: the default is 1 and an explicit split leaves BLAS as it is;
+    a user who sets a BLAS variable manages BLAS (the default is cores over its threads). Planted: the check
+    of the lowered counts above fails when the limiter is off."""
+    import importlib.util
+
+    if why == "no threadpoolctl":
+        real = importlib.util.find_spec
+        hidden = lambda name, *a: None if name == "threadpoolctl" else real(name)  # noqa: E731
+        monkeypatch.setattr(importlib.util, "find_spec", hidden)
+        expected_default = 1
+    elif why == "OPENBLAS_NUM_THREADS set":
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+        expected_default = 1
+    parallel.limits_blas.cache_clear()
+    parallel.default_threads.cache_clear()
+    if why == "limiter planted off":
+        monkeypatch.setattr(parallel, "limits_blas", lambda: False)
+        with pytest.raises(AssertionError):
+            assert counts_inside_a_split(8, 2) == [dict.fromkeys(blas, 1)] * 2
+        return
+    assert not parallel.limits_blas() and parallel.default_threads() == expected_default
+    assert counts_inside_a_split(8, 2) == [blas, blas]
+
+
+def splits_leaving_one_by_one(count: int) -> tuple[list, dict]:
+    """``count`` user threads each split a call (2, 3, 4 ways) at once, and leave one after another while the
+    others still run: BLAS's counts that each saw once every earlier one had left, and BLAS's counts after."""
+    entered = threading.Barrier(count + 1, timeout=30)
+    turns = [threading.Event() for _ in range(count)]
+    seen, errors = [None] * count, []
+
+    def fn(i, rows):
+        if rows.start == 0:  # the slice in the calling user thread
+            entered.wait()
+            assert turns[i].wait(timeout=30)
+            seen[i] = blas_counts()
+
+    def work(i):
+        try:
+            parallel.map_slices(lambda rows: fn(i, rows), 16, 2 + i % 3)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    entered.wait()
+    for turn, worker in zip(turns, workers):
+        turn.set()
+        worker.join(timeout=30)
+    assert not errors
+    return seen, blas_counts()
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_concurrent_splits_restore_blas_when_the_last_one_leaves(blas, monkeypatch, count):
+    """The first to leave must not restore BLAS's threads under the others; the last one does. Planted: a
+    limiter that restores whenever a call leaves fails this check."""
+    seen, after = splits_leaving_one_by_one(count)
+    assert seen == [dict.fromkeys(blas, 1)] * count and after == blas
+
+    def eager_release():
+        with parallel._blas_lock:
+            parallel._blas.users -= 1
+            parallel._restore_blas()
+
+    monkeypatch.setattr(parallel, "_release_blas", eager_release)
+    seen, after = splits_leaving_one_by_one(count)
+    with pytest.raises(AssertionError):
+        assert seen == [dict.fromkeys(blas, 1)] * count
+    assert seen[0] == dict.fromkeys(blas, 1) and seen[1] == blas and after == blas
+
+
+def test_a_split_in_a_user_thread_leaves_blas_to_other_threads_limits(blas, monkeypatch):
+    """threadpoolctl (3.6 on) lets one Python thread at a time set OpenBLAS's threads (pthreads builds), the
+    first that sets them, while it lives; a split call gives that role back, so this thread's own
+    ``threadpool_limits`` still applies after another thread split a call. Planted: keeping the role fails."""
+    import threadpoolctl
+
+    def limit_applies() -> bool:
+        split, done = threading.Event(), threading.Event()
+        worker = threading.Thread(target=lambda: (counts_inside_a_split(8, 2), split.set(), done.wait(timeout=30)))
+        worker.start()  # the worker splits a call, then stays alive
+        try:
+            assert split.wait(timeout=30)
+            with threadpoolctl.threadpool_limits(1, user_api="blas"):
+                return blas_counts() == dict.fromkeys(blas, 1)
+        finally:
+            done.set()
+            worker.join()
+
+    assert limit_applies()
+    controllers = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    if any(hasattr(type(c), "_SHARED_STATE") and getattr(c, "threading_layer", "") != "openmp" for c in controllers):
+        monkeypatch.setattr(parallel, "_set_blas_threads", lambda pool, count: pool.set_num_threads(count))
+        assert not limit_applies()
+        monkeypatch.undo()
+        type(controllers[0]).clear_controlling_thread(force=True)  # the role the planted version kept
+
+
+def _blas_in_child(queue):
+    counts = [parallel._blas.users, blas_counts()]
+    counts.append(counts_inside_a_split(8, 2)[0])
+    queue.put([*counts, blas_counts()])
+
+
+def forked_during_a_split(monkeypatch, planted: bool) -> list:
+    """A child forked (multiprocessing's default on Linux) while this process runs a split with BLAS lowered:
+    ``[split calls running, BLAS's counts, counts inside a split of its own, counts after it]`` in the child.
+    ``planted``: the child's reset does not restore BLAS."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def fn(rows):
+        if rows.start:
+            return None
+        with monkeypatch.context() as patch:
+            if planted:
+                patch.setattr(parallel, "_restore_blas", lambda: None)
+            child = context.Process(target=_blas_in_child, args=(queue,))
+            child.start()
+        try:
+            return queue.get(timeout=60)
+        finally:
+            child.join(timeout=10)
+
+    return parallel.map_slices(fn, 8, 2)[0]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_child_forked_during_a_split_gets_blas_back(blas, monkeypatch):
+    """The split calls that lowered BLAS do not exist in the child: it starts with none running and BLAS's
+    counts back, and splits of its own lower and restore them. Planted: a reset that does not restore fails."""
+    lowered = dict.fromkeys(blas, 1)
+    assert forked_during_a_split(monkeypatch, planted=False) == [0, blas, lowered, blas]
+    with pytest.raises(AssertionError):
+        assert forked_during_a_split(monkeypatch, planted=True) == [0, blas, lowered, blas]
+
+
+RESCAN = """
+import json, sys
+import threadpoolctl
+from scratch_rnn import parallel
+
+if sys.argv[1] == "planted":
+    parallel.SCIPY_BLAS = "no.such.module"
+def counts():
+    return {p["filepath"]: p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"}
+seen = {"without": counts()}
+seen["inside without"] = parallel.map_slices(lambda rows: counts(), 8, 2)[0]
+import scipy.linalg.cython_blas
+seen["with"] = counts()
+seen["inside with"] = parallel.map_slices(lambda rows: counts(), 8, 2)[0]
+seen["after"] = counts()
+print(json.dumps(seen))
+"""
+
+
+def rescan_in_a_fresh_process(planted: bool) -> dict:
+    """BLAS's counts in a new process (2 cores or more), before and inside split calls, without SciPy's BLAS
+    and after it was loaded; the SciPy BLAS's path under ``"scipy"``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in (*parallel.BLAS_ENV, parallel.ENV)}
+    run = subprocess.run(
+        [sys.executable, "-c", RESCAN, "planted" if planted else "real"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout)
+    (seen["scipy"],) = set(seen["with"]) - set(seen["without"])
+    return seen
+
+
+def test_the_limiter_finds_scipys_blas_loaded_after_its_first_split():
+    """The compiled loop's np.dot runs on SciPy's BLAS, a library of its own, loaded at the loop's first call;
+    the limiter scans the libraries once, and again when SciPy's BLAS appears. Planted: no second scan."""
+    require("threadpoolctl")
+    require("scipy")
+    if parallel.machine_threads() < 2:  # pragma: no cover
+        pytest.skip("one core: BLAS already runs on one thread")
+    seen = rescan_in_a_fresh_process(planted=False)
+    assert seen["inside without"] == dict.fromkeys(seen["without"], 1)
+    assert seen["with"][seen["scipy"]] > 1 and seen["after"] == seen["with"]
+    assert seen["inside with"] == dict.fromkeys(seen["with"], 1)
+    seen = rescan_in_a_fresh_process(planted=True)
+    assert seen["inside with"][seen["scipy"]] == seen["with"][seen["scipy"]] > 1
+
+
+def test_threadpoolctl_is_imported_at_the_first_split_not_with_the_package():
+    require("threadpoolctl")
+    code = """
+import sys
+import scratch_rnn
+from scratch_rnn import parallel
+{plant}
+before = "threadpoolctl" in sys.modules
+parallel.map_slices(lambda rows: rows, 8, 2)
+print(before, "threadpoolctl" in sys.modules)
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in parallel.BLAS_ENV}
+
+    def imported(plant: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code.format(plant=plant)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert imported("") == ["False", "True"]
+    assert imported("import threadpoolctl") != ["False", "True"]  # planted: the check sees an early import
