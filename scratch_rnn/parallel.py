@@ -22,7 +22,7 @@ computes each row of a product independently of the others and takes the same pa
 whole batch. OpenBLAS does, with two exceptions, both summing in another order (an ulp or so): a one-row
 product is a matrix-vector product (the policy keeps 8 rows a thread), and on SkylakeX a product of up to
 about 10^6 multiply-adds takes a small-matrix kernel, so a slice below that size and a batch above it
-differ (the policy can split such a call: GRU(64, reset_after=False) at batch 400, 1.2e-7 at most).
+differ (the policy can split such a call: GRU(64, reset_after=False) on 384 features at batch 400, an ulp).
 ``tests/test_threads.py`` forces splits of small batches and checks the bits, and that case's tolerance.
 
 BLAS has threads of its own: a split run with a multi-threaded BLAS asks for ``threads x BLAS threads``
@@ -32,8 +32,10 @@ installed and no BLAS thread variable set (:func:`limits_blas`), a split call lo
 ``max(1, cores // n)`` threads for an ``n``-way split while it runs (never raising one), and puts them back
 after: process-wide, counted, so that the last of several concurrent split calls restores them, not the first
 to finish (:func:`blas_limited`). A user who manages BLAS's threads sets one of its variables: the engine then
-leaves BLAS alone (and splits across the cores BLAS leaves, as above). threadpoolctl is imported at the first
-split, never by ``import scratch_rnn``.
+leaves BLAS alone (and splits across the cores BLAS leaves, as above); ``SCRATCH_RNN_THREADS=1`` turns the
+split off. Libraries whose threads threadpoolctl sets per calling thread (MKL, OpenBLAS built on OpenMP) are
+left alone, as is OpenBLAS while another Python thread holds it in a ``threadpool_limits`` block (threadpoolctl
+ignores the others' settings then). threadpoolctl is imported at the first split, never by ``import scratch_rnn``.
 """
 
 from __future__ import annotations
@@ -57,11 +59,16 @@ MIN_ROWS = 8
 #: ... and, with ``n`` threads, at least ``(n - 1) * MIN_STEP_FLOPS`` flops of matrix products per timestep.
 #: Why per timestep: the GIL. Each step is a dozen NumPy calls whose Python side (a few microseconds each) holds
 #: the GIL, and only the computing inside them runs in parallel; so a thread's step must compute for longer than
-#: the other threads' Python sides take. Measured on 2 cores (docs/performance.md, "Threads"), split in two with
-#: BLAS on one thread, idle machine: from about 4 Mflop per thread and step a call took 0.5-0.95x the time of one
-#: thread, but GRU up to 1.08x at middle shapes (1.2x with another process busy); below 2 Mflop up to 5x longer.
+#: the other threads' Python sides take. Measured on 2 cores (docs/performance.md, "Threads", "The default"), idle
+#: machine, medians, the NumPy kernels split in two with BLAS on one thread against the call unsplit with BLAS on
+#: both cores (the other default): at 5-25 Mflop per thread and step LSTM and GRU took 0.69-1.47x the time (15
+#: of 19 above 1x; 64x200x64x128, 128x50x64x128, 256x50x64x128), from 38 Mflop 0.64-0.93x (14 of 14). SimpleRNN
+#: lost at most shapes (1.41x at 512x20x128x256, 50 Mflop): OpenBLAS's threads parallelise its one product well.
+#: The split's time is bimodal: some calls run both threads on one core and take one thread's time or more
+#: (pinning the two threads to two cores removed that mode: LSTM 128x50x64x128 6.9 ms against 12.8 median).
+#: It was 4 Mflop when the comparison was against one thread (the default did not split).
 #: The ``n - 1`` is the model's extrapolation beyond two threads (not measured: this machine has 2 cores).
-MIN_STEP_FLOPS = 1 << 22
+MIN_STEP_FLOPS = 1 << 25
 
 _global: int | None = None  # set_num_threads
 _local: contextvars.ContextVar[int | None] = contextvars.ContextVar("scratch_rnn_threads", default=None)
