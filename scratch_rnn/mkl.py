@@ -10,12 +10,14 @@ split LSTM call at 256x50x128x256 went from 1.19x to 1.02x PyTorch's time.
 What it is: :func:`recurrent_product` returns ``product(x, out)`` for a constant ``weights`` matrix, either
 ``out = weights @ x`` (``left``: the LSTM and GRU kernels' columns) or ``out = x @ weights`` (rows: SimpleRNN).
 It is MKL's packed product when :func:`chosen` says so, else ``np.dot``, so a kernel calls it the same way
-either way. MKL runs on one thread per calling thread (``MKL_Set_Num_Threads_Local(1)`` around each product,
-the caller's setting restored): a call's parallelism is the engine's batch split (:mod:`scratch_rnn.parallel`),
-which measured faster than MKL's own threads (45 against 36 ms for that LSTM), and no OpenMP team is ever
-started (so a forked child cannot inherit a dead one). A split call computes the same bits as the unsplit one
-(MKL's single-threaded product computes each column of the batch in the same order whatever the batch size;
-``tests/test_mkl.py`` checks it).
+either way. MKL runs on one thread per calling thread: a call's parallelism is the engine's batch split
+(:mod:`scratch_rnn.parallel`), which measured faster than MKL's own threads (45 against 36 ms for that LSTM).
+When the engine is the first in the process to load MKL it selects MKL's sequential threading layer
+(``MKL_Set_Threading_Layer``): no OpenMP runtime, nothing for a forked child to inherit; when something else
+initialised MKL first (a NumPy built on MKL), its layer stays and each product sets one thread for itself
+(``MKL_Set_Num_Threads_Local(1)``, the caller's setting restored after). A split call computes the same bits
+as the unsplit one (MKL's single-threaded product computes each column of the batch in the same order whatever
+the batch size; ``tests/test_mkl.py`` checks it).
 
 Selection: ``SCRATCH_RNN_BLAS`` unset or ``auto`` takes MKL when the ``mkl`` package is installed and the
 product has at least :data:`AUTO_MIN_FLOPS` flops (below, the ctypes call and packing cost more than they
@@ -47,6 +49,7 @@ AUTO_MIN_FLOPS = 1 << 21
 
 # CBLAS enumerations (mkl_cblas.h)
 _ROW_MAJOR, _NO_TRANS, _PACKED, _A_MATRIX, _B_MATRIX = 101, 111, 151, 161, 162
+_SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL (mkl_service.h)
 
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar("scratch_rnn_blas", default=None)
 _LOCK = threading.Lock()
@@ -126,6 +129,10 @@ def library():
                 compute = getattr(lib, f"cblas_{prefix}gemm_compute")
                 compute.argtypes, compute.restype = [i, i, i, i, i, i, p, i, p, i, scalar, p, i], None
             lib.MKL_Set_Num_Threads_Local.argtypes, lib.MKL_Set_Num_Threads_Local.restype = [i], i
+            lib.MKL_Set_Threading_Layer.argtypes, lib.MKL_Set_Threading_Layer.restype = [i], i
+            # Sequential MKL (no OpenMP runtime at all), unless something in the process initialised MKL first:
+            # then its threading layer stays, and each product runs on one thread of it (PackedProduct.bind).
+            lib.sequential = lib.MKL_Set_Threading_Layer(_SEQUENTIAL) == _SEQUENTIAL
             _LIB = lib
         return _LIB
 
@@ -168,6 +175,7 @@ class PackedProduct:
         self.out_shape = (self.m, self.N)
         self._compute = getattr(lib, f"cblas_{prefix}gemm_compute")
         self._threads = lib.MKL_Set_Num_Threads_Local
+        self._sequential = lib.sequential
 
     def bind(self, x: np.ndarray, out: np.ndarray):
         """The product of ``x`` into ``out`` as a call with no arguments (both buffers kept alive by it)."""
@@ -184,6 +192,13 @@ class PackedProduct:
         args += (a.ctypes.data, self.k, b.ctypes.data, self.N, 0.0, out.ctypes.data, self.N)
         compute, threads = self._compute, self._threads
         keep = (x, out, self.packed)
+        if self._sequential:  # MKL's sequential layer: one thread already
+
+            def product():
+                keep  # noqa: B018 - the buffers must outlive the call
+                compute(*args)
+
+            return product
 
         def product():
             keep  # noqa: B018 - the buffers must outlive the call

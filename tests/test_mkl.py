@@ -102,17 +102,42 @@ def test_a_bad_buffer_is_refused_by_name(name, x, out, expected, rng, on_mkl):
         product.bind(x, out)
 
 
-def test_the_callers_mkl_thread_setting_is_restored(rng, on_mkl):
-    """Each product runs MKL on one thread and gives the calling thread its own setting back."""
-    lib = mkl.library()
-    weights = rng.standard_normal((64, 64)).astype("float32")
-    x, out = rng.standard_normal((64, 64)).astype("float32"), np.empty((64, 64), "float32")
-    previous = lib.MKL_Set_Num_Threads_Local(3)
-    try:
-        mkl.recurrent_product(weights, 64)(x, out)
-        assert lib.MKL_Set_Num_Threads_Local(3) == 3
-    finally:
-        lib.MKL_Set_Num_Threads_Local(previous)
+INITIALISED_FIRST = """
+import ctypes, numpy as np
+from scratch_rnn import mkl
+first = ctypes.CDLL(mkl.library_path())
+first.MKL_Get_Max_Threads()  # MKL initialised here, by someone else: the Intel (OpenMP) layer
+lib = mkl.library()
+assert not lib.sequential
+rng = np.random.default_rng(0)
+weights, x = rng.standard_normal((64, 48)).astype("float32"), rng.standard_normal((48, 40)).astype("float32")
+out = np.empty((64, 40), "float32")
+previous = lib.MKL_Set_Num_Threads_Local(3)
+mkl.PackedProduct(weights, 40, left=True).bind(x, out)()
+assert lib.MKL_Set_Num_Threads_Local(previous) == 3, "the caller's setting was not restored"
+exact = weights.astype(np.float64) @ x.astype(np.float64)
+assert np.all(np.abs(out - exact) <= 48 * 2**-24 * (np.abs(weights) @ np.abs(x))), "wrong product"
+"""
+
+
+def test_where_mkl_was_initialised_first_a_product_restores_the_callers_mkl_threads():
+    """Something else initialised MKL first (a NumPy built on MKL): its threading layer stays, each product sets
+    one thread for itself and gives the calling thread its own setting back (a process of its own: the layer
+    is chosen once per process)."""
+    require_mkl()
+    subprocess.run([sys.executable, "-c", INITIALISED_FIRST], check=True)
+
+
+def test_the_engine_loading_mkl_first_takes_the_sequential_layer():
+    """No OpenMP runtime in the process: nothing for a forked child (multiprocessing, Dask) to inherit."""
+    require_mkl()
+    code = (
+        "import threadpoolctl; from scratch_rnn import mkl; lib = mkl.library(); "
+        "pools = [(p['internal_api'], p.get('threading_layer')) for p in threadpoolctl.threadpool_info()]; "
+        "assert lib.sequential and ('mkl', 'sequential') in pools, pools; "
+        "assert not any(api == 'openmp' for api, _ in pools), pools"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 LAYERS = {
