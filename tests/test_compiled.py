@@ -364,10 +364,11 @@ def test_bench_times_the_compiled_loop_and_the_numpy_kernels(compiled_calls):
     assert compiled_calls == ["lstm"]
 
 
-def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(rng, compiled_calls):
+def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(rng, compiled_calls, monkeypatch):
     """scratch_rnn.parallel's slices call the compiled loop (nogil) from its threads, with the same results."""
     from scratch_rnn import parallel
 
+    monkeypatch.setattr(parallel, "MIN_STEP_FLOPS", 1)  # split whatever the policy's threshold (parallel.py)
     layer = random_layer("GRU", "float32", (256, 6, 16, 128), rng, return_sequences=True)
     x = rng.standard_normal((256, 6, 16)).astype("float32")
     mask = rng.random((256, 6)) > 0.2
