@@ -240,12 +240,12 @@ def _lower_blas(n: int) -> None:
     """One more split call, ``n`` threads: every BLAS pool down to ``max(1, cores // n)`` threads if it has
     more (the first call saves each pool's count; a later one may lower it further, never raise it)."""
     with _blas_lock:
-        if _blas.users == 0:
+        _blas.users += 1  # first: whatever fails below, blas_limited's release counts this call out
+        if _blas.users == 1:
             _blas.lowered = {}
             pools = _blas_pools()
         else:
             pools = _blas.pools
-        _blas.users += 1
         target = max(1, machine_threads() // n)
         for pool in pools:
             count = pool.num_threads
@@ -278,8 +278,8 @@ def blas_limited(n: int):
     """BLAS's threads lowered for an ``n``-way split while the block runs (see the module docstring; every
     split call, :func:`map_slices`, runs in one when :func:`limits_blas`). Usable from several threads at once:
     BLAS's counts come back when the last block ends."""
-    _lower_blas(n)
     try:
+        _lower_blas(n)
         yield
     finally:
         _release_blas()

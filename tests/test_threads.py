@@ -620,11 +620,12 @@ def test_a_split_in_a_user_thread_leaves_blas_to_other_threads_limits(blas, monk
 
     assert limit_applies()
     controllers = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
-    if any(hasattr(type(c), "_SHARED_STATE") and getattr(c, "threading_layer", "") != "openmp" for c in controllers):
+    one_at_a_time = [c for c in controllers if hasattr(type(c), "_SHARED_STATE") and c.threading_layer != "openmp"]
+    if one_at_a_time:  # threadpoolctl 3.6 on, OpenBLAS on pthreads
         monkeypatch.setattr(parallel, "_set_blas_threads", lambda pool, count: pool.set_num_threads(count))
         assert not limit_applies()
         monkeypatch.undo()
-        type(controllers[0]).clear_controlling_thread(force=True)  # the role the planted version kept
+        type(one_at_a_time[0]).clear_controlling_thread(force=True)  # the role the planted version kept
 
 
 def _blas_in_child(queue):
@@ -740,3 +741,20 @@ print(before, "threadpoolctl" in sys.modules)
 
     assert imported("") == ["False", "True"]
     assert imported("import threadpoolctl") != ["False", "True"]  # planted: the check sees an early import
+
+
+def test_a_failure_while_lowering_blas_leaves_no_call_counted(blas, monkeypatch):
+    """A split whose lowering fails (say threadpoolctl cannot be imported) raises, and the next split still
+    lowers BLAS and restores it: the failed call is not left counted as running."""
+    monkeypatch.setattr(parallel._blas, "pools", None)
+
+    def broken():
+        raise ImportError("threadpoolctl is broken")
+
+    monkeypatch.setattr(parallel, "_blas_pools", broken)
+    with pytest.raises(ImportError, match="broken"):
+        counts_inside_a_split(8, 2)
+    assert parallel._blas.users == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(parallel, "machine_threads", lambda: 2)
+    assert counts_inside_a_split(8, 2) == [dict.fromkeys(blas, 1)] * 2
