@@ -15,7 +15,7 @@ Every candidate's outputs are compared with the first's, bit for bit, before tim
 Usage::
 
     python examples/threads_scaling.py [--threads 2] [--repeats 9] [--shapes 64x200x64x128 ...] \
-        [--layers GRU] [--backends numpy numba]
+        [--layers GRU] [--backends numpy numba] [--pin]
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def main() -> None:
         help="seconds to wait before each sample: OpenBLAS's idle threads spin "
         "for about 0.1 s after a product on several threads and would slow the next candidate's threads",
     )
+    parser.add_argument("--pin", action="store_true", help="parallel.PIN_SLICES on: each slice on one core")
     args = parser.parse_args()
+    parallel.PIN_SLICES = args.pin
     n = args.threads
     if "numba" in args.backends or (compiled.enabled() and "auto" in args.backends):
         compiled.warm_up()  # SciPy's BLAS loaded before the controller scans the libraries

@@ -70,6 +70,14 @@ MIN_ROWS = 8
 #: The ``n - 1`` is the model's extrapolation beyond two threads (not measured: this machine has 2 cores).
 MIN_STEP_FLOPS = 1 << 25
 
+#: Run each slice of a split on one core of the caller's while it runs (``os.sched_setaffinity``, Linux; each
+#: thread's own setting restored after). Off: measured on the 2-core VM, a split's time is bimodal, some calls
+#: running both threads on one core (1.3-1.9x the fast mode's time); pinned, every sample was in the fast mode
+#: (docs/performance.md, "The default": LSTM 128x50x64x128 7.0 ms median against 9.6 free and 8.9 unsplit on
+#: BLAS's 2 threads). A library pinning its caller's thread, and splits that cannot leave a core another process
+#: holds, are a choice not made yet.
+PIN_SLICES = False
+
 _global: int | None = None  # set_num_threads
 _local: contextvars.ContextVar[int | None] = contextvars.ContextVar("scratch_rnn_threads", default=None)
 _pool: ThreadPoolExecutor | None = None
@@ -321,13 +329,32 @@ def map_slices(fn, batch: int, n: int) -> list:
         return _map(fn, row_slices(batch, n))
 
 
+def _pinned(fn, cpu: int):
+    """``fn`` run with the calling thread on core ``cpu`` only, its own affinity restored after."""
+
+    def run(rows):
+        saved = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+        try:
+            return fn(rows)
+        finally:
+            os.sched_setaffinity(0, saved)
+
+    return run
+
+
 def _map(fn, slices: list) -> list:
     """:func:`map_slices`'s work, with BLAS as it is."""
+    fns = [fn] * len(slices)
+    if PIN_SLICES and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) > 1:
+            fns = [_pinned(fn, cpus[i % len(cpus)]) for i in range(len(slices))]
     pool = _executor(len(slices) - 1)
-    futures = [pool.submit(contextvars.copy_context().run, fn, rows) for rows in slices[1:]]
+    futures = [pool.submit(contextvars.copy_context().run, f, rows) for f, rows in zip(fns[1:], slices[1:])]
     results, error = [], None
     try:
-        results.append(fn(slices[0]))
+        results.append(fns[0](slices[0]))
     except BaseException as err:
         error = err
     for future in futures:

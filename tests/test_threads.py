@@ -758,3 +758,41 @@ def test_a_failure_while_lowering_blas_leaves_no_call_counted(blas, monkeypatch)
     monkeypatch.undo()
     monkeypatch.setattr(parallel, "machine_threads", lambda: 2)
     assert counts_inside_a_split(8, 2) == [dict.fromkeys(blas, 1)] * 2
+
+
+def affinities_of_split(batch: int, n: int) -> tuple[list, set, list]:
+    """The cores each slice of a split may run on, this thread's cores after it, and each slice's cores in an
+    unpinned split after it (the pool's threads)."""
+    import os
+
+    during = parallel.map_slices(lambda rows: sorted(os.sched_getaffinity(0)), batch, n)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "PIN_SLICES", False)
+        later = parallel.map_slices(lambda rows: os.sched_getaffinity(0), batch, n)
+    return during, os.sched_getaffinity(0), later
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "sched_setaffinity") or len(__import__("os").sched_getaffinity(0)) < 2,
+    reason="needs Linux's thread affinity and two cores",
+)
+def test_pinned_slices_run_one_core_each_and_give_the_threads_back(monkeypatch, rng, split_anything):
+    """parallel.PIN_SLICES (off by default): slice i runs on the caller's i-th core (round robin), every thread's
+    own cores restored after; the bits are those of one thread. Planted: a pin that does not restore fails."""
+    import os
+
+    cores, mine = sorted(os.sched_getaffinity(0)), os.sched_getaffinity(0)
+    monkeypatch.setattr(parallel, "PIN_SLICES", True)
+    during, after, later = affinities_of_split(12, 3)
+    assert during == [[cores[i % len(cores)]] for i in range(3)]
+    assert after == mine and later == [mine] * 3
+    layer = built("LSTM", rng, return_sequences=True)
+    x = rng.standard_normal((12, 5, 3)).astype("float32")
+    assert_same_bits(call(layer, 3, x), call(layer, 1, x))
+    monkeypatch.setattr(parallel, "_pinned", lambda fn, cpu: lambda rows: (os.sched_setaffinity(0, {cpu}), fn(rows))[1])
+    try:
+        during, after, later = affinities_of_split(12, 3)
+        assert after != mine and later != [mine] * 3
+    finally:  # this thread's cores back; the pool, whose threads may keep one core, dropped (its threads exit)
+        os.sched_setaffinity(0, mine)
+        parallel._pool = None
