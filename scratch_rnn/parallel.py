@@ -69,6 +69,12 @@ MIN_ROWS = 8
 #: It was 4 Mflop when the comparison was against one thread (the default did not split).
 #: The ``n - 1`` is the model's extrapolation beyond two threads (not measured: this machine has 2 cores).
 MIN_STEP_FLOPS = 1 << 25
+#: ... or ``(n - 1) * MIN_STEP_FLOPS_SEQUENTIAL`` when the call's products run on one thread whether it splits or
+#: not (MKL's packed products, :mod:`scratch_rnn.mkl`): unsplit, such a call leaves the other cores idle. Measured
+#: (docs/performance.md, "MKL's packed products"), 2 cores, idle, MKL products: split in two against unsplit,
+#: LSTM 64x200x64x128 (6.3 Mflop a thread and step) 13.2 against 20.7 ms, 128x50x64x128 6.2 against 10.3, GRU
+#: 128x50x64x128 7.4 against 9.1, SimpleRNN 128x50x64x128 (3.2 Mflop) 3.0 against 3.6, 256x50x128x256 10.6 against 17.5.
+MIN_STEP_FLOPS_SEQUENTIAL = 1 << 22
 
 #: Run each slice of a split on one core of the caller's while it runs (``os.sched_setaffinity``, Linux; each
 #: thread's own setting restored after). Off: measured on the 2-core VM, a split's time is bimodal, some calls
@@ -169,16 +175,20 @@ def threads(n):
         _local.reset(token)
 
 
-def split_count(batch: int, step_flops_per_row) -> int:
+def split_count(batch: int, step_flops_per_row, sequential_products=None) -> int:
     """How many threads a call with ``batch`` rows should split them across: the most, up to
     :func:`get_num_threads`, that give each thread :data:`MIN_ROWS` rows and, with ``n`` threads,
-    ``(n - 1) * MIN_STEP_FLOPS`` flops a step; 1 means no split. ``step_flops_per_row()`` is the flops of one
-    row's matrix products in one step (a callable: only asked when the batch is large enough to split)."""
+    ``(n - 1) * MIN_STEP_FLOPS`` flops a step (:data:`MIN_STEP_FLOPS_SEQUENTIAL` when
+    ``sequential_products(flops)`` says a step's products of ``flops`` flops run on one thread anyway); 1 means no
+    split. ``step_flops_per_row()`` is the flops of one row's matrix products in one step (a callable: only asked
+    when the batch is large enough to split)."""
     n = min(get_num_threads(), batch // MIN_ROWS)
     if n <= 1:
         return 1
     per_row = step_flops_per_row()
-    while n > 1 and (batch // n) * per_row < (n - 1) * MIN_STEP_FLOPS:
+    sequential = sequential_products is not None and sequential_products(batch * per_row)
+    minimum = MIN_STEP_FLOPS_SEQUENTIAL if sequential else MIN_STEP_FLOPS
+    while n > 1 and (batch // n) * per_row < (n - 1) * minimum:
         n -= 1
     return n
 

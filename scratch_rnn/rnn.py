@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scratch_rnn import activations, checks, initializers, parallel
+from scratch_rnn import activations, checks, initializers, mkl, parallel
 from scratch_rnn.checks import as_numeric, boolean, check_shape, positive_int, rate
 from scratch_rnn.layer import Layer
 
@@ -541,7 +541,7 @@ class BaseRNN(Layer):
         largest float (LSTM's folded gates, GRU's update); a split call must pick what the unsplit one
         would for every row, so it runs only when every initial state is finite and at most half of it."""
         batch, timesteps, _ = x.shape
-        n = parallel.split_count(batch, self._step_flops_per_row)
+        n = parallel.split_count(batch, self._step_flops_per_row, self._products_on_one_thread)
         if n == 1 or not all(np.all(np.abs(s) <= np.finfo(s.dtype).max / 2) for s in states):
             return self._recurrence(x, states, mask)
         outputs = np.empty((batch, timesteps, self.units), x.dtype) if self.return_sequences else None
@@ -555,6 +555,11 @@ class BaseRNN(Layer):
         last = np.concatenate([p[0] for p in parts])
         finals = [np.concatenate([p[2][i] for p in parts]) for i in range(len(states))]
         return last, outputs, finals
+
+    def _products_on_one_thread(self, flops: int) -> bool:
+        """Whether this layer's fast kernels run a step's products of ``flops`` flops on one thread split or not
+        (MKL's sequential packed products, :mod:`scratch_rnn.mkl`): then only a split reaches the other cores."""
+        return self.fast and mkl.chosen(flops, self.dtype)
 
     def _step_flops_per_row(self) -> int:
         """The flops of one sample's matrix products in one step: two per weight (a multiply and an add), kept

@@ -290,3 +290,21 @@ def test_the_harness_proves_the_engine_on_mkl_against_keras(layer, monkeypatch):
         report = verify(None, layer=layer, max_examples=12, seed=3, dtype=dtype)
         assert report.ok, "\n".join(map(str, report.failures))
         assert report.examples + report.skipped >= 12 and report.max_margin <= 1.0
+
+
+def test_a_call_on_mkl_splits_from_the_sequential_threshold(monkeypatch):
+    """MKL's products run on one thread split or not, so a call on them splits from
+    parallel.MIN_STEP_FLOPS_SEQUENTIAL per thread and step; on NumPy's BLAS from MIN_STEP_FLOPS."""
+    monkeypatch.setattr(mkl, "available", lambda: True)
+    layer = LSTM(128)
+    layer.build((64, 5, 64))  # 2 * (193 * 512 + 0) flops a row and step: 6.3 Mflop for 32 rows
+    per_thread = 32 * layer._step_flops_per_row()
+    assert parallel.MIN_STEP_FLOPS_SEQUENTIAL <= per_thread < parallel.MIN_STEP_FLOPS
+    with scratch_rnn.threads(2):
+        with mkl.using("auto"):
+            assert parallel.split_count(64, layer._step_flops_per_row, layer._products_on_one_thread) == 2
+        with mkl.using("numpy"):
+            assert parallel.split_count(64, layer._step_flops_per_row, layer._products_on_one_thread) == 1
+        layer.fast = False  # the readable step's products are NumPy's
+        with mkl.using("auto"):
+            assert parallel.split_count(64, layer._step_flops_per_row, layer._products_on_one_thread) == 1
