@@ -77,12 +77,14 @@ MIN_STEP_FLOPS = 1 << 25
 MIN_STEP_FLOPS_SEQUENTIAL = 1 << 22
 
 #: Run each slice of a split on one core of the caller's while it runs (``os.sched_setaffinity``, Linux; each
-#: thread's own setting restored after). Off: measured on the 2-core VM, a split's time is bimodal, some calls
-#: running both threads on one core (1.3-1.9x the fast mode's time); pinned, every sample was in the fast mode
-#: (docs/performance.md, "The default": LSTM 128x50x64x128 7.0 ms median against 9.6 free and 8.9 unsplit on
-#: BLAS's 2 threads). A library pinning its caller's thread, and splits that cannot leave a core another process
-#: holds, are a choice not made yet.
-PIN_SLICES = False
+#: thread's own setting restored after). On, because unpinned a split's time is bimodal: a pool thread woken after
+#: the process was idle is placed on the waking thread's core (Linux's wake-affine placement), both slices share
+#: one core until the load balancer moves one, and the call takes one thread's time or more. Measured on the
+#: 2-core VM, idle, each call after 0.25 s of rest (docs/performance.md, "The default"): LSTM 64x200x64x128 24 ms
+#: unpinned (23 back to back), 15 pinned (14); SimpleRNN 256x50x128x256 21 (21) against 12 (11). The cost: while a
+#: split runs its slices cannot leave their cores, so another process busy on one of them delays the call (off:
+#: ``scratch_rnn.parallel.PIN_SLICES = False``, or ``SCRATCH_RNN_PIN=0`` in the environment).
+PIN_SLICES = os.environ.get("SCRATCH_RNN_PIN", "1").strip() != "0"
 
 _global: int | None = None  # set_num_threads
 _local: contextvars.ContextVar[int | None] = contextvars.ContextVar("scratch_rnn_threads", default=None)

@@ -777,8 +777,9 @@ def affinities_of_split(batch: int, n: int) -> tuple[list, set, list]:
     reason="needs Linux's thread affinity and two cores",
 )
 def test_pinned_slices_run_one_core_each_and_give_the_threads_back(monkeypatch, rng, split_anything):
-    """parallel.PIN_SLICES (off by default): slice i runs on the caller's i-th core (round robin), every thread's
-    own cores restored after; the bits are those of one thread. Planted: a pin that does not restore fails."""
+    """parallel.PIN_SLICES (on by default; SCRATCH_RNN_PIN=0 turns it off): slice i runs on the caller's i-th core
+    (round robin), every thread's own cores restored after; the bits are those of one thread. Planted: a pin that
+    does not restore fails."""
     import os
 
     cores, mine = sorted(os.sched_getaffinity(0)), os.sched_getaffinity(0)
@@ -796,3 +797,14 @@ def test_pinned_slices_run_one_core_each_and_give_the_threads_back(monkeypatch, 
     finally:  # this thread's cores back; the pool, whose threads may keep one core, dropped (its threads exit)
         os.sched_setaffinity(0, mine)
         parallel._pool = None
+
+
+def test_pinning_is_on_by_default_and_the_environment_turns_it_off():
+    import subprocess
+    import sys
+
+    code = "from scratch_rnn import parallel; print(parallel.PIN_SLICES)"
+    for env, expected in (({}, "True"), ({"SCRATCH_RNN_PIN": "0"}, "False"), ({"SCRATCH_RNN_PIN": "1"}, "True")):
+        environment = {k: v for k, v in __import__("os").environ.items() if k != "SCRATCH_RNN_PIN"} | env
+        out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected, env
