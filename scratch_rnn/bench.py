@@ -252,16 +252,22 @@ def flops(layer: str, shape: tuple) -> int:
     return 2 * batch * timesteps * (features + units) * GATES[layer] * units
 
 
-#: The library each candidate runs on: a repeat times one library after another.
+#: The block each candidate is timed in: a repeat times one block after another, with a pause before each, and
+#: every sample follows untimed calls of the same candidate for half the pause (:func:`warm`): what is timed is a
+#: call repeated. OpenBLAS's idle
+#: threads spin for about 0.1 s after a product on several threads, and a split call (``scratch``) started
+#: meanwhile shares a core with one of them: LSTM 64x200x64x128 took 21 ms right after another configuration's
+#: unsplit call, 13.5 ms repeated (docs/performance.md, "Threads"). The roof and the engine without extras, which
+#: run OpenBLAS on several threads, get blocks of their own as well.
 FRAMEWORK = {
-    "gemm": "numpy",
+    "gemm": "numpy, the roof",
     "scratch": "numpy",
     "torch": "torch",
     "keras_eager": "tensorflow",
     "keras_predict": "tensorflow",
     "scratch_split": "numpy, BLAS on one thread",
     "scratch_numba": "numpy",
-    "scratch_numpy": "numpy",
+    "scratch_numpy": "numpy, no extra",
 }
 
 
@@ -330,7 +336,7 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
     }
     roof_fn, roof_flops = gemm(dtype, threads)
     blocks = {}  # library -> [(config index or None for the roof, candidate, fn, calls per sample)]
-    blocks.setdefault("numpy", []).append((None, "gemm", roof_fn, calibrate(roof_fn, sample_seconds)))
+    blocks.setdefault(FRAMEWORK["gemm"], []).append((None, "gemm", roof_fn, calibrate(roof_fn, sample_seconds)))
     for index, (layer, shape) in enumerate(configs):
         calls, differences = candidates(layer, shape, dtype, frameworks)
         result["results"].append(
@@ -353,8 +359,8 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         for library in libraries[shift:] + libraries[:shift]:
             time.sleep(settle_seconds)
             with one_blas_thread() if library == FRAMEWORK["scratch_split"] else nullcontext():
-                blocks[library][0][2]()  # one untimed call wakes the library's threads
                 for index, name, fn, number in blocks[library]:
+                    warm(fn, settle_seconds / 2)  # the steady state of this call repeated (see FRAMEWORK)
                     seconds = sample(fn, number)
                     if index is None:
                         roof_samples.append(seconds)
@@ -372,6 +378,15 @@ def _interleaved(configs, repeats, threads, frameworks, dtype, sample_seconds, s
         entry["roof_fractions"] = {name: entry["flops"] / t / roof for name, t in median.items()}  # scratch's too
         entry["ratios"] = {f"scratch/{name}": median["scratch"] / t for name, t in median.items() if name != "scratch"}
     return result
+
+
+def warm(fn, seconds: float) -> None:
+    """Call ``fn`` until ``seconds`` have passed (once at least): the threads another candidate left spinning
+    (OpenBLAS's, about 0.1 s) go idle meanwhile, and ``fn``'s own are awake."""
+    end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < end:
+        fn()
 
 
 def one_blas_thread():
