@@ -7,6 +7,10 @@ what was expected and what arrived ("Received an invalid value for argument
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import os
+
 import numpy as np
 
 #: The dtypes a layer computes in.
@@ -104,3 +108,37 @@ def check_shape(array: np.ndarray, expected: tuple, argument: str) -> None:
     if not ok:
         shown = tuple("?" if e is None else e for e in expected)
         raise ValueError(f"Argument `{argument}` must have shape {shown}, got {array.shape}.")
+
+
+class EnvironmentChoice:
+    """A setting read from the environment variable ``variable`` (unset or empty: ``choices[0]``) and overridden
+    for a block by :meth:`using` (a ``contextvars`` setting: this thread or task, and the slices of a split call);
+    a value outside ``choices`` is a ValueError naming the variable, or the argument ``name``."""
+
+    def __init__(self, variable: str, choices: tuple):
+        self.variable, self.choices = variable, tuple(choices)
+        self._override: contextvars.ContextVar[str | None] = contextvars.ContextVar(variable.lower(), default=None)
+
+    def get(self) -> str:
+        value = self._override.get()
+        if value is None:
+            value = os.environ.get(self.variable, "") or self.choices[0]
+            if value not in self.choices:
+                raise ValueError(
+                    f"Received an invalid value for environment variable `{self.variable}`, expected one of "
+                    f"{list(self.choices)}, got {value!r:.100}."
+                )
+        return value
+
+    @contextlib.contextmanager
+    def using(self, name: str):
+        if name not in self.choices:
+            raise ValueError(
+                f"Received an invalid value for argument `name`, expected one of {list(self.choices)}, "
+                f"got {name!r:.100}."
+            )
+        token = self._override.set(name)
+        try:
+            yield
+        finally:
+            self._override.reset(token)

@@ -37,16 +37,13 @@ machine), at the first call that uses them, never by ``import scratch_rnn``. The
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib.util
 import math
-import os
 import threading
 
 import numpy as np
 
-from scratch_rnn import activations
+from scratch_rnn import activations, checks
 from scratch_rnn.rnn import CHUNK_ELEMENTS, CHUNK_STEPS, Workspace
 
 #: The environment variable choosing the backend: ``auto`` (default), ``numpy`` or ``numba``.
@@ -349,36 +346,19 @@ def warm_up() -> None:
 
 
 # --- selection ------------------------------------------------------------------------------------
-_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("scratch_rnn_backend", default=None)
+_BACKEND = checks.EnvironmentChoice(ENV, BACKENDS)
 
 
 def backend() -> str:
     """The backend asked for: :func:`using`'s, else ``SCRATCH_RNN_BACKEND``'s: ``auto`` (unset), ``numpy``
     or ``numba``."""
-    value = _override.get()
-    if value is None:
-        value = os.environ.get(ENV, "auto") or "auto"
-        if value not in BACKENDS:
-            raise ValueError(
-                f"Received an invalid value for environment variable `{ENV}`, expected one of {list(BACKENDS)}, "
-                f"got {value!r:.100}."
-            )
-    return value
+    return _BACKEND.get()
 
 
-@contextlib.contextmanager
 def using(name: str):
     """Calls inside the block (in this thread or task) run backend ``name`` (``auto``, ``numpy`` or ``numba``),
     whatever ``SCRATCH_RNN_BACKEND`` says: how ``scratch-rnn bench`` times both in one run."""
-    if name not in BACKENDS:
-        raise ValueError(
-            f"Received an invalid value for argument `name`, expected one of {list(BACKENDS)}, got {name!r:.100}."
-        )
-    token = _override.set(name)
-    try:
-        yield
-    finally:
-        _override.reset(token)
+    return _BACKEND.using(name)
 
 
 def available() -> bool:

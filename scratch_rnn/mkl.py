@@ -30,8 +30,6 @@ MKL is found through the ``mkl`` distribution's files (the wheel puts ``libmkl_r
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import ctypes
 import ctypes.util
 import functools
@@ -39,6 +37,8 @@ import os
 import threading
 
 import numpy as np
+
+from scratch_rnn import checks
 
 #: The environment variable choosing the per-step product: ``auto`` (default), ``numpy`` or ``mkl``.
 ENV = "SCRATCH_RNN_BLAS"
@@ -51,36 +51,19 @@ AUTO_MIN_FLOPS = 1 << 21
 _ROW_MAJOR, _NO_TRANS, _PACKED, _A_MATRIX, _B_MATRIX = 101, 111, 151, 161, 162
 _SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL (mkl_service.h)
 
-_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("scratch_rnn_blas", default=None)
+_CHOICE = checks.EnvironmentChoice(ENV, CHOICES)
 _LOCK = threading.Lock()
 
 
 def choice() -> str:
     """The product asked for: :func:`using`'s, else ``SCRATCH_RNN_BLAS``'s (``auto`` when unset)."""
-    value = _override.get()
-    if value is None:
-        value = os.environ.get(ENV, "auto") or "auto"
-        if value not in CHOICES:
-            raise ValueError(
-                f"Received an invalid value for environment variable `{ENV}`, expected one of {list(CHOICES)}, "
-                f"got {value!r:.100}."
-            )
-    return value
+    return _CHOICE.get()
 
 
-@contextlib.contextmanager
 def using(name: str):
     """Products made inside the block (in this thread or task) follow ``name`` (``auto``, ``numpy`` or
     ``mkl``), whatever ``SCRATCH_RNN_BLAS`` says."""
-    if name not in CHOICES:
-        raise ValueError(
-            f"Received an invalid value for argument `name`, expected one of {list(CHOICES)}, got {name!r:.100}."
-        )
-    token = _override.set(name)
-    try:
-        yield
-    finally:
-        _override.reset(token)
+    return _CHOICE.using(name)
 
 
 @functools.cache
