@@ -4,8 +4,9 @@ Why: every step of a recurrent layer multiplies the same weights by a new state.
 re-packs both operands into its blocked layout every time; MKL can pack the constant one once per call
 (``cblas_?gemm_pack``) and reuse it at every step (``cblas_?gemm_compute``), as oneDNN's RNNs (PyTorch's LSTM
 on the CPU) do. Measured on this project's 2-core AVX-512 VM, one thread, against NumPy's OpenBLAS 0.3.31
-(docs/performance.md, "MKL's packed products"): 1.3-2.1x faster at the bench shapes' step products, and a
-split LSTM call at 256x50x128x256 went from 1.19x to 1.02x PyTorch's time.
+(docs/performance.md, "MKL's packed products"): from 2 Mflop the packed product took 1.12-1.47x less time at
+the bench shapes' step products (below 1 Mflop more), and a split LSTM call at 256x50x128x256 went from 1.18x
+to 1.03x PyTorch's time.
 
 What it is: :func:`recurrent_product` returns ``product(x, out)`` for a constant ``weights`` matrix, either
 ``out = weights @ x`` (``left``: the LSTM and GRU kernels' columns) or ``out = x @ weights`` (rows: SimpleRNN).
