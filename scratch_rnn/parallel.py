@@ -36,6 +36,10 @@ leaves BLAS alone (and splits across the cores BLAS leaves, as above); ``SCRATCH
 split off. Libraries whose threads threadpoolctl sets per calling thread (MKL, OpenBLAS built on OpenMP) are
 left alone, as is OpenBLAS while another Python thread holds it in a ``threadpool_limits`` block (threadpoolctl
 ignores the others' settings then). threadpoolctl is imported at the first split, never by ``import scratch_rnn``.
+
+Each slice of a split runs pinned to one of the caller's cores while it runs (:data:`PIN_SLICES`; off with
+``SCRATCH_RNN_PIN=0``): unpinned, a pool thread woken after the process idled lands on the waking thread's
+core and the two slices share it.
 """
 
 from __future__ import annotations
