@@ -346,11 +346,16 @@ def map_slices(fn, batch: int, n: int) -> list:
 
 
 def _pinned(fn, cpu: int):
-    """``fn`` run with the calling thread on core ``cpu`` only, its own affinity restored after."""
+    """``fn`` run with the calling thread on core ``cpu`` only, its own affinity restored after. Where the
+    system refuses to pin (a sandbox, a core taken away meanwhile: OSError), ``fn`` runs unpinned: pinning is
+    a speed-up, never a reason for a call to fail."""
 
     def run(rows):
         saved = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {cpu})
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            return fn(rows)
         try:
             return fn(rows)
         finally:

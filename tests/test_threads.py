@@ -808,3 +808,22 @@ def test_pinning_is_on_by_default_and_the_environment_turns_it_off():
         environment = {k: v for k, v in __import__("os").environ.items() if k != "SCRATCH_RNN_PIN"} | env
         out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected, env
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs Linux's thread affinity")
+def test_a_split_runs_unpinned_where_the_system_refuses_to_pin(monkeypatch, rng, split_anything):
+    """A sandbox that forbids sched_setaffinity (OSError) costs the pinning, not the call."""
+    import os
+
+    def refused(pid, cpus):
+        raise PermissionError(1, "Operation not permitted")
+
+    layer = built("GRU", rng, return_sequences=True)
+    x = rng.standard_normal((12, 5, 3)).astype("float32")
+    expected = call(layer, 1, x)
+    monkeypatch.setattr(parallel, "PIN_SLICES", True)
+    monkeypatch.setattr(parallel, "machine_threads", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "sched_setaffinity", refused)
+    assert_same_bits(call(layer, 2, x), expected)
+    assert split_anything and len(split_anything[-1]) == 2
