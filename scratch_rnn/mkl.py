@@ -104,21 +104,40 @@ def library():
                     f"{ENV}=mkl asks for MKL's packed products, but MKL is not installed: "
                     "pip install 'scratch-rnn[mkl]', or unset the variable to use NumPy's BLAS."
                 )
-            lib = ctypes.CDLL(path)
-            i, p, size = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
-            for prefix, scalar in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-                get_size = getattr(lib, f"cblas_{prefix}gemm_pack_get_size")
-                get_size.argtypes, get_size.restype = [i, i, i, i], size
-                getattr(lib, f"cblas_{prefix}gemm_pack").argtypes = [i, i, i, i, i, i, scalar, p, i, p]
-                compute = getattr(lib, f"cblas_{prefix}gemm_compute")
-                compute.argtypes, compute.restype = [i, i, i, i, i, i, p, i, p, i, scalar, p, i], None
-            lib.MKL_Set_Num_Threads_Local.argtypes, lib.MKL_Set_Num_Threads_Local.restype = [i], i
-            lib.MKL_Set_Threading_Layer.argtypes, lib.MKL_Set_Threading_Layer.restype = [i], i
+            try:
+                lib = _declared(ctypes.CDLL(path))
+            except (OSError, AttributeError) as err:  # not loadable, or an MKL without the packed API
+                raise ImportError(f"MKL's runtime {path} could not be used: {err}") from err
             # Sequential MKL (no OpenMP runtime at all), unless something in the process initialised MKL first:
             # then its threading layer stays, and each product runs on one thread of it (PackedProduct.bind).
             lib.sequential = lib.MKL_Set_Threading_Layer(_SEQUENTIAL) == _SEQUENTIAL
             _LIB = lib
         return _LIB
+
+
+def _declared(lib):
+    """``lib`` with the argument types of the functions used here declared (AttributeError if one is missing)."""
+    i, p, size = ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t
+    for prefix, scalar in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+        get_size = getattr(lib, f"cblas_{prefix}gemm_pack_get_size")
+        get_size.argtypes, get_size.restype = [i, i, i, i], size
+        getattr(lib, f"cblas_{prefix}gemm_pack").argtypes = [i, i, i, i, i, i, scalar, p, i, p]
+        compute = getattr(lib, f"cblas_{prefix}gemm_compute")
+        compute.argtypes, compute.restype = [i, i, i, i, i, i, p, i, p, i, scalar, p, i], None
+    lib.MKL_Set_Num_Threads_Local.argtypes, lib.MKL_Set_Num_Threads_Local.restype = [i], i
+    lib.MKL_Set_Threading_Layer.argtypes, lib.MKL_Set_Threading_Layer.restype = [i], i
+    return lib
+
+
+@functools.cache
+def _usable() -> bool:
+    """Whether MKL loads (``auto``'s question, asked once): a broken install makes ``auto`` use NumPy's BLAS;
+    only ``SCRATCH_RNN_BLAS=mkl`` reports it (the ImportError of :func:`library`)."""
+    try:
+        library()
+    except ImportError:
+        return False
+    return True
 
 
 def chosen(flops: int, dtype) -> bool:
@@ -129,7 +148,7 @@ def chosen(flops: int, dtype) -> bool:
     if name == "mkl":
         library()  # the ImportError, if MKL is missing
         return True
-    return flops >= AUTO_MIN_FLOPS and available()
+    return flops >= AUTO_MIN_FLOPS and available() and _usable()
 
 
 class PackedProduct:

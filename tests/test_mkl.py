@@ -238,6 +238,7 @@ def test_concurrent_calls_on_mkl_from_user_threads(rng):
 def test_auto_takes_mkl_for_large_products_only(rng, monkeypatch):
     monkeypatch.delenv(mkl.ENV, raising=False)
     monkeypatch.setattr(mkl, "available", lambda: True)
+    monkeypatch.setattr(mkl, "_usable", lambda: True)  # as if installed, whether it is or not
     assert not mkl.chosen(mkl.AUTO_MIN_FLOPS - 1, np.float32)
     assert mkl.chosen(mkl.AUTO_MIN_FLOPS, np.float32) and mkl.chosen(mkl.AUTO_MIN_FLOPS, np.float64)
     assert not mkl.chosen(10**9, np.float16)  # sgemm and dgemm only
@@ -296,6 +297,7 @@ def test_a_call_on_mkl_splits_from_the_sequential_threshold(monkeypatch):
     """MKL's products run on one thread split or not, so a call on them splits from
     parallel.MIN_STEP_FLOPS_SEQUENTIAL per thread and step; on NumPy's BLAS from MIN_STEP_FLOPS."""
     monkeypatch.setattr(mkl, "available", lambda: True)
+    monkeypatch.setattr(mkl, "_usable", lambda: True)  # as if installed, whether it is or not
     layer = LSTM(128)
     layer.build((64, 5, 64))  # 2 * (193 * 512 + 0) flops a row and step: 6.3 Mflop for 32 rows
     per_thread = 32 * layer._step_flops_per_row()
@@ -308,3 +310,23 @@ def test_a_call_on_mkl_splits_from_the_sequential_threshold(monkeypatch):
         layer.fast = False  # the readable step's products are NumPy's
         with mkl.using("auto"):
             assert parallel.split_count(64, layer._step_flops_per_row, layer._products_on_one_thread) == 1
+
+
+def test_a_broken_mkl_is_named_when_asked_for_and_skipped_by_auto(tmp_path, monkeypatch):
+    """An MKL runtime that does not load: SCRATCH_RNN_BLAS=mkl names the file; auto falls back to np.dot."""
+    broken = tmp_path / "libmkl_rt.so.3"
+    broken.write_bytes(b"not a shared library")
+    monkeypatch.setattr(mkl, "_LIB", None)
+    monkeypatch.setattr(mkl, "library_path", lambda: str(broken))
+    mkl._usable.cache_clear()
+    try:
+        with mkl.using("mkl"), pytest.raises(ImportError, match=rf"{re.escape(str(broken))} could not be used"):
+            mkl.recurrent_product(np.eye(4, dtype="float32"), 4)
+        with mkl.using("auto"):
+            assert not mkl.chosen(10**9, np.float32)
+            product = mkl.recurrent_product(np.eye(2048, dtype="float32"), 512)  # np.dot
+            x, out = np.ones((2048, 512), "float32"), np.empty((2048, 512), "float32")
+            product(x, out)
+            assert_close(out, x, 0.0, name="np.dot product")
+    finally:
+        mkl._usable.cache_clear()
