@@ -31,6 +31,8 @@ MKL is found through the ``mkl`` distribution's files (the wheel puts ``libmkl_r
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import functools
@@ -54,6 +56,8 @@ _SEQUENTIAL = 1  # MKL_THREADING_SEQUENTIAL (mkl_service.h)
 
 _CHOICE = checks.EnvironmentChoice(ENV, CHOICES)
 _LOCK = threading.Lock()
+#: The batch that chooses between MKL and ``np.dot`` (:func:`choosing_for`), when it is not the product's own.
+_CHOOSING_BATCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("scratch_rnn_mkl_batch", default=None)
 
 
 def choice() -> str:
@@ -217,15 +221,27 @@ class PackedProduct:
         self.bind(x, out)()
 
 
+@contextlib.contextmanager
+def choosing_for(batch: int):
+    """Products made inside the block choose MKL or ``np.dot`` as a product over ``batch`` rows would, whatever
+    their own ``n``: a split call's slices take what the whole call chose, so that both compute the same bits
+    (``BaseRNN._recurrence``, as it does for the compiled loop)."""
+    token = _CHOOSING_BATCH.set(batch)
+    try:
+        yield
+    finally:
+        _CHOOSING_BATCH.reset(token)
+
+
 def recurrent_product(weights: np.ndarray, n: int, left: bool = True):
     """``product(x, out)`` computing ``out = weights @ x`` (``left``) or ``x @ weights``, ``n`` the batch: MKL's
-    packed product when :func:`chosen`, else ``np.dot``.
+    packed product when :func:`chosen` for ``n`` rows (or :func:`choosing_for`'s), else ``np.dot``.
 
     With MKL, each ``(x, out)`` pair is bound once (:meth:`PackedProduct.bind`) and the binding kept by the
     arrays' identities: the kernels pass the same buffer objects at every step. The cache holds the arrays
     themselves, so an identity cannot be reused by another array while its binding is kept."""
     rows, cols = weights.shape
-    if not chosen(2 * rows * cols * n, weights.dtype):
+    if not chosen(2 * rows * cols * (_CHOOSING_BATCH.get() or n), weights.dtype):
         if left:
             return lambda x, out: np.dot(weights, x, out=out)
         return lambda x, out: np.dot(x, weights, out=out)

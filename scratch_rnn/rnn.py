@@ -513,13 +513,15 @@ class BaseRNN(Layer):
 
     def _recurrence(self, x, states, mask, out=None, batch=None):
         """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop).
-        ``batch``: the whole call's batch size, which chooses between the two (default ``x``'s): a split call's
-        slices run what the whole batch chose, so that they compute the same bits."""
+        ``batch``: the whole call's batch size, which chooses between the two (default ``x``'s), and between MKL's
+        products and ``np.dot`` in the kernels (:func:`~scratch_rnn.mkl.choosing_for`): a split call's slices run
+        what the whole batch chose, so that they compute the same bits."""
+        batch = x.shape[0] if batch is None else batch
         workspace = self._workspace()
         workspace.in_use = True
-        loop = self.compiled_loop(x.shape[0] if batch is None else batch) if self.fast else None
+        loop = self.compiled_loop(batch) if self.fast else None
         try:
-            with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf in x propagate silently, as in Keras
+            with np.errstate(invalid="ignore", over="ignore"), mkl.choosing_for(batch):  # NaN/Inf propagate
                 options = dict(
                     go_backwards=self.go_backwards,
                     return_sequences=self.return_sequences,

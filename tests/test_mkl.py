@@ -330,3 +330,25 @@ def test_a_broken_mkl_is_named_when_asked_for_and_skipped_by_auto(tmp_path, monk
             assert_close(out, x, 0.0, name="np.dot product")
     finally:
         mkl._usable.cache_clear()
+
+
+def test_a_split_slice_takes_the_product_the_whole_batch_chose(rng, monkeypatch):
+    """GRU(128) on 256 features, batch 32: the whole call's recurrent product (3.1 Mflop) is MKL's, each
+    16-row slice's alone (1.6 Mflop) would not be. The slices must run what the whole batch chose, as they do for
+    the compiled loop, or a split call would compute other bits than the unsplit one (and skip MKL)."""
+    require_mkl()
+    layer = GRU(128, return_sequences=True)
+    x = rng.standard_normal((32, 4, 256)).astype("float32")
+    layer(x[:2])
+    randomize(layer, rng)
+    made = []
+    original = mkl.PackedProduct.__init__
+    monkeypatch.setattr(mkl.PackedProduct, "__init__", lambda self, *a: made.append(a[1]) or original(self, *a))
+    with compiled.using("numpy"), mkl.using("auto"):
+        with scratch_rnn.threads(1):
+            whole = layer(x)
+        with scratch_rnn.threads(2):
+            assert parallel.split_count(32, layer._step_flops_per_row, layer._products_on_one_thread) == 2
+            split = layer(x)
+    assert made == [32, 16, 16]  # the unsplit call's product, then each slice's
+    assert_close(split, whole, 0.0, name="split output", equal_nan=True)
