@@ -127,41 +127,55 @@ def test_the_emulation_refuses_float64_layers():
 # --- the tolerance model -------------------------------------------------------------------------------
 
 
-def _derive(precision, rng):
-    """Tolerances of a small tanh recurrence y_t = tanh(W x_t + V y_{t-1}) under ``precision``."""
+def _recurrence(weights, inputs, jitter=None):
+    """A small tanh recurrence y_t = tanh(W x_t + V y_{t-1}), the oracle of the tests below."""
+    w, v = weights
+    y = np.zeros((2, 4))
+    for t in range(inputs[0].shape[1]):
+        y = np.tanh(inputs[0][:, t] @ w.T + y @ v.T)
+        y = y if jitter is None else jitter(y)
+    return [y]
+
+
+def _derive(precision, rng, run=_recurrence):
+    """Tolerances of :func:`_recurrence` under ``precision`` (dot-product length 8)."""
     w, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 4)) * 0.5
     x = rng.standard_normal((2, 6, 3))
-
-    def run(weights, inputs, jitter=None):
-        w, v = weights
-        y = np.zeros((2, 4))
-        for t in range(inputs[0].shape[1]):
-            y = np.tanh(inputs[0][:, t] @ w.T + y @ v.T)
-            y = y if jitter is None else jitter(y)
-        return [y]
-
     return tolerance.derive_from_runs(
         run, [w, v], [x], lambda jitter, u: [jitter(x, u)], 8, "float32", precision=precision
     )[1][0]
 
 
-def test_float32_precision_is_todays_tolerance_bit_for_bit():
-    a = _derive("float32", np.random.default_rng(1))
-    # today's model, written out: weights n*u, inputs u, the same draws in the same order
+@pytest.mark.parametrize("precision", ["float32", "tf32"])
+def test_the_perturbations_are_float32s_model_or_the_reduced_one(precision):
+    """Read back from the oracle's runs: at float32, weights move by at most n*u relative and inputs by u (the
+    model before reduced precisions existed); at tf32 by 2 u_p + n u and u_p. Each bound is also nearly reached
+    (a run that perturbed less, or by the other precision's amounts, fails)."""
+    u, n = 2.0**-24, 8
+    u_p = 0.0 if precision == "float32" else tolerance.PRECISIONS["tf32"].u
+    weight_bound, input_bound = (n * u, u) if precision == "float32" else (2 * u_p + n * u, u_p)
+    originals, moves = {}, {"weights": 0.0, "inputs": 0.0}
+
+    def recording(weights, inputs, jitter=None):
+        if jitter is None:
+            originals.update(weights=weights, inputs=inputs)
+        else:
+            for name, now in (("weights", weights), ("inputs", inputs)):
+                for a, b in zip(now, originals[name]):
+                    moves[name] = max(moves[name], float(np.max(np.abs(a / b - 1))))
+        return _recurrence(weights, inputs, jitter)
+
+    _derive(precision, np.random.default_rng(1), recording)
+    assert weight_bound / 2 < moves["weights"] <= weight_bound * (1 + 1e-9), moves
+    assert input_bound / 2 < moves["inputs"] <= input_bound * (1 + 1e-9), moves
+
+
+def test_float32_is_the_default_precision_bit_for_bit():
     rng = np.random.default_rng(1)
     w, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 4)) * 0.5
     x = rng.standard_normal((2, 6, 3))
-
-    def run(weights, inputs, jitter=None):
-        w, v = weights
-        y = np.zeros((2, 4))
-        for t in range(inputs[0].shape[1]):
-            y = np.tanh(inputs[0][:, t] @ w.T + y @ v.T)
-            y = y if jitter is None else jitter(y)
-        return [y]
-
-    b = tolerance.derive_from_runs(run, [w, v], [x], lambda jitter, u: [jitter(x, u)], 8, "float32")[1][0]
-    np.testing.assert_array_equal(a, b)
+    default = tolerance.derive_from_runs(_recurrence, [w, v], [x], lambda jitter, u: [jitter(x, u)], 8, "float32")
+    np.testing.assert_array_equal(_derive("float32", np.random.default_rng(1)), default[1][0])
 
 
 def test_reduced_precisions_loosen_the_tolerance_in_order():
