@@ -14,24 +14,12 @@ processes does not count), medians of ``--repeats`` interleaved samples.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import threadpoolctl
+from compiled_cpu_time import cpu_seconds  # this folder's (a script's own folder is on sys.path)
 
 from scratch_rnn import bench, mkl
-
-
-def cpu_seconds(fn, sample_seconds: float) -> float:
-    number = 1
-    while True:
-        start = time.thread_time()
-        for _ in range(number):
-            fn()
-        spent = time.thread_time() - start
-        if spent >= sample_seconds or number > 1 << 22:
-            return spent / number
-        number *= 2
 
 
 def products(shape):
