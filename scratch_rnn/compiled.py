@@ -37,14 +37,16 @@ machine), at the first call that uses them, never by ``import scratch_rnn``. The
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import math
 import threading
 
 import numpy as np
 
-from scratch_rnn import activations, checks
-from scratch_rnn.rnn import CHUNK_ELEMENTS, CHUNK_STEPS, Workspace
+from scratch_rnn import activations, checks, mkl, parallel
+from scratch_rnn.rnn import Workspace
 
 #: The environment variable choosing the backend: ``auto`` (default), ``numpy`` or ``numba``.
 ENV = "SCRATCH_RNN_BACKEND"
@@ -162,17 +164,26 @@ def activate(code, x):
 
 
 # --- the loops (plain Python here; jitted by _jit) ------------------------------------------------
-# Shared arguments: z (n, B, gates, U) this chunk's input projections (bias included) in processing order; h
-# (and c) (B, U) the states, updated in place; g a (B, gates, U) buffer (the gate as its own axis: with an
-# offset ``k * U + j`` numba's negative-index wraparound made LLVM load every gate but the first with gathers,
-# 6 ``vgatherqps`` in the LSTM pass); mask (n, B) bool, read only if has_mask;
-# last (B, U) the previous output (masks); out (B, T, U), written at [:, t0 + i] if sequences.
+# A call's whole sequence (or a batch slice's, scratch_rnn.parallel) is ONE compiled call that does not hold the
+# GIL: each step's inputs are multiplied inside the loop, not projected before it. SimpleRNN, LSTM and GRU (reset
+# before) fold the input into the step's product, as the NumPy LSTM kernel does: ``[h, x_t] @ [Wh; Wx]^T``, with
+# ``hx`` (B, U + F) holding the state in its first U columns and step t's inputs in the rest (copied in before
+# the product). GRU (reset after) multiplies them apart (see gru_after_loop). Measured (CPU time, one thread, LSTM
+# 32x100x16x32): 0.69 ms folded against 0.98 with a projection before the loop, whose product has K = F = 16.
+# Arguments: x (B, T, F); ``products`` the step's weight matrices (C-contiguous), then ``gemm`` and the matrices
+# packed for it (:func:`_product`); bias (gates, U); the states, updated in place (``hx``, and c (B, U));
+# g a (B, gates, U) buffer (the gate as its own axis: with an offset ``k * U + j`` numba's negative-index
+# wraparound made LLVM load every gate but the first with gathers, 6 ``vgatherqps`` in the LSTM pass);
+# ``io`` = (mask (B, T) bool in processing order, read only if has_mask; last (B, U) the previous output (masks);
+# out (B, T, U), written at [:, i] if sequences); ``flags`` = (has_mask, zero_output_for_mask, go_backwards,
+# sequences); the activations' codes.
 
 
-def _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences):
-    """Row ``b``'s output after step ``i``: ``h``, or with a mask the previous output / zeros where masked.
+def _finish_row(h, U, b, i, kept, io, flags):
+    """Row ``b``'s output after step ``i``: ``h[b, :U]``, or with a mask the previous output / zeros where masked.
     (Indexing, no row views: a view costs two reference-count calls, per row and step.)"""
-    U = h.shape[1]
+    _, last, out = io
+    has_mask, zero_out, _, sequences = flags
     if has_mask:
         if kept:
             for j in range(U):
@@ -182,76 +193,121 @@ def _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences):
                 last[b, j] = 0
         if sequences:
             for j in range(U):
-                out[b, t0 + i, j] = last[b, j]
+                out[b, i, j] = last[b, j]
     elif sequences:
         for j in range(U):
-            out[b, t0 + i, j] = h[b, j]
+            out[b, i, j] = h[b, j]
 
 
-def simple_rnn_loop(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act):
-    n, B, U = z.shape
-    for i in range(n):
-        np.dot(h, WhT, g)
+def _product(a, W, gemm, packed, out):
+    """``out = a @ W``: MKL's packed product (``gemm`` its ``cblas_?gemm_compute``, ``packed`` W packed for it) when
+    ``packed`` has elements, else ``np.dot`` (SciPy's BLAS); every operand C-contiguous, as :func:`run` makes them."""
+    m, k = a.shape
+    n = out.shape[1]
+    if packed.size == 0:
+        np.dot(a, W, out)
+    elif m > 0:
+        gemm(101, 111, 151, m, n, k, a.ctypes, k, packed.ctypes, n, 0.0, out.ctypes, n)  # row-major, B packed
+
+
+def _load_inputs(x, hx, i, U, flags):
+    """Step ``i``'s inputs (``x[:, i]``, or ``x[:, T - 1 - i]`` going backwards) into ``hx[:, U:]``."""
+    B, T, F = x.shape
+    t = T - 1 - i if flags[2] else i
+    for b in range(B):
+        for k in range(F):
+            hx[b, U + k] = x[b, t, k]
+
+
+def _kept(io, flags, b, i):
+    return not flags[0] or io[0][b, i]
+
+
+def simple_rnn_loop(x, products, gemm, packed, bias, hx, g, io, flags, act):
+    B, T, _ = x.shape
+    U = g.shape[1]
+    (W,) = products
+    for i in range(T):
+        _load_inputs(x, hx, i, U, flags)
+        _product(hx, W, gemm, packed[0], g)  # (B, U + F) @ (U + F, U)
         for b in range(B):
-            kept = not has_mask or mask[i, b]
+            kept = _kept(io, flags, b, i)
             if kept:
                 for j in range(U):
-                    h[b, j] = activate(act, z[i, b, j] + g[b, j])
-            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+                    hx[b, j] = activate(act, g[b, j] + bias[j])
+            _finish_row(hx, U, b, i, kept, io, flags)
 
 
-def lstm_loop(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, _, U = z.shape
+def lstm_loop(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
+    B, T, _ = x.shape
+    U = c.shape[1]
+    (W,) = products
     flat = g.reshape((B, 4 * U))  # a view, once a call
-    for i in range(n):
-        np.dot(h, WhT, flat)  # (B, U) @ (U, 4U): gates i, f, c, o
+    for i in range(T):
+        _load_inputs(x, hx, i, U, flags)
+        _product(hx, W, gemm, packed[0], flat)  # (B, U + F) @ (U + F, 4U): gates i, f, c, o
         for b in range(B):
-            kept = not has_mask or mask[i, b]
+            kept = _kept(io, flags, b, i)
             if kept:
                 for j in range(U):  # the fused pass: four gates, the carry and the output
-                    ig = activate(ract, z[i, b, 0, j] + g[b, 0, j])
-                    fg = activate(ract, z[i, b, 1, j] + g[b, 1, j])
-                    cc = activate(act, z[i, b, 2, j] + g[b, 2, j])
-                    og = activate(ract, z[i, b, 3, j] + g[b, 3, j])
+                    ig = activate(ract, g[b, 0, j] + bias[0, j])
+                    fg = activate(ract, g[b, 1, j] + bias[1, j])
+                    cc = activate(act, g[b, 2, j] + bias[2, j])
+                    og = activate(ract, g[b, 3, j] + bias[3, j])
                     cn = fg * c[b, j] + ig * cc
                     c[b, j] = cn
-                    h[b, j] = og * activate(act, cn)
-            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+                    hx[b, j] = og * activate(act, cn)
+            _finish_row(hx, U, b, i, kept, io, flags)
 
 
-def gru_after_loop(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, _, U = z.shape
-    flat = g.reshape((B, 3 * U))
-    for i in range(n):
-        np.dot(h, WhT, flat)  # (B, U) @ (U, 3U): gates z, r, h
+def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, act, ract):
+    """Two products a step, the state's and the input's apart (Keras's reset after the product multiplies the
+    state's part of the candidate alone, ``r * (h Wh + bh)``; folding both into one product would need zero
+    blocks, and 0 * inf is NaN): ``h @ Wh`` (U, 3U) into ``g`` and ``x_t @ Wx`` (F, 3U) into ``gx``, ``xt``
+    (B, F) holding ``x_t``, ``hx`` (B, U) the state. bias (4, U): z's and r's input plus recurrent bias, the
+    candidate's recurrent bias, its input bias."""
+    B, T, _ = x.shape
+    U = g.shape[2]
+    Wh, Wx = products
+    flat, flat_x = g.reshape((B, 3 * U)), gx.reshape((B, 3 * U))
+    for i in range(T):
+        _load_inputs(x, xt, i, 0, flags)
+        _product(hx, Wh, gemm, packed[0], flat)  # (B, U) @ (U, 3U)
+        _product(xt, Wx, gemm, packed[1], flat_x)  # (B, F) @ (F, 3U)
         for b in range(B):
-            kept = not has_mask or mask[i, b]
+            kept = _kept(io, flags, b, i)
             if kept:
                 for j in range(U):
-                    zg = activate(ract, z[i, b, 0, j] + (g[b, 0, j] + bh[0, j]))
-                    rg = activate(ract, z[i, b, 1, j] + (g[b, 1, j] + bh[1, j]))
-                    hh = activate(act, z[i, b, 2, j] + rg * (g[b, 2, j] + bh[2, j]))  # reset after
-                    h[b, j] = zg * h[b, j] + (np.float32(1) - zg) * hh
-            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+                    zg = activate(ract, (gx[b, 0, j] + g[b, 0, j]) + bias[0, j])
+                    rg = activate(ract, (gx[b, 1, j] + g[b, 1, j]) + bias[1, j])
+                    hh = activate(act, (gx[b, 2, j] + bias[3, j]) + rg * (g[b, 2, j] + bias[2, j]))
+                    hx[b, j] = zg * hx[b, j] + (np.float32(1) - zg) * hh
+            _finish_row(hx, U, b, i, kept, io, flags)
 
 
-def gru_before_loop(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    n, B, _, U = z.shape
+def gru_before_loop(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, flags, act, ract):
+    """Two products a step, each with the input folded in: ``[h, x_t] @ Wzr`` (U + F, 2U) for gates z and r, then
+    ``[r * h, x_t] @ Wh`` (U + F, U) for the candidate (Keras's reset before the product); bias (3, U)."""
+    B, T, _ = x.shape
+    U = g.shape[2]
+    Wzr, Wh = products
     flat = g.reshape((B, 2 * U))
-    for i in range(n):
-        np.dot(h, WzrT, flat)  # (B, U) @ (U, 2U): gates z, r
+    for i in range(T):
+        _load_inputs(x, hx, i, U, flags)
+        _load_inputs(x, rhx, i, U, flags)
+        _product(hx, Wzr, gemm, packed[0], flat)  # (B, U + F) @ (U + F, 2U): gates z, r
         for b in range(B):
             for j in range(U):
-                zg[b, j] = activate(ract, z[i, b, 0, j] + g[b, 0, j])
-                rh[b, j] = activate(ract, z[i, b, 1, j] + g[b, 1, j]) * h[b, j]  # reset before the product
-        np.dot(rh, WhhT, gh)  # (B, U) @ (U, U)
+                zg[b, j] = activate(ract, g[b, 0, j] + bias[0, j])
+                rhx[b, j] = activate(ract, g[b, 1, j] + bias[1, j]) * hx[b, j]  # reset before the product
+        _product(rhx, Wh, gemm, packed[1], gh)  # (B, U + F) @ (U + F, U)
         for b in range(B):
-            kept = not has_mask or mask[i, b]
+            kept = _kept(io, flags, b, i)
             if kept:
                 for j in range(U):
-                    hh = activate(act, z[i, b, 2, j] + gh[b, j])
-                    h[b, j] = zg[b, j] * h[b, j] + (np.float32(1) - zg[b, j]) * hh
-            _finish_row(h, b, i, kept, has_mask, zero_out, last, out, t0, sequences)
+                    hh = activate(act, gh[b, j] + bias[2, j])
+                    hx[b, j] = zg[b, j] * hx[b, j] + (np.float32(1) - zg[b, j]) * hh
+            _finish_row(hx, U, b, i, kept, io, flags)
 
 
 # The default activations as constants: LLVM then compiles one straight, vectorised pass (with the codes as
@@ -265,20 +321,20 @@ simple_rnn_inline, lstm_inline, gru_after_inline, gru_before_inline = (
 )
 
 
-def simple_rnn_default(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act):
-    simple_rnn_inline(z, WhT, h, g, mask, has_mask, zero_out, last, out, t0, sequences, 0)
+def simple_rnn_default(x, products, gemm, packed, bias, hx, g, io, flags, act):
+    simple_rnn_inline(x, products, gemm, packed, bias, hx, g, io, flags, 0)
 
 
-def lstm_default(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    lstm_inline(z, WhT, h, c, g, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+def lstm_default(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
+    lstm_inline(x, products, gemm, packed, bias, hx, c, g, io, flags, 0, 1)
 
 
-def gru_after_default(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    gru_after_inline(z, WhT, bh, h, g, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+def gru_after_default(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, act, ract):
+    gru_after_inline(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, 0, 1)
 
 
-def gru_before_default(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, act, ract):
-    gru_before_inline(z, WzrT, WhhT, h, g, zg, rh, gh, mask, has_mask, zero_out, last, out, t0, sequences, 0, 1)
+def gru_before_default(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, flags, act, ract):
+    gru_before_inline(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, flags, 0, 1)
 
 
 LOOPS = (simple_rnn_loop, lstm_loop, gru_after_loop, gru_before_loop)
@@ -316,7 +372,18 @@ def _set_up() -> dict:
         return numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")(fn)
 
     namespace = globals()
-    for fn in (exp_parts, _finish_row, activate, tanh_f32, sigmoid_f32, tanh_f64, sigmoid_f64):
+    for fn in (
+        exp_parts,
+        _finish_row,
+        _product,
+        _load_inputs,
+        _kept,
+        activate,
+        tanh_f32,
+        sigmoid_f32,
+        tanh_f64,
+        sigmoid_f64,
+    ):
         namespace[fn.__name__] = scalar(fn)  # the loops and activate call these by their global names
     for stub, f32, f64 in ((tanh_, tanh_f32, tanh_f64), (sigmoid_, sigmoid_f32, sigmoid_f64)):
         _by_type(numba, stub, namespace[f32.__name__], namespace[f64.__name__])
@@ -361,8 +428,10 @@ def using(name: str):
     return _BACKEND.using(name)
 
 
+@functools.cache
 def available() -> bool:
-    """Whether numba and SciPy are installed (found, not imported): numba's ``np.dot`` needs SciPy's BLAS."""
+    """Whether numba and SciPy are installed (found, not imported; asked once a process): numba's ``np.dot`` needs
+    SciPy's BLAS."""
     return all(importlib.util.find_spec(name) is not None for name in ("numba", "scipy"))
 
 
@@ -394,13 +463,30 @@ def supports(layer, kind: str) -> bool:
     )
 
 
-#: ``auto`` runs the compiled loop only while ``batch * units`` is at most this (measured, docs/performance.md,
-#: "The compiled loop": CPU time, one thread, the four bench shapes): it saves the NumPy step's dozen
-#: dispatches, which dominate small steps (at 8x8 and 32x32 it measured 0.3-1.0x the NumPy kernels' time);
-#: from 64x128 on the two paths measured within a few percent of each other, LSTM's NumPy kernel ahead
-#: (it folds the input projection into the step's product and its gates into two tanh passes).
+#: ``auto``'s choice between the compiled loop and the NumPy kernels (measured, docs/performance.md, "The compiled
+#: loop", wall time on 2 cores, 8 shapes from 32x100x32x64 to 256x50x128x256): in float32 the compiled loop ran in
+#: 0.35-1.0x the NumPy kernels' time wherever its products were MKL's packed ones (:mod:`scratch_rnn.mkl`), and on
+#: SciPy's BLAS (``np.dot``) while the step's product has at most ``AUTO_MAX_COLUMNS`` columns (LSTM and GRU up to
+#: 128 units; at 256 units it took 1.3-1.6x the time). In float64 its activations are libm's scalar calls: it ran
+#: faster only while ``batch * units`` is at most ``AUTO_MAX_ELEMENTS_FLOAT64`` (at 8x8; 1.1-2.1x slower at 256).
 #: ``SCRATCH_RNN_BACKEND=numba`` runs it at every size.
-AUTO_MAX_ELEMENTS = {"simple_rnn": 1024, "lstm": 1024, "gru": 1024}
+AUTO_MAX_COLUMNS = 512
+AUTO_MAX_ELEMENTS_FLOAT64 = 64
+#: The columns of the step's product(s) per unit (the input folded in: see the loops).
+COLUMNS = {"simple_rnn": 1, "lstm": 4, "gru_after": 3, "gru_before": 3}
+
+
+def _loop_name(layer, kind: str) -> str:
+    return kind if kind != "gru" else "gru_after" if layer.reset_after else "gru_before"
+
+
+def chosen_by_auto(layer, kind: str, batch: int) -> bool:
+    """Whether ``auto`` runs the compiled loop for ``layer`` on ``batch`` rows (see :data:`AUTO_MAX_COLUMNS`)."""
+    if layer.dtype != np.float32:
+        return batch * layer.units <= AUTO_MAX_ELEMENTS_FLOAT64
+    columns = COLUMNS[_loop_name(layer, kind)] * layer.units
+    flops = 2 * batch * (layer.units + layer.Wx.shape[1]) * columns
+    return columns <= AUTO_MAX_COLUMNS or mkl.chosen(flops, layer.dtype)
 
 
 def loop_for(layer, kind: str, batch: int):
@@ -410,7 +496,7 @@ def loop_for(layer, kind: str, batch: int):
     (:meth:`~scratch_rnn.rnn.BaseRNN.compiled_loop`)."""
     if not (enabled() and supports(layer, kind)):
         return None
-    if backend() == "auto" and batch * layer.units > AUTO_MAX_ELEMENTS[kind]:
+    if backend() == "auto" and not chosen_by_auto(layer, kind, batch):
         return None
 
     def loop(x, states, mask, **options):
@@ -437,63 +523,96 @@ def run(
     """What :func:`~scratch_rnn.rnn.recurrence` returns for ``layer``'s kernel, computed by the compiled loops:
     ``(last (B, U), outputs (B, T, U) or None, [final states (B, S)])``, none of them a view of ``workspace``
     (scratch buffers kept between calls). ``out``: an array ``(B, T, U)`` to write the outputs into.
-    The chunks of timesteps are :func:`~scratch_rnn.rnn.recurrence`'s: memory does not grow with ``T``."""
+    Memory does not grow with ``T``: SimpleRNN and LSTM project each step's input in the step's product, GRU a
+    chunk of timesteps at a time (:func:`~scratch_rnn.rnn.recurrence`'s chunks)."""
     fns = _jit()
     dtype = x.dtype
-    batch, T, _ = x.shape
+    batch, T, features = x.shape
     u = layer.units
     act = CODES[activations.name_of(layer.activation)]
     ract = CODES[activations.name_of(getattr(layer, "recurrent_activation", activations.linear))]
-    Wx, Wh = layer.Wx, layer.Wh  # (G, F), (G, U)
-    G = Wx.shape[0]
-    bias = layer.b if layer.use_bias else None
-    bx = None if bias is None else (bias[0] if kind == "gru" and layer.reset_after else bias)
-    h = np.array(states[0], dtype, order="C")  # copies: the loops update them in place
-    c = np.array(states[1], dtype, order="C") if kind == "lstm" else None
-    workspace = Workspace() if workspace is None else workspace
-    g = workspace.empty("compiled g", (batch, 2 * u if kind == "gru" and not layer.reset_after else G), dtype)
-    if kind != "simple_rnn":
-        g = g.reshape(batch, g.shape[1] // u, u)  # (B, gates, U): see the loops (explicit: batch may be 0)
-    has_mask = mask is not None
-    masks = mask[::-1] if has_mask and go_backwards else mask  # (T, B) in processing order
-    last = np.zeros((batch, u), dtype)
-    sequences = bool(return_sequences)
-    outputs = (np.empty((batch, T, u), dtype) if out is None else out) if sequences else np.empty((1, 1, 1), dtype)
-    dummy_mask = np.ones((1, 1), bool)
-    if kind == "gru" and not layer.reset_after:
-        zg, rh, gh = (workspace.empty(f"compiled {name}", (batch, u), dtype) for name in ("z", "rh", "gh"))
-    xs = x[:, ::-1] if go_backwards else x
     default = act == 0 and (kind == "simple_rnn" or ract == 1)  # the codes the *_default loops hold as constants
-    form = "default" if default else "loop"
-    # numba's np.dot on an F-ordered (transposed) view measured 10x slower than on a C copy: copy, once a call
-    if kind == "gru" and not layer.reset_after:
-        WzrT, WhhT = np.ascontiguousarray(Wh[: 2 * u].T), np.ascontiguousarray(Wh[2 * u :].T)  # (U, 2U), (U, U)
+    name = _loop_name(layer, kind)
+    loop = fns[f"{name}_{'default' if default else 'loop'}"]
+    *matrices, bias = step_weights(layer, name)
+    workspace = Workspace() if workspace is None else workspace
+    width = u if name == "gru_after" else u + features  # the state beside each step's inputs (see the loops)
+    hx = workspace.empty("compiled hx", (batch, width), dtype)
+    hx[:, :u] = states[0]
+    c = np.array(states[1], dtype, order="C") if kind == "lstm" else None  # a copy: the loop updates it in place
+    g = workspace.empty("compiled g", (batch, GATES[name], u), dtype)  # the gate as its own axis: see the loops
+    if name == "simple_rnn":
+        buffers = (hx, g.reshape(batch, u))
+    elif name == "lstm":
+        buffers = (hx, c, g)
+    elif name == "gru_after":
+        buffers = (hx, workspace.empty("compiled xt", (batch, features), dtype), g)
+        buffers += (workspace.empty("compiled gx", g.shape, dtype),)
     else:
-        WhT = np.ascontiguousarray(Wh.T)  # (U, G)
-    if kind == "gru" and layer.reset_after:
-        bh = np.ascontiguousarray(bias[1] if bias is not None else np.zeros(G, dtype)).reshape(3, u)
-    chunk = max(1, min(T, CHUNK_STEPS, CHUNK_ELEMENTS // max(1, G * batch)))
-    z = workspace.empty("compiled projection", (chunk, batch, G), dtype)
-    for t0 in range(0, T, chunk):
-        n = min(chunk, T - t0)
-        zc = z[:n]
-        np.matmul(xs[:, t0 : t0 + n].transpose(1, 0, 2), Wx.T, out=zc)  # (n, B, F) @ (F, G): one product
-        if bx is not None:
-            zc += bx
-        if kind != "simple_rnn":
-            zc = zc.reshape(n, batch, G // u, u)  # views: the gate as an axis
-        m = np.ascontiguousarray(masks[t0 : t0 + n]) if has_mask else dummy_mask
-        common = (m, has_mask, bool(zero_output_for_mask), last, outputs, t0, sequences)
-        if kind == "simple_rnn":
-            fns[f"simple_rnn_{form}"](zc, WhT, h, g, *common, act)
-        elif kind == "lstm":
-            fns[f"lstm_{form}"](zc, WhT, h, c, g, *common, act, ract)
-        elif layer.reset_after:
-            fns[f"gru_after_{form}"](zc, WhT, bh, h, g, *common, act, ract)
-        else:
-            fns[f"gru_before_{form}"](zc, WzrT, WhhT, h, g, zg, rh, gh, *common, act, ract)
+        rhx, zg, gh = (workspace.empty(f"compiled {n}", hx.shape[:1] + s, dtype) for n, s in
+                       (("rhx", hx.shape[1:]), ("z", (u,)), ("gh", (u,))))  # fmt: skip
+        buffers = (hx, rhx, g, zg, gh)
+    has_mask, sequences = mask is not None, bool(return_sequences)
+    masks = np.ascontiguousarray(mask.T[:, ::-1] if go_backwards else mask.T) if has_mask else _unused(bool, 2)
+    last = np.zeros((batch, u), dtype)
+    outputs = (np.empty((batch, T, u), dtype) if out is None else out) if sequences else _unused(dtype, 3)
+    flags = (has_mask, bool(zero_output_for_mask), bool(go_backwards), sequences)
+    codes = (act,) if name == "simple_rnn" else (act, ract)
+    xs = np.ascontiguousarray(x)
+    n = parallel.split_count_whole(batch, T * sum(W.shape[1] for W in matrices))
+    slices = parallel.row_slices(batch, n)
+    on_mkl = batch > 0 and mkl.chosen(2 * batch * sum(W.size for W in matrices), dtype)
+    gemm = mkl.compute(dtype) if on_mkl else mkl.no_compute(dtype)
+    packed = {}  # by a slice's row count: the matrices packed for MKL, or empty (np.dot's products)
+    for rows in slices:
+        m = rows.stop - rows.start
+        packed[m] = packed.get(m) or tuple(mkl.packed(W, m) if on_mkl else _unused(dtype, 1) for W in matrices)
+
+    def call(rows):  # the whole sequence of some rows, in one call that does not hold the GIL
+        io = (masks[rows] if has_mask else masks, last[rows], outputs[rows] if sequences else outputs)
+        with mkl.one_thread() if on_mkl else contextlib.nullcontext():
+            loop(xs[rows], tuple(matrices), gemm, packed[rows.stop - rows.start], bias,
+                 *(a[rows] for a in buffers), io, flags, *codes)  # fmt: skip
+
+    if n > 1:
+        parallel.map_slices(call, batch, n)
+    else:
+        call(slices[0])
+    h = hx[:, :u].copy()
     finals = [h] if c is None else [h, c]
     return (h if not has_mask else last), (outputs if sequences else None), finals
+
+
+@functools.cache
+def _unused(dtype, ndim: int) -> np.ndarray:
+    """An empty array for an argument a loop does not touch (no mask, no sequences; np.dot's products), shared.
+    (Not read-only: numba types a read-only array apart, a second compiled signature.)"""
+    return np.empty((0,) * ndim, dtype)
+
+
+#: The gates of each loop's buffer ``g`` (GRU after: the state's product; its input's goes to ``gx``).
+GATES = {"simple_rnn": 1, "lstm": 4, "gru_after": 3, "gru_before": 2}
+
+
+def step_weights(layer, name: str) -> tuple:
+    """The loop ``name``'s weight matrices, then its bias by gate (gates, U). SimpleRNN and LSTM: ``[Wh; Wx]^T``
+    (U + F, G), the state's rows first. GRU before: ``[Wh; Wx]^T`` of gates z and r (U + F, 2U) and of the
+    candidate (U + F, U). GRU after: the state's ``Wh^T`` (U, 3U) and the input's ``Wx^T`` (F, 3U) apart, bias
+    ``bx + bh`` for z and r, then the candidate's ``bh`` and ``bx``. Contiguous copies (numba's ``np.dot`` on a
+    transposed view measured 10x slower), made once a call."""
+    Wx, Wh = layer.Wx, layer.Wh  # (G, F), (G, U)
+    u, dtype = layer.units, layer.dtype
+    G = Wx.shape[0]
+    stack = lambda rows: np.ascontiguousarray(np.concatenate([Wh[rows], Wx[rows]], axis=1).T)  # noqa: E731
+    if name in ("simple_rnn", "lstm"):
+        bias = layer.b if layer.use_bias else np.zeros(G, dtype)
+        return stack(slice(None)), bias if name == "simple_rnn" else bias.reshape(G // u, u)
+    if name == "gru_before":
+        bias = (layer.b if layer.use_bias else np.zeros(G, dtype)).reshape(3, u)
+        return stack(slice(0, 2 * u)), stack(slice(2 * u, None)), bias
+    bx, bh = (layer.b[0], layer.b[1]) if layer.use_bias else (np.zeros(G, dtype),) * 2
+    bias = np.stack([bx[:u] + bh[:u], bx[u : 2 * u] + bh[u : 2 * u], bh[2 * u :], bx[2 * u :]])
+    return np.ascontiguousarray(Wh.T), np.ascontiguousarray(Wx.T), bias
 
 
 def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, int]:

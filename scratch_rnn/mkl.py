@@ -221,6 +221,40 @@ class PackedProduct:
         self.bind(x, out)()
 
 
+def packed(weights: np.ndarray, n: int) -> np.ndarray:
+    """``weights`` packed by MKL as the B operand of ``x @ weights``, ``x`` with ``n`` rows: for compiled code
+    (:mod:`scratch_rnn.compiled`), which calls :func:`compute` on it in one MKL thread (:func:`one_thread`)."""
+    return PackedProduct(weights, n, left=False).packed
+
+
+def compute(dtype):
+    """MKL's ``cblas_?gemm_compute`` for ``dtype`` (float32 or float64), a ctypes function."""
+    return getattr(library(), f"cblas_{'s' if np.dtype(dtype) == np.float32 else 'd'}gemm_compute")
+
+
+@functools.cache
+def no_compute(dtype) -> object:
+    """A ctypes function of ``cblas_?gemm_compute``'s type for ``dtype`` that does nothing: what compiled code is
+    given (and never calls) when its products are ``np.dot``'s, so that both kinds of call share one signature."""
+    scalar = ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double
+    i, p = ctypes.c_int, ctypes.c_void_p
+    return ctypes.CFUNCTYPE(None, i, i, i, i, i, i, p, i, p, i, scalar, p, i)(lambda *args: None)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """MKL on one thread in this thread while the block runs (already so on MKL's sequential layer)."""
+    lib = library()
+    if lib.sequential:
+        yield
+        return
+    previous = lib.MKL_Set_Num_Threads_Local(1)
+    try:
+        yield
+    finally:
+        lib.MKL_Set_Num_Threads_Local(previous)
+
+
 @contextlib.contextmanager
 def choosing_for(batch: int):
     """Products made inside the block choose MKL or ``np.dot`` as a product over ``batch`` rows would, whatever

@@ -181,6 +181,25 @@ def threads(n):
         _local.reset(token)
 
 
+#: A call whose time loop is compiled (scratch_rnn.compiled) runs each slice's whole sequence in one call that does
+#: not hold the GIL: the threads meet once a call, so it splits when each thread gets :data:`MIN_ROWS` rows and, with
+#: ``n`` threads, ``(n - 1) * MIN_CALL_ELEMENTS`` gate elements (rows x timesteps x the step product's columns).
+MIN_CALL_ELEMENTS = 3 << 14
+
+
+def split_count_whole(batch: int, elements_per_row: int) -> int:
+    """How many threads a compiled call (:mod:`scratch_rnn.compiled`) on ``batch`` rows splits them across:
+    the most, up to :func:`get_num_threads`, that give each thread :data:`MIN_ROWS` rows and ``(n - 1) *``
+    :data:`MIN_CALL_ELEMENTS` gate elements, ``elements_per_row`` a row's over the call; 1 means no split."""
+    n = batch // MIN_ROWS
+    if n <= 1:  # before asking the settings: the small calls this loop is for must not pay for them
+        return 1
+    n = min(get_num_threads(), n)
+    while n > 1 and (batch // n) * elements_per_row < (n - 1) * MIN_CALL_ELEMENTS:
+        n -= 1
+    return max(n, 1)
+
+
 def split_count(batch: int, step_flops_per_row, sequential_products=None) -> int:
     """How many threads a call with ``batch`` rows should split them across: the most, up to
     :func:`get_num_threads`, that give each thread :data:`MIN_ROWS` rows and, with ``n`` threads,

@@ -511,15 +511,14 @@ class BaseRNN(Layer):
         vars(self).update(state)
         self._threads = threading.local()
 
-    def _recurrence(self, x, states, mask, out=None, batch=None):
-        """:func:`recurrence` on this layer's kernel and this thread's workspace (or the layer's compiled loop).
-        ``batch``: the whole call's batch size, which chooses between the two (default ``x``'s), and between MKL's
-        products and ``np.dot`` in the kernels (:func:`~scratch_rnn.mkl.choosing_for`): a split call's slices run
-        what the whole batch chose, so that they compute the same bits."""
+    def _recurrence(self, x, states, mask, out=None, batch=None, loop=None):
+        """:func:`recurrence` on this layer's kernel and this thread's workspace, or the compiled ``loop``
+        (:meth:`compiled_loop`'s, chosen by :meth:`_loop` for the whole batch). ``batch``: the whole call's batch
+        size, which chooses between MKL's products and ``np.dot`` in the kernels (:func:`~scratch_rnn.mkl.choosing_for`,
+        default ``x``'s): a split call's slices run what the whole batch chose, so that they compute the same bits."""
         batch = x.shape[0] if batch is None else batch
         workspace = self._workspace()
         workspace.in_use = True
-        loop = self.compiled_loop(batch) if self.fast else None
         try:
             with np.errstate(invalid="ignore", over="ignore"), mkl.choosing_for(batch):  # NaN/Inf propagate
                 options = dict(
@@ -538,17 +537,21 @@ class BaseRNN(Layer):
             workspace.in_use = False
 
     def _loop(self, x, states, mask):
-        """:meth:`_recurrence` on the whole batch, or on slices of it in several threads when the batch is
-        large (:mod:`scratch_rnn.parallel`). A kernel may pick its form from its initial states near the
+        """The compiled loop when it runs for this batch (it splits the batch across threads itself, one compiled
+        call a slice); else :meth:`_recurrence` on the whole batch, or on slices of it in several threads when the
+        batch is large (:mod:`scratch_rnn.parallel`). A kernel may pick its form from its initial states near the
         largest float (LSTM's folded gates, GRU's update); a split call must pick what the unsplit one
         would for every row, so it runs only when every initial state is finite and at most half of it."""
         batch, timesteps, _ = x.shape
+        loop = self.compiled_loop(batch) if self.fast else None
+        if loop is not None:
+            return self._recurrence(x, states, mask, loop=loop)
         n = parallel.split_count(batch, self._step_flops_per_row, self._products_on_one_thread)
         if n == 1 or not all(np.all(np.abs(s) <= np.finfo(s.dtype).max / 2) for s in states):
             return self._recurrence(x, states, mask)
         outputs = np.empty((batch, timesteps, self.units), x.dtype) if self.return_sequences else None
 
-        def run(rows):  # a slice of the batch; its outputs are written into its rows of the whole
+        def run(rows):  # a slice of the batch, on the NumPy kernels as the whole batch chose
             part = None if mask is None else mask[:, rows]
             into = None if outputs is None else outputs[rows]
             return self._recurrence(x[rows], [s[rows] for s in states], part, into, batch)

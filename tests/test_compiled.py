@@ -16,7 +16,7 @@ import pytest
 from helpers import assert_outputs_close, randomize, require
 
 import scratch_rnn
-from scratch_rnn import compiled
+from scratch_rnn import compiled, mkl
 from scratch_rnn.testing.tolerance import ACTIVATION_ULPS
 
 require("numba")
@@ -107,6 +107,45 @@ def test_compiled_loop_equals_the_numpy_kernels(name, shape, dtype, rng, compile
     assert compiled_calls, "the compiled loop never ran"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_the_compiled_loop_on_mkls_packed_products_equals_the_numpy_kernels(name, dtype, rng, compiled_calls):
+    """The compiled loop's products on MKL (packed once a call, :func:`compiled._product`) as on SciPy's BLAS: every
+    option, masks and initial states, square and rectangular weights."""
+    if not mkl.available():
+        pytest.skip("MKL's packed products need the mkl extra")
+    for shape in ((5, 7, 6, 6), (9, 4, 3, 7)):
+        batch, timesteps, features, _ = shape
+        x = rng.standard_normal((batch, timesteps, features)).astype(dtype)
+        mask = rng.random((batch, timesteps)) > 0.3
+        for opts in OPTIONS[:5]:
+            layer = random_layer(name, dtype, shape, rng, **opts)
+            states = [rng.standard_normal((batch, s)).astype(dtype) * 0.5 for s in layer.state_size]
+            for kwargs in ({"mask": mask, "initial_state": states}, {}):
+                with mkl.using("mkl"):
+                    got, expected = call_both(layer, x, **kwargs)
+                with mkl.using("numpy"), compiled.using("numba"):
+                    on_scipy = layer(x, **kwargs)
+                on_scipy = list(on_scipy) if isinstance(on_scipy, list) else [on_scipy]
+                context = f"{name} {opts} {sorted(kwargs)}"
+                assert_outputs_close(got, expected, context=context)
+                assert_outputs_close(got, on_scipy, context=context)
+    assert compiled_calls
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_mkls_products_in_the_compiled_loop_are_the_ones_checked(name, rng, monkeypatch):
+    """The comparison above runs MKL's packed products: weights packed 0.1% off make it fail."""
+    if not mkl.available():
+        pytest.skip("MKL's packed products need the mkl extra")
+    layer = random_layer(name, "float32", (5, 7, 6, 6), rng)
+    x = rng.standard_normal((5, 7, 6)).astype("float32")
+    packed = mkl.packed
+    monkeypatch.setattr(mkl, "packed", lambda weights, n: packed(weights * np.float32(1.001), n))
+    with mkl.using("mkl"), pytest.raises(AssertionError, match="output"):
+        assert_outputs_close(*call_both(layer, x))
+
+
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_the_comparison_fails_on_a_planted_difference(name, rng, monkeypatch):
     """A compiled loop computing the wrong gate activation, or dropping the mask's zeros, is caught."""
@@ -183,7 +222,7 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
 
 PROBE = """
 import sys, numpy as np, scratch_rnn
-from scratch_rnn import compiled
+from scratch_rnn import compiled, mkl
 assert "numba" not in sys.modules, "import scratch_rnn imported numba"
 calls = []
 run = compiled.run
@@ -220,8 +259,12 @@ def test_scipy_counts_as_part_of_the_extra(monkeypatch):
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else find_spec(name, *a))
-    assert not compiled.available()
-    monkeypatch.undo()
+    compiled.available.cache_clear()  # asked once a process
+    try:
+        assert not compiled.available()
+    finally:
+        monkeypatch.undo()
+        compiled.available.cache_clear()
     assert compiled.available()
 
 
@@ -251,16 +294,36 @@ def test_fast_false_and_unsupported_options_run_numpy(rng, numba_backend, compil
 
 
 def test_auto_runs_the_compiled_loop_where_it_measured_faster(rng, monkeypatch, compiled_calls):
+    """float32: while the step's product has at most AUTO_MAX_COLUMNS columns on SciPy's BLAS, at every size on
+    MKL's packed products; float64 (libm's scalar activations): while batch * units is at most
+    AUTO_MAX_ELEMENTS_FLOAT64; ``numba``: always."""
     monkeypatch.setenv(compiled.ENV, "auto")
-    layer = random_layer("LSTM", "float32", (2, 3, 4, 5), rng)
-    small = np.ones((compiled.AUTO_MAX_ELEMENTS["lstm"] // 5, 3, 4), "float32")
-    large = np.ones((small.shape[0] + 1, 3, 4), "float32")
+    x = np.ones((2, 3, 4), "float32")
+    units = compiled.AUTO_MAX_COLUMNS // 4  # LSTM's four gates
+    with mkl.using("numpy"):
+        random_layer("LSTM", "float32", (2, 3, 4, units), rng)(x)
+        assert compiled_calls == ["lstm"]
+        wide = random_layer("LSTM", "float32", (2, 3, 4, units + 1), rng)
+        wide(x)
+        assert compiled_calls == ["lstm"]
+        wide(np.ones((64, 3, 4), "float32"))  # 4.4 Mflop a step: MKL's size, but not MKL's products
+        assert compiled_calls == ["lstm"]
+    if mkl.available():
+        wide(np.ones((64, 3, 4), "float32"))  # auto: MKL's products, so the compiled loop
+        assert compiled_calls == ["lstm", "lstm"]
+        wide(x)  # too small for MKL: SciPy's BLAS, too wide
+        assert compiled_calls == ["lstm", "lstm"]
+    compiled_calls.clear()
+    layer = random_layer("LSTM", "float64", (2, 3, 4, 8), rng)
+    small = np.ones((compiled.AUTO_MAX_ELEMENTS_FLOAT64 // 8, 3, 4))
+    large = np.ones((small.shape[0] + 1, 3, 4))
     layer(small)
     layer(large)
     assert compiled_calls == ["lstm"]
     monkeypatch.setenv(compiled.ENV, "numba")  # forced: every size
     layer(large)
-    assert compiled_calls == ["lstm", "lstm"]
+    wide(x)
+    assert compiled_calls == ["lstm", "lstm", "lstm"]
 
 
 def test_the_gate_pass_is_vectorised(rng):
@@ -364,23 +427,31 @@ def test_bench_times_the_compiled_loop_and_the_numpy_kernels(compiled_calls):
     assert compiled_calls == ["lstm"]
 
 
-def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(rng, compiled_calls, monkeypatch):
-    """scratch_rnn.parallel's slices call the compiled loop (nogil) from its threads, with the same results."""
+@pytest.mark.parametrize("products", ["numpy", "mkl"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_a_batch_split_across_threads_runs_the_compiled_loop_in_each(name, products, rng, compiled_calls, monkeypatch):
+    """The compiled call splits its batch itself (one nogil call a slice, scratch_rnn.parallel's threads), on
+    SciPy's BLAS or MKL's packed products, and computes the same bits as unsplit."""
     from scratch_rnn import parallel
 
-    monkeypatch.setattr(parallel, "MIN_STEP_FLOPS", 1)  # split whatever the policy's threshold (parallel.py)
-    layer = random_layer("GRU", "float32", (256, 6, 16, 128), rng, return_sequences=True)
-    x = rng.standard_normal((256, 6, 16)).astype("float32")
-    mask = rng.random((256, 6)) > 0.2
-    with compiled.using("numba"):
+    if products == "mkl" and not mkl.available():
+        pytest.skip("MKL's packed products need the mkl extra")
+    monkeypatch.setattr(parallel, "MIN_CALL_ELEMENTS", 1)  # split whatever the policy's threshold (parallel.py)
+    splits = []
+    monkeypatch.setattr(
+        parallel, "map_slices", lambda fn, batch, n, run=parallel.map_slices: splits.append(n) or run(fn, batch, n)
+    )
+    layer = random_layer(name, "float32", (67, 6, 16, 40), rng, return_sequences=True, return_state=True)
+    x = rng.standard_normal((67, 6, 16)).astype("float32")
+    mask = rng.random((67, 6)) > 0.2
+    with compiled.using("numba"), mkl.using(products):
         with parallel.threads(1):
             whole = layer(x, mask=mask)
-        calls = len(compiled_calls)
-        with parallel.threads(2):
+        with parallel.threads(3):
             split = layer(x, mask=mask)
-            pieces = parallel.split_count(256, layer._step_flops_per_row)
-    assert pieces == 2 and len(compiled_calls) - calls == 2
-    assert_outputs_close(split, whole)
+    assert splits == [3] and len(compiled_calls) == 2
+    for a, e in zip(split, whole):
+        np.testing.assert_array_equal(a, e)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -49,6 +49,7 @@ def split_anything(monkeypatch):
     order (the policy's :data:`~scratch_rnn.parallel.MIN_ROWS` keeps 8 rows a thread)."""
     monkeypatch.setattr(parallel, "MIN_ROWS", 2)
     monkeypatch.setattr(parallel, "MIN_STEP_FLOPS", 1)
+    monkeypatch.setattr(parallel, "MIN_CALL_ELEMENTS", 1)  # the compiled loop's own split (scratch_rnn.compiled)
     runs = []
     original = parallel.map_slices
 
@@ -101,18 +102,25 @@ def built(name, rng, dtype="float32", features=3, batch=1, **options):
     ],
     ids=["last", "sequences+state", "backwards", "zero_output", "unroll_backwards_zero"],
 )
-def test_split_calls_compute_the_same_bits(name, options, dtype, rng, split_anything):
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_split_calls_compute_the_same_bits(name, options, dtype, backend, rng, split_anything):
+    """On the NumPy kernels (split by BaseRNN._loop) and on the compiled loop (split by scratch_rnn.compiled.run)."""
+    from scratch_rnn import compiled
+
+    if backend == "numba":
+        require("numba")
     layer = built(name, rng, dtype, **options)
     batch, timesteps = 11, 7  # slices of 4, 4, 3 rows with 3 threads; 6 and 5 with 2
     x = rng.standard_normal((batch, timesteps, 3)).astype(dtype)
     mask = left_and_right_padded_mask(batch, timesteps)
     for kwargs in ({}, {"mask": mask}):
-        expected = call(layer, 1, x, **kwargs)
-        assert not split_anything
-        for threads in (2, 3, 16):  # 16: as many as two rows a thread allow, 5
-            assert_same_bits(call(layer, threads, x, **kwargs), expected, f"{name} {options} threads={threads}")
-            n = min(threads, batch // 2)
-            assert [s.stop - s.start for s in split_anything.pop()] == [len(r) for r in np.array_split(x, n)]
+        with compiled.using(backend):
+            expected = call(layer, 1, x, **kwargs)
+            assert not split_anything
+            for threads in (2, 3, 16):  # 16: as many as two rows a thread allow, 5
+                assert_same_bits(call(layer, threads, x, **kwargs), expected, f"{name} {options} threads={threads}")
+                n = min(threads, batch // 2)
+                assert [s.stop - s.start for s in split_anything.pop()] == [len(r) for r in np.array_split(x, n)]
 
 
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU", "RNN_stacked"])
@@ -150,17 +158,20 @@ def test_nan_and_inf_inputs_stay_in_their_rows(rng, split_anything):
 
 
 def test_an_initial_state_near_the_largest_float_is_not_split(rng, split_anything):
-    """LSTM's folded gates and GRU's update are chosen from the initial states: a split call would choose per
-    slice. Such calls run unsplit, with the same bits."""
+    """The NumPy kernels choose LSTM's folded gates and GRU's update from the initial states: a split call would
+    choose per slice. Such calls run unsplit, with the same bits. (The compiled loop has one form: it splits.)"""
+    from scratch_rnn import compiled
+
     for name in ("LSTM", "GRU"):
         layer = built(name, rng)
         x = rng.standard_normal((6, 3, 3)).astype("float32")
         initial = [np.zeros((6, size), "float32") for size in layer.flat_state_size]
         initial[0][4, 0] = np.finfo("float32").max  # one row above half the largest float
-        expected = call(layer, 1, x, initial_state=initial)
-        assert_same_bits(call(layer, 2, x, initial_state=initial), expected, name)
-        initial[0][4, 0] = np.nan
-        assert_same_bits(call(layer, 2, x, initial_state=initial), call(layer, 1, x, initial_state=initial), name)
+        with compiled.using("numpy"):
+            expected = call(layer, 1, x, initial_state=initial)
+            assert_same_bits(call(layer, 2, x, initial_state=initial), expected, name)
+            initial[0][4, 0] = np.nan
+            assert_same_bits(call(layer, 2, x, initial_state=initial), call(layer, 1, x, initial_state=initial), name)
     assert not split_anything
 
 
@@ -182,14 +193,20 @@ def test_models_split_through_predict_and_bidirectional(rng, split_anything):
 
 
 def test_the_comparison_fails_on_a_planted_difference(rng, split_anything, monkeypatch):
-    """The split run's results joined in the wrong order (each slice right, the rows swapped) must fail
-    the comparison above; so must an off-by-one ulp in one element."""
+    """The split run's results joined in the wrong order (each slice right, the rows swapped; the NumPy kernels'
+    split, which joins the slices' results) or a slice that never ran (the compiled loop's, which writes in
+    place) must fail the comparison above; so must an off-by-one ulp in one element."""
+    from scratch_rnn import compiled
+
     layer = built("SimpleRNN", rng, return_sequences=True, return_state=True)
     x = rng.standard_normal((6, 4, 3)).astype("float32")
     expected = call(layer, 1, x)
     original = parallel.map_slices
     monkeypatch.setattr(parallel, "map_slices", lambda fn, batch, n: original(fn, batch, n)[::-1])
-    with pytest.raises(AssertionError, match="output"):
+    with compiled.using("numpy"), pytest.raises(AssertionError, match="output"):
+        assert_same_bits(call(layer, 2, x), expected)
+    monkeypatch.setattr(parallel, "map_slices", lambda fn, batch, n: [fn(parallel.row_slices(batch, n)[0])])
+    with compiled.using("numba" if compiled.available() else "numpy"), pytest.raises(AssertionError, match="output"):
         assert_same_bits(call(layer, 2, x), expected)
     nudged = [a.copy() for a in expected]
     nudged[1][3, 0] = np.nextafter(nudged[1][3, 0], np.inf)
@@ -352,17 +369,17 @@ def test_where_the_thread_count_comes_from(monkeypatch):
     assert scratch_rnn.get_num_threads() == 3
 
 
-@pytest.mark.parametrize("name, units, batch", [("SimpleRNN", 8, 256), ("LSTM", 8, 256), ("GRU", 8, 256)])
+@pytest.mark.parametrize("name, units, batch", [("SimpleRNN", 8, 16), ("LSTM", 8, 16), ("GRU", 8, 16)])
 def test_a_split_call_runs_the_loop_the_whole_batch_chose(name, units, batch, rng, split_anything):
     """The backend (compiled loop or NumPy kernels, scratch_rnn.compiled) is chosen from the batch size; a split
-    call must run what the whole batch chose, not what each slice would (the whole batch chooses the NumPy
-    kernels here, its quarters would choose the compiled loop, whose activations differ in the last bits).
-    Small products on purpose: OpenBLAS takes the same (small-matrix) path for the batch and its slices."""
+    call must run what the whole batch chose, not what each slice would (in float64 the whole batch chooses the
+    NumPy kernels here, its quarters would choose the compiled loop, whose libm activations differ in the last
+    bits). Small products on purpose: OpenBLAS takes the same (small-matrix) path for the batch and its slices."""
     require("numba")
     from scratch_rnn import compiled
 
-    layer = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}[name](units, return_sequences=True)
-    x = rng.standard_normal((batch, 5, 3)).astype("float32")
+    layer = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}[name](units, return_sequences=True, dtype="float64")
+    x = rng.standard_normal((batch, 5, 3))
     layer(x[:1])
     randomize(layer, rng)
     with compiled.using("auto"):
