@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import assert_outputs_close, fast_lane, left_and_right_padded_mask, randomize
+from helpers import assert_outputs_close, fast_lane, left_and_right_padded_mask, randomize, require
 
 import scratch_rnn
 from scratch_rnn import GRU, LSTM, SimpleRNN, compiled, mkl, parallel
@@ -278,14 +278,17 @@ def test_importing_scratch_rnn_does_not_load_mkl():
 
 
 @pytest.mark.keras  # verify runs the sweep against Keras
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("layer", ["SimpleRNN", "LSTM", "GRU"])
-def test_the_harness_proves_the_engine_on_mkl_against_keras(layer, monkeypatch):
-    """``verify`` on the NumPy kernels with every product on MKL (the environment, which the sweep's candidate
-    thread sees): every case agrees with real Keras, both dtypes."""
+def test_the_harness_proves_the_engine_on_mkl_against_keras(layer, backend, monkeypatch):
+    """``verify`` on the NumPy kernels or the compiled loop with every product on MKL (the environment, which the
+    sweep's candidate thread sees): every case agrees with real Keras, both dtypes."""
     require_mkl()
+    if backend == "numba":
+        require("numba")
     from scratch_rnn.testing.verify import verify
 
-    monkeypatch.setenv(compiled.ENV, "numpy")
+    monkeypatch.setenv(compiled.ENV, backend)
     monkeypatch.setenv(mkl.ENV, "mkl")
     for dtype in ("float32", "float64"):
         report = verify(None, layer=layer, max_examples=12, seed=3, dtype=dtype)
