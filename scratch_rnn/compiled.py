@@ -463,40 +463,57 @@ def supports(layer, kind: str) -> bool:
     )
 
 
-#: ``auto``'s choice between the compiled loop and the NumPy kernels (measured, docs/performance.md, "The compiled
-#: loop", wall time on 2 cores, 8 shapes from 32x100x32x64 to 256x50x128x256): in float32 the compiled loop ran in
-#: 0.35-1.0x the NumPy kernels' time wherever its products were MKL's packed ones (:mod:`scratch_rnn.mkl`), and on
-#: SciPy's BLAS (``np.dot``) while the step's product has at most ``AUTO_MAX_COLUMNS`` columns (LSTM and GRU up to
-#: 128 units; at 256 units it took 1.3-1.6x the time). In float64 its activations are libm's scalar calls: it ran
-#: faster only while ``batch * units`` is at most ``AUTO_MAX_ELEMENTS_FLOAT64`` (at 8x8; 1.1-2.1x slower at 256).
-#: ``SCRATCH_RNN_BACKEND=numba`` runs it at every size.
+#: ``auto``'s choice between the compiled loop and the NumPy kernels (measured, docs/performance.md, "One compiled
+#: call a slice", wall time on 2 cores, 8 shapes from 32x100x32x64 to 256x50x128x256). float32: wherever the step's
+#: products run on MKL's packed weights (:mod:`scratch_rnn.mkl`; 0.44-1.02x the NumPy kernels' time on MKL, split
+#: or not). On SciPy's BLAS (numba's ``np.dot``) while each of the step's products has at most ``AUTO_MAX_COLUMNS``
+#: columns (LSTM and GRU up to 128 units: at 256 units 1.07-1.34x the NumPy kernels' time) and either the step is
+#: small, ``batch * units`` at most ``AUTO_MAX_ELEMENTS``, or the call splits across threads: unsplit, with SciPy's
+#: BLAS on its own threads, LSTM took 1.55x and GRU 1.16x the NumPy kernels' time at 64x200x64x128. float64: its
+#: activations are libm's scalar calls; it ran faster only while ``batch * units`` is at most
+#: ``AUTO_MAX_ELEMENTS_FLOAT64`` (at 8x8; 1.1-2.1x slower at 256). ``SCRATCH_RNN_BACKEND=numba``: at every size.
 AUTO_MAX_COLUMNS = 512
+AUTO_MAX_ELEMENTS = 1024
 AUTO_MAX_ELEMENTS_FLOAT64 = 64
-#: The columns of the step's product(s) per unit (the input folded in: see the loops).
-COLUMNS = {"simple_rnn": 1, "lstm": 4, "gru_after": 3, "gru_before": 3}
 
 
 def _loop_name(layer, kind: str) -> str:
     return kind if kind != "gru" else "gru_after" if layer.reset_after else "gru_before"
 
 
-def chosen_by_auto(layer, kind: str, batch: int) -> bool:
-    """Whether ``auto`` runs the compiled loop for ``layer`` on ``batch`` rows (see :data:`AUTO_MAX_COLUMNS`)."""
+def product_shapes(layer, name: str) -> list[tuple[int, int]]:
+    """The (K, N) of each of the loop ``name``'s per-step products (the rows of :func:`step_weights`' matrices)."""
+    u, f = layer.units, layer.Wx.shape[1]
+    return {
+        "simple_rnn": [(u + f, u)],
+        "lstm": [(u + f, 4 * u)],
+        "gru_after": [(u, 3 * u), (f, 3 * u)],
+        "gru_before": [(u + f, 2 * u), (u + f, u)],
+    }[name]
+
+
+def chosen_by_auto(layer, kind: str, batch: int, timesteps: int = 1) -> bool:
+    """Whether ``auto`` runs the compiled loop for ``layer`` on ``batch`` rows of ``timesteps`` (see
+    :data:`AUTO_MAX_COLUMNS`)."""
     if layer.dtype != np.float32:
         return batch * layer.units <= AUTO_MAX_ELEMENTS_FLOAT64
-    columns = COLUMNS[_loop_name(layer, kind)] * layer.units
-    flops = 2 * batch * (layer.units + layer.Wx.shape[1]) * columns
-    return columns <= AUTO_MAX_COLUMNS or mkl.chosen(flops, layer.dtype)
+    shapes = product_shapes(layer, _loop_name(layer, kind))
+    if mkl.chosen(2 * batch * sum(k * n for k, n in shapes), layer.dtype):
+        return True
+    if max(n for _, n in shapes) > AUTO_MAX_COLUMNS:
+        return False
+    columns = sum(n for _, n in shapes)
+    return batch * layer.units <= AUTO_MAX_ELEMENTS or parallel.split_count_whole(batch, timesteps * columns) > 1
 
 
-def loop_for(layer, kind: str, batch: int):
+def loop_for(layer, kind: str, batch: int, timesteps: int = 1):
     """The compiled whole-sequence loop for ``layer``, a SimpleRNN, LSTM or GRU as ``kind`` says, called on
     ``batch`` rows (``loop(x, states, mask, **options)``: :func:`run`'s arguments after ``kind``), or None when
     the NumPy kernels should run. A layer's ``compiled_loop`` calls this
     (:meth:`~scratch_rnn.rnn.BaseRNN.compiled_loop`)."""
     if not (enabled() and supports(layer, kind)):
         return None
-    if backend() == "auto" and not chosen_by_auto(layer, kind, batch):
+    if backend() == "auto" and not chosen_by_auto(layer, kind, batch, timesteps):
         return None
 
     def loop(x, states, mask, **options):
@@ -560,7 +577,7 @@ def run(
     codes = (act,) if name == "simple_rnn" else (act, ract)
     xs = np.ascontiguousarray(x)
     n = parallel.split_count_whole(batch, T * sum(W.shape[1] for W in matrices))
-    slices = parallel.row_slices(batch, n)
+    slices = parallel.row_slices(batch, n) if n > 1 else [slice(0, batch)]
     on_mkl = batch > 0 and mkl.chosen(2 * batch * sum(W.size for W in matrices), dtype)
     gemm = mkl.compute(dtype) if on_mkl else mkl.no_compute(dtype)
     packed = {}  # by a slice's row count: the matrices packed for MKL, or empty (np.dot's products)

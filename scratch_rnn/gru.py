@@ -113,8 +113,8 @@ class GRU(GatedRNN):
     def kernel(self, batch):
         return kernels.gru_kernel(self, batch)
 
-    def compiled_loop(self, batch):
-        return compiled.loop_for(self, "gru", batch)
+    def compiled_loop(self, batch, timesteps=1):
+        return compiled.loop_for(self, "gru", batch, timesteps)
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}

@@ -115,8 +115,8 @@ class LSTM(GatedRNN):
     def kernel(self, batch):
         return kernels.LSTMKernel(self)
 
-    def compiled_loop(self, batch):
-        return compiled.loop_for(self, "lstm", batch)
+    def compiled_loop(self, batch, timesteps=1):
+        return compiled.loop_for(self, "lstm", batch, timesteps)
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -412,10 +412,10 @@ class BaseRNN(Layer):
         """What a call runs when ``fast`` is False: the readable :meth:`project` and :meth:`step`."""
         return reference_kernel(self)
 
-    def compiled_loop(self, batch: int):
-        """The whole time loop in compiled code for this layer on ``batch`` rows (``loop(x, states, mask,
-        **options)``, returning what :func:`recurrence` returns), or None to run the kernels: SimpleRNN, LSTM and
-        GRU return :func:`scratch_rnn.compiled.loop_for`'s when numba is installed (a fast call runs it)."""
+    def compiled_loop(self, batch: int, timesteps: int = 1):
+        """The whole time loop in compiled code for this layer on ``batch`` rows of ``timesteps`` (``loop(x, states,
+        mask, **options)``, returning what :func:`recurrence` returns), or None to run the kernels: SimpleRNN, LSTM
+        and GRU return :func:`scratch_rnn.compiled.loop_for`'s when numba is installed (a fast call runs it)."""
         return None
 
     # --- building ----------------------------------------------------------------------
@@ -543,7 +543,7 @@ class BaseRNN(Layer):
         largest float (LSTM's folded gates, GRU's update); a split call must pick what the unsplit one
         would for every row, so it runs only when every initial state is finite and at most half of it."""
         batch, timesteps, _ = x.shape
-        loop = self.compiled_loop(batch) if self.fast else None
+        loop = self.compiled_loop(batch, timesteps) if self.fast else None
         if loop is not None:
             return self._recurrence(x, states, mask, loop=loop)
         n = parallel.split_count(batch, self._step_flops_per_row, self._products_on_one_thread)

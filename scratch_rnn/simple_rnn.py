@@ -71,5 +71,5 @@ class SimpleRNN(BaseRNN):
     def kernel(self, batch):
         return kernels.simple_rnn_kernel(self)
 
-    def compiled_loop(self, batch):
-        return compiled.loop_for(self, "simple_rnn", batch)
+    def compiled_loop(self, batch, timesteps=1):
+        return compiled.loop_for(self, "simple_rnn", batch, timesteps)

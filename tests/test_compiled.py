@@ -294,13 +294,25 @@ def test_fast_false_and_unsupported_options_run_numpy(rng, numba_backend, compil
 
 
 def test_auto_runs_the_compiled_loop_where_it_measured_faster(rng, monkeypatch, compiled_calls):
-    """float32: while the step's product has at most AUTO_MAX_COLUMNS columns on SciPy's BLAS, at every size on
-    MKL's packed products; float64 (libm's scalar activations): while batch * units is at most
-    AUTO_MAX_ELEMENTS_FLOAT64; ``numba``: always."""
+    """float32: at every size on MKL's packed products; on SciPy's BLAS while the step's product has at most
+    AUTO_MAX_COLUMNS columns and the step is small (AUTO_MAX_ELEMENTS) or the call splits; float64 (libm's scalar
+    activations): while batch * units is at most AUTO_MAX_ELEMENTS_FLOAT64; ``numba``: always."""
+    from scratch_rnn import parallel
+
     monkeypatch.setenv(compiled.ENV, "auto")
     x = np.ones((2, 3, 4), "float32")
     units = compiled.AUTO_MAX_COLUMNS // 4  # LSTM's four gates
     with mkl.using("numpy"):
+        mid = random_layer("LSTM", "float32", (2, 3, 4, 64), rng)
+        long = np.ones((2 * compiled.AUTO_MAX_ELEMENTS // 64, 100, 4), "float32")  # 32 rows: beyond a small step
+        with parallel.threads(1):
+            mid(long)  # unsplit on SciPy's BLAS: the NumPy kernels
+        assert compiled_calls == []
+        with parallel.threads(2):
+            mid(long)  # split: the compiled loop
+            mid(long[:, :2])  # too short to split: the NumPy kernels
+        assert compiled_calls == ["lstm"]
+        compiled_calls.clear()
         random_layer("LSTM", "float32", (2, 3, 4, units), rng)(x)
         assert compiled_calls == ["lstm"]
         wide = random_layer("LSTM", "float32", (2, 3, 4, units + 1), rng)
