@@ -1,10 +1,11 @@
 """The time loop's compiled twin (numba), used when the ``fast`` extra is installed (#14).
 
 Why: a NumPy step pays about ten ufunc dispatches and as many passes over memory; here a whole
-sequence runs in one compiled call per chunk of timesteps. Each chunk's input projection is one
-BLAS product before the loop (NumPy), then every step is one product into a preallocated buffer
-(numba's ``np.dot``, SciPy's BLAS) and ONE fused pass over the gates that applies every activation
-and updates the states in place, masks included. The fused pass is compiled with
+sequence runs in one compiled call (per batch slice: :func:`run` splits a large batch across threads itself,
+one call a slice that does not hold the GIL). Every step multiplies the state and the step's inputs together
+(``[h, x_t] @ [Wh; Wx]^T``; GRU with ``reset_after`` the two apart) into a preallocated buffer, on MKL's packed
+weights (:mod:`scratch_rnn.mkl`) or with numba's ``np.dot`` (SciPy's BLAS), then ONE fused pass over the gates
+applies every activation and updates the states in place, masks included. The fused pass is compiled with
 ``error_model="numpy"`` (the default Python model puts a zero-division branch in every division,
 which stops LLVM's vectoriser) and ``fastmath={"contract", "nsz"}`` (fused multiply-adds); the default
 activations are constants in their own entry points (``lstm_default``, ...), as an argument LLVM if-converts
@@ -28,11 +29,10 @@ docs/performance.md) is within the harness's ``ACTIVATION_ULPS`` (2). float64 ke
 
 Selection (:func:`loop_for`): ``SCRATCH_RNN_BACKEND`` unset or ``auto`` runs the compiled loop when
 numba is installed, the layer is a SimpleRNN, LSTM or GRU with options it covers (all but Keras's
-``unroll`` quirk with ``zero_output_for_mask``) and the step is small (:data:`AUTO_MAX_ELEMENTS`, where it
-measured faster), else the NumPy kernels; ``numpy`` turns it off; ``numba`` requires numba and runs it at
-every size. numba is imported, and the loops compiled (``cache=True``: once per
-machine), at the first call that uses them, never by ``import scratch_rnn``. The loops are
-``nogil=True``, so the batch slices of :mod:`scratch_rnn.parallel` run them at once.
+``unroll`` quirk with ``zero_output_for_mask``) and it measured faster there (:func:`chosen_by_auto`), else the
+NumPy kernels; ``numpy`` turns it off; ``numba`` requires numba and runs it at every size. numba is imported,
+and the loops compiled (``cache=True``: once per machine), at the first call that uses them, never by
+``import scratch_rnn``.
 """
 
 from __future__ import annotations

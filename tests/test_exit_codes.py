@@ -34,7 +34,7 @@ import threading
 from scratch_rnn.testing.runners import engine_candidate
 
 correct = engine_candidate("SimpleRNN")
-RELEASE = threading.Event()
+RELEASE = threading.Event()  # set when the test ends: a hung candidate's thread then returns
 # The engine's first calls load (or, with a cold numba cache, compile) its compiled loop, for seconds: paid here,
 # at import, not inside the 1 s the tests give each call.
 for dtype in ("float32", "float64"):
@@ -42,7 +42,7 @@ for dtype in ("float32", "float64"):
     from scratch_rnn import SimpleRNN
 
     SimpleRNN(2, dtype=dtype)(np.ones((1, 2, 3), dtype), mask=np.ones((1, 2), bool))
-    SimpleRNN(2, dtype=dtype, return_sequences=True)(np.ones((1, 2, 3), dtype))  # set when the test ends: a hung candidate's thread then returns
+    SimpleRNN(2, dtype=dtype, return_sequences=True)(np.ones((1, 2, 3), dtype))
 
 
 def wrong(config, weights, x, mask=None, initial_state=None):
