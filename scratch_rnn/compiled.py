@@ -540,8 +540,10 @@ def run(
     """What :func:`~scratch_rnn.rnn.recurrence` returns for ``layer``'s kernel, computed by the compiled loops:
     ``(last (B, U), outputs (B, T, U) or None, [final states (B, S)])``, none of them a view of ``workspace``
     (scratch buffers kept between calls). ``out``: an array ``(B, T, U)`` to write the outputs into.
-    Memory does not grow with ``T``: SimpleRNN and LSTM project each step's input in the step's product, GRU a
-    chunk of timesteps at a time (:func:`~scratch_rnn.rnn.recurrence`'s chunks)."""
+    Memory does not grow with ``T``: each step's inputs are multiplied in that step (no projection of the sequence).
+    A large batch is split across threads here (:func:`~scratch_rnn.parallel.split_count_whole`), one compiled call
+    a slice, the MKL-or-``np.dot`` choice made once for the whole batch so that split and unsplit calls compute the
+    same bits."""
     fns = _jit()
     dtype = x.dtype
     batch, T, features = x.shape
