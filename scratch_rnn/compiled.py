@@ -589,10 +589,15 @@ def run(
     slices = parallel.row_slices(batch, n) if n > 1 else [slice(0, batch)]
     on_mkl = batch > 0 and mkl.chosen(2 * batch * sum(W.size for W in matrices), dtype)
     gemm = mkl.compute(dtype) if on_mkl else mkl.no_compute(dtype)
-    packed = {}  # by a slice's row count: the matrices packed for MKL, or empty (np.dot's products)
+    packed = {}  # by a slice's row count: the matrices packed for MKL (into this thread's buffers), or empty
     for rows in slices:
         m = rows.stop - rows.start
-        packed[m] = packed.get(m) or tuple(mkl.packed(W, m) if on_mkl else _unused(dtype, 1) for W in matrices)
+        if m not in packed and on_mkl:
+            slots = range(len(packed) * len(matrices), (len(packed) + 1) * len(matrices))
+            into = [mkl.scratch(k, mkl.packed_size(W.shape, m, False, dtype), dtype) for k, W in zip(slots, matrices)]
+            packed[m] = tuple(mkl.packed(W, m, buffer) for W, buffer in zip(matrices, into))
+        elif m not in packed:
+            packed[m] = (_unused(dtype, 1),) * len(matrices)
 
     def call(rows):  # the whole sequence of some rows, in one call that does not hold the GIL
         io = (masks[rows] if has_mask else masks, last[rows], outputs[rows] if sequences else outputs)

@@ -141,7 +141,7 @@ def test_mkls_products_in_the_compiled_loop_are_the_ones_checked(name, rng, monk
     layer = random_layer(name, "float32", (5, 7, 6, 6), rng)
     x = rng.standard_normal((5, 7, 6)).astype("float32")
     packed = mkl.packed
-    monkeypatch.setattr(mkl, "packed", lambda weights, n: packed(weights * np.float32(1.001), n))
+    monkeypatch.setattr(mkl, "packed", lambda weights, n, into=None: packed(weights * np.float32(1.001), n, into))
     with mkl.using("mkl"), pytest.raises(AssertionError, match="output"):
         assert_outputs_close(*call_both(layer, x))
 
@@ -179,18 +179,23 @@ def test_a_stateful_layer_and_bidirectional_run_compiled(rng, compiled_calls):
     assert {"lstm", "gru"} <= set(compiled_calls)
 
 
-def test_the_compiled_loop_runs_from_two_threads_at_once(rng):
-    """The loops are nogil; each call has its own buffers (the thread's workspace)."""
+@pytest.mark.parametrize("products", ["numpy", "mkl"])
+def test_the_compiled_loop_runs_from_two_threads_at_once(products, rng):
+    """The loops are nogil; each call has its own buffers (the thread's workspace, and on MKL the thread's packing
+    buffers, mkl.scratch): two threads calling two layers at once get what each gets alone."""
+    if products == "mkl" and not mkl.available():
+        pytest.skip("MKL's packed products need the mkl extra")
     layer = random_layer("LSTM", "float32", (64, 30, 8, 16), rng, return_sequences=True)
+    other = random_layer("GRU", "float32", (64, 30, 8, 16), rng, return_sequences=True)
     xs = [rng.standard_normal((64, 30, 8)).astype("float32") for _ in range(2)]
-    with compiled.using("numba"):
-        expected = [layer(x) for x in xs]
+    with compiled.using("numba"), mkl.using(products):
+        expected = [layer(xs[0]), other(xs[1])]
     results = [None, None]
 
     def work(k):
-        with compiled.using("numba"):
+        with compiled.using("numba"), mkl.using(products):
             for _ in range(5):
-                results[k] = layer(xs[k])
+                results[k] = (layer, other)[k](xs[k])
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     for t in threads:

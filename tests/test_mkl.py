@@ -213,6 +213,22 @@ def test_a_split_call_on_mkl_computes_the_same_bits(name, rng, monkeypatch):
     assert_close(split, whole, 0.0, name="split output", equal_nan=True)
 
 
+def test_the_packing_buffers_are_kept_per_thread_and_slot():
+    """mkl.scratch: the same buffer for a slot until a larger one is asked for, another for another slot, dtype or
+    thread (a call's packed weights must not be overwritten by another thread's call)."""
+    slot = 1000  # one no call uses (calls take slots from 0)
+    a = mkl.scratch(slot, 10, np.float32)
+    assert mkl.scratch(slot, 10, np.float32) is a and mkl.scratch(slot, 4, np.float32) is a
+    assert mkl.scratch(slot + 1, 10, np.float32) is not a and mkl.scratch(slot, 10, np.float64) is not a
+    larger = mkl.scratch(slot, 11, np.float32)
+    assert larger is not a and larger.size >= 11 and mkl.scratch(slot, 10, np.float32) is larger
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(mkl.scratch(slot, 10, np.float32)))
+    thread.start()
+    thread.join()
+    assert seen[0] is not larger
+
+
 def test_concurrent_calls_on_mkl_from_user_threads(rng):
     """Four user threads calling one layer at once on MKL each get their own result."""
     require_mkl()
