@@ -477,8 +477,9 @@ def supports(layer, kind: str) -> bool:
 #: columns (LSTM and GRU up to 128 units: at 256 units 1.07-1.34x the NumPy kernels' time) and either the step is
 #: small, ``batch * units`` at most ``AUTO_MAX_ELEMENTS``, or the call splits across threads: unsplit, with SciPy's
 #: BLAS on its own threads, LSTM took 1.55x and GRU 1.16x the NumPy kernels' time at 64x200x64x128. float64: its
-#: activations are libm's scalar calls; it ran faster only while ``batch * units`` is at most
-#: ``AUTO_MAX_ELEMENTS_FLOAT64`` (at 8x8; 1.1-2.1x slower at 256). ``SCRATCH_RNN_BACKEND=numba``: at every size.
+#: activations are libm's scalar calls; all three layers ran faster only while ``batch * units`` is at most
+#: ``AUTO_MAX_ELEMENTS_FLOAT64`` (at 8x8; from 256 SimpleRNN and LSTM 1.1-2.7x slower, GRU still faster).
+#: ``SCRATCH_RNN_BACKEND=numba``: at every size.
 AUTO_MAX_COLUMNS = 512
 AUTO_MAX_ELEMENTS = 1024
 AUTO_MAX_ELEMENTS_FLOAT64 = 64
