@@ -179,24 +179,21 @@ def activate(code, x):
 # sequences); the activations' codes.
 
 
-def _finish_row(h, U, b, i, kept, has_mask, zero_out, last, out, sequences):
-    """Row ``b``'s output after step ``i``: ``h[b, :U]``, or with a mask the previous output / zeros where masked.
-    (Indexing, no row views: a view costs two reference-count calls, per row and step. The loops call it only
-    with a mask or sequences, and unpack ``io`` and ``flags`` once a call: an array taken out of a tuple costs a
-    reference count too, which at 16 rows and 32 units made the whole call 28% slower.)"""
-    if has_mask:
-        if kept:
-            for j in range(U):
-                last[b, j] = h[b, j]
-        elif zero_out:
-            for j in range(U):
-                last[b, j] = 0
-        if sequences:
-            for j in range(U):
-                out[b, i, j] = last[b, j]
-    elif sequences:
+def _finish_row(h, U, b, i, kept, zero_out, last, out, sequences):
+    """With a mask, row ``b``'s output after step ``i``: ``h[b, :U]`` where kept, else the previous output (or
+    zeros, ``zero_output_for_mask``), kept in ``last``. Unmasked outputs are written in the fused pass. (Indexing,
+    no row views: a view costs two reference-count calls, per row and step. The loops also unpack ``io`` and
+    ``flags`` once a call: an array taken out of a tuple costs a reference count too, which at 16 rows and 32
+    units made the whole call 28% slower.)"""
+    if kept:
         for j in range(U):
-            out[b, i, j] = h[b, j]
+            last[b, j] = h[b, j]
+    elif zero_out:
+        for j in range(U):
+            last[b, j] = 0
+    if sequences:
+        for j in range(U):
+            out[b, i, j] = last[b, j]
 
 
 def _product(a, W, gemm, packed, out):
@@ -225,6 +222,7 @@ def simple_rnn_loop(x, products, gemm, packed, bias, hx, g, io, flags, act):
     (W,) = products
     mask, last, out = io
     has_mask, zero_out, backwards, sequences = flags
+    direct = sequences and not has_mask  # the outputs written in the fused pass (with a mask: _finish_row)
     for i in range(T):
         _load_inputs(x, hx, i, U, backwards)
         _product(hx, W, gemm, packed[0], g)  # (B, U + F) @ (U + F, U)
@@ -232,9 +230,12 @@ def simple_rnn_loop(x, products, gemm, packed, bias, hx, g, io, flags, act):
             kept = not has_mask or mask[b, i]
             if kept:
                 for j in range(U):
-                    hx[b, j] = activate(act, g[b, j] + bias[j])
-            if has_mask or sequences:
-                _finish_row(hx, U, b, i, kept, has_mask, zero_out, last, out, sequences)
+                    hn = activate(act, g[b, j] + bias[j])
+                    hx[b, j] = hn
+                    if direct:
+                        out[b, i, j] = hn
+            if has_mask:
+                _finish_row(hx, U, b, i, kept, zero_out, last, out, sequences)
 
 
 def lstm_loop(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
@@ -243,6 +244,7 @@ def lstm_loop(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
     (W,) = products
     mask, last, out = io
     has_mask, zero_out, backwards, sequences = flags
+    direct = sequences and not has_mask  # the outputs written in the fused pass (with a mask: _finish_row)
     flat = g.reshape((B, 4 * U))  # a view, once a call
     for i in range(T):
         _load_inputs(x, hx, i, U, backwards)
@@ -257,9 +259,12 @@ def lstm_loop(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
                     og = activate(ract, g[b, 3, j] + bias[3, j])
                     cn = fg * c[b, j] + ig * cc
                     c[b, j] = cn
-                    hx[b, j] = og * activate(act, cn)
-            if has_mask or sequences:
-                _finish_row(hx, U, b, i, kept, has_mask, zero_out, last, out, sequences)
+                    hn = og * activate(act, cn)
+                    hx[b, j] = hn
+                    if direct:
+                        out[b, i, j] = hn
+            if has_mask:
+                _finish_row(hx, U, b, i, kept, zero_out, last, out, sequences)
 
 
 def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, act, ract):
@@ -273,6 +278,7 @@ def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, ac
     Wh, Wx = products
     mask, last, out = io
     has_mask, zero_out, backwards, sequences = flags
+    direct = sequences and not has_mask  # the outputs written in the fused pass (with a mask: _finish_row)
     flat, flat_x = g.reshape((B, 3 * U)), gx.reshape((B, 3 * U))
     for i in range(T):
         _load_inputs(x, xt, i, 0, backwards)
@@ -285,9 +291,12 @@ def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, ac
                     zg = activate(ract, (gx[b, 0, j] + g[b, 0, j]) + bias[0, j])
                     rg = activate(ract, (gx[b, 1, j] + g[b, 1, j]) + bias[1, j])
                     hh = activate(act, (gx[b, 2, j] + bias[3, j]) + rg * (g[b, 2, j] + bias[2, j]))
-                    hx[b, j] = zg * hx[b, j] + (np.float32(1) - zg) * hh
-            if has_mask or sequences:
-                _finish_row(hx, U, b, i, kept, has_mask, zero_out, last, out, sequences)
+                    hn = zg * hx[b, j] + (np.float32(1) - zg) * hh
+                    hx[b, j] = hn
+                    if direct:
+                        out[b, i, j] = hn
+            if has_mask:
+                _finish_row(hx, U, b, i, kept, zero_out, last, out, sequences)
 
 
 def gru_before_loop(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, flags, act, ract):
@@ -298,6 +307,7 @@ def gru_before_loop(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, fla
     Wzr, Wh = products
     mask, last, out = io
     has_mask, zero_out, backwards, sequences = flags
+    direct = sequences and not has_mask  # the outputs written in the fused pass (with a mask: _finish_row)
     flat = g.reshape((B, 2 * U))
     for i in range(T):
         _load_inputs(x, hx, i, U, backwards)
@@ -313,9 +323,12 @@ def gru_before_loop(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, fla
             if kept:
                 for j in range(U):
                     hh = activate(act, gh[b, j] + bias[2, j])
-                    hx[b, j] = zg[b, j] * hx[b, j] + (np.float32(1) - zg[b, j]) * hh
-            if has_mask or sequences:
-                _finish_row(hx, U, b, i, kept, has_mask, zero_out, last, out, sequences)
+                    hn = zg[b, j] * hx[b, j] + (np.float32(1) - zg[b, j]) * hh
+                    hx[b, j] = hn
+                    if direct:
+                        out[b, i, j] = hn
+            if has_mask:
+                _finish_row(hx, U, b, i, kept, zero_out, last, out, sequences)
 
 
 # The default activations as constants: LLVM then compiles one straight, vectorised pass (with the codes as
