@@ -513,18 +513,29 @@ def product_shapes(layer, name: str) -> list[tuple[int, int]]:
     }[name]
 
 
+def on_mkl(shapes, batch: int, dtype) -> bool:
+    """Whether a call's per-step products of ``shapes`` (:func:`product_shapes`) on ``batch`` rows run on MKL's
+    packed weights: asked once for the whole batch (``auto``'s choice and :func:`run` alike), so that a split
+    call's slices compute what the unsplit call would."""
+    return batch > 0 and mkl.chosen(2 * batch * sum(k * n for k, n in shapes), dtype)
+
+
+def splits(shapes, batch: int, timesteps: int) -> int:
+    """The threads a compiled call of ``shapes`` on ``batch`` rows of ``timesteps`` splits across."""
+    return parallel.split_count_whole(batch, timesteps * sum(n for _, n in shapes))
+
+
 def chosen_by_auto(layer, kind: str, batch: int, timesteps: int = 1) -> bool:
     """Whether ``auto`` runs the compiled loop for ``layer`` on ``batch`` rows of ``timesteps`` (see
     :data:`AUTO_MAX_COLUMNS`)."""
     if layer.dtype != np.float32:
         return batch * layer.units <= AUTO_MAX_ELEMENTS_FLOAT64
     shapes = product_shapes(layer, _loop_name(layer, kind))
-    if mkl.chosen(2 * batch * sum(k * n for k, n in shapes), layer.dtype):
+    if on_mkl(shapes, batch, layer.dtype):
         return True
     if max(n for _, n in shapes) > AUTO_MAX_COLUMNS:
         return False
-    columns = sum(n for _, n in shapes)
-    return batch * layer.units <= AUTO_MAX_ELEMENTS or parallel.split_count_whole(batch, timesteps * columns) > 1
+    return batch * layer.units <= AUTO_MAX_ELEMENTS or splits(shapes, batch, timesteps) > 1
 
 
 def loop_for(layer, kind: str, batch: int, timesteps: int = 1):
@@ -599,14 +610,15 @@ def run(
     flags = (has_mask, bool(zero_output_for_mask), bool(go_backwards), sequences)
     codes = (act,) if name == "simple_rnn" else (act, ract)
     xs = np.ascontiguousarray(x)
-    n = parallel.split_count_whole(batch, T * sum(W.shape[1] for W in matrices))
+    shapes = product_shapes(layer, name)
+    n = splits(shapes, batch, T)
     slices = parallel.row_slices(batch, n) if n > 1 else [slice(0, batch)]
-    on_mkl = batch > 0 and mkl.chosen(2 * batch * sum(W.size for W in matrices), dtype)
-    gemm = mkl.compute(dtype) if on_mkl else mkl.no_compute(dtype)
+    packing = on_mkl(shapes, batch, dtype)
+    gemm = mkl.compute(dtype) if packing else mkl.no_compute(dtype)
     packed = {}  # by a slice's row count: the matrices packed for MKL (into this thread's buffers), or empty
     for rows in slices:
         m = rows.stop - rows.start
-        if m not in packed and on_mkl:
+        if m not in packed and packing:
             slots = range(len(packed) * len(matrices), (len(packed) + 1) * len(matrices))
             into = [mkl.scratch(k, mkl.packed_size(W.shape, m, False, dtype), dtype) for k, W in zip(slots, matrices)]
             packed[m] = tuple(mkl.packed(W, m, buffer) for W, buffer in zip(matrices, into))
@@ -615,7 +627,7 @@ def run(
 
     def call(rows):  # the whole sequence of some rows, in one call that does not hold the GIL
         io = (masks[rows] if has_mask else masks, last[rows], outputs[rows] if sequences else outputs)
-        with mkl.one_thread() if on_mkl else contextlib.nullcontext():
+        with mkl.one_thread() if packing else contextlib.nullcontext():
             loop(xs[rows], tuple(matrices), gemm, packed[rows.stop - rows.start], bias,
                  *(a[rows] for a in buffers), io, flags, *codes)  # fmt: skip
 
