@@ -194,8 +194,12 @@ def split_count_whole(batch: int, elements_per_row: int) -> int:
     n = batch // MIN_ROWS
     if n <= 1:  # before asking the settings: the small calls this loop is for must not pay for them
         return 1
-    n = min(get_num_threads(), n)
-    while n > 1 and (batch // n) * elements_per_row < (n - 1) * MIN_CALL_ELEMENTS:
+    return _fewer(min(get_num_threads(), n), batch, elements_per_row, MIN_CALL_ELEMENTS)
+
+
+def _fewer(n: int, batch: int, per_row: int, minimum: int) -> int:
+    """``n`` lowered until each of ``n`` threads gets ``(n - 1) * minimum`` of the work (``per_row`` a row's)."""
+    while n > 1 and (batch // n) * per_row < (n - 1) * minimum:
         n -= 1
     return max(n, 1)
 
@@ -212,10 +216,7 @@ def split_count(batch: int, step_flops_per_row, sequential_products=None) -> int
         return 1
     per_row = step_flops_per_row()
     sequential = sequential_products is not None and sequential_products(batch * per_row)
-    minimum = MIN_STEP_FLOPS_SEQUENTIAL if sequential else MIN_STEP_FLOPS
-    while n > 1 and (batch // n) * per_row < (n - 1) * minimum:
-        n -= 1
-    return n
+    return _fewer(n, batch, per_row, MIN_STEP_FLOPS_SEQUENTIAL if sequential else MIN_STEP_FLOPS)
 
 
 def row_slices(batch: int, n: int) -> list[slice]:

@@ -31,6 +31,9 @@ PORT = """
 import sys
 import threading
 
+import numpy as np
+
+from scratch_rnn import SimpleRNN
 from scratch_rnn.testing.runners import engine_candidate
 
 correct = engine_candidate("SimpleRNN")
@@ -38,9 +41,6 @@ RELEASE = threading.Event()  # set when the test ends: a hung candidate's thread
 # The engine's first calls load (or, with a cold numba cache, compile) its compiled loop, for seconds: paid here,
 # at import, not inside the 1 s the tests give each call.
 for dtype in ("float32", "float64"):
-    import numpy as np
-    from scratch_rnn import SimpleRNN
-
     SimpleRNN(2, dtype=dtype)(np.ones((1, 2, 3), dtype), mask=np.ones((1, 2), bool))
     SimpleRNN(2, dtype=dtype, return_sequences=True)(np.ones((1, 2, 3), dtype))
 
