@@ -357,10 +357,10 @@ def test_auto_runs_the_compiled_loop_where_it_measured_faster(rng, monkeypatch, 
 def test_the_gate_pass_is_vectorised(rng):
     """The float32 fused pass holds packed single-precision multiply-adds and divisions, and no packed double
     arithmetic: the activations are computed in float32, 8 (or 16) lanes at a time."""
-    layer = random_layer("LSTM", "float32", (4, 3, 2, 8), rng)
-    with compiled.using("numba"):
-        layer(np.ones((4, 3, 2), "float32"))
-    for name in ("lstm_default", "lstm_loop"):
+    for name, options in (("lstm_default", {}), ("lstm_loop", {"activation": "relu"})):  # relu: not the default
+        layer = random_layer("LSTM", "float32", (4, 3, 2, 8), rng, **options)
+        with compiled.using("numba"):
+            layer(np.ones((4, 3, 2), "float32"))  # compiles the loop (in this test: it must not need another)
         counts = compiled.packed_instructions(name, np.float32)
         assert sum(n for op, n in counts.items() if op.startswith("vfmadd") and op.endswith("ps")) >= 20, counts
         assert any(op.startswith(("vdivps", "divps")) for op in counts), counts
@@ -375,6 +375,37 @@ def test_the_vectorisation_check_sees_a_scalar_loop():
         layer(np.ones((4, 3, 2), "float64"))
     counts = compiled.packed_instructions("lstm_default", np.float64)  # libm calls: scalar
     assert sum(n for op, n in counts.items() if op.startswith("vfmadd") and op.endswith("ps")) < 20, counts
+
+
+def _host_has_avx512() -> bool:
+    import llvmlite.binding as llvm
+
+    return "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+
+@pytest.mark.parametrize("name", ["lstm_default", "gru_after_default", "simple_rnn_loop"])
+def test_the_gate_pass_runs_on_the_widest_registers(name, rng):
+    """compiled.wide_vectors reaches the fused pass: on an AVX-512 CPU most of the float32 loop's packed
+    multiply-adds are on 512-bit registers (zmm), where LLVM's tuning for the CPU alone gives 256-bit ones."""
+    layer_name = {"lstm_default": "LSTM", "gru_after_default": "GRU", "simple_rnn_loop": "SimpleRNN"}[name]
+    options = {"activation": "relu"} if name == "simple_rnn_loop" else {}  # relu: the loop, not the default
+    layer = random_layer(layer_name, "float32", (4, 3, 2, 40), rng, **options)
+    with compiled.using("numba"):
+        layer(np.ones((4, 3, 2), "float32"))
+    counts = compiled.vector_registers(name, np.float32)
+    widest = "zmm" if _host_has_avx512() else "ymm"
+    assert counts[widest] >= 10, counts  # (the rest on xmm: the loop's remainder, fewer units than a vector)
+
+
+def test_the_register_check_sees_256_bit_vectors(monkeypatch, rng):
+    """The register count reads real assembly: the same loop compiled asking for 256-bit vectors has no
+    multiply-add on zmm."""
+    layer = random_layer("LSTM", "float32", (4, 3, 2, 40), rng)
+    with compiled.using("numba"):
+        layer(np.ones((4, 3, 2), "float32"))
+    monkeypatch.setattr(compiled, "VECTOR_BITS", 256)  # read when the fresh copy is compiled
+    counts = compiled.vector_registers("lstm_default", np.float32)
+    assert counts["zmm"] == 0 and counts["ymm"] >= 10, counts
 
 
 # --- the float32 activations' accuracy ---------------------------------------------------------------
