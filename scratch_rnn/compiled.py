@@ -629,7 +629,7 @@ def run(
     default = act == 0 and (kind == "simple_rnn" or ract == 1)  # the codes the *_default loops hold as constants
     name = _loop_name(layer, kind)
     loop = fns[f"{name}_{'default' if default else 'loop'}"]
-    *matrices, bias = step_weights(layer, name)
+    *stacks, bias = step_stacks(layer, name)  # the products' matrices transposed: see the MKL-or-np.dot choice
     workspace = Workspace() if workspace is None else workspace
     width = u if name == "gru_after" else u + features  # the state beside each step's inputs (see the loops)
     hx = workspace.empty("compiled hx", (batch, width), dtype)
@@ -659,15 +659,19 @@ def run(
     slices = parallel.row_slices(batch, n) if n > 1 else [slice(0, batch)]
     packing = on_mkl(shapes, batch, dtype)
     gemm = mkl.compute(dtype) if packing else mkl.no_compute(dtype)
+    # np.dot's operands are the stacks copied transposed; MKL transposes them as it packs, and the loop's
+    # matrices are then never read (at 256x50x128x256 the transposed copy took 0.7 of the call's 32 ms)
+    matrices = [_unused(dtype, 2) if packing else np.ascontiguousarray(S.T) for S in stacks]
     packed = {}  # by a slice's row count: the matrices packed for MKL (into this thread's buffers), or empty
     for rows in slices:
         m = rows.stop - rows.start
         if m not in packed and packing:
-            slots = range(len(packed) * len(matrices), (len(packed) + 1) * len(matrices))
-            into = [mkl.scratch(k, mkl.packed_size(W.shape, m, False, dtype), dtype) for k, W in zip(slots, matrices)]
-            packed[m] = tuple(mkl.packed(W, m, buffer) for W, buffer in zip(matrices, into))
+            slots = range(len(packed) * len(stacks), (len(packed) + 1) * len(stacks))
+            sizes = [mkl.packed_size(S.shape[::-1], m, False, dtype) for S in stacks]
+            into = [mkl.scratch(k, size, dtype) for k, size in zip(slots, sizes)]
+            packed[m] = tuple(mkl.packed(S, m, buffer, transposed=True) for S, buffer in zip(stacks, into))
         elif m not in packed:
-            packed[m] = (_unused(dtype, 1),) * len(matrices)
+            packed[m] = (_unused(dtype, 1),) * len(stacks)
 
     def call(rows):  # the whole sequence of some rows, in one call that does not hold the GIL
         io = (masks[rows] if has_mask else masks, last[rows], outputs[rows] if sequences else outputs)
@@ -695,16 +699,17 @@ def _unused(dtype, ndim: int) -> np.ndarray:
 GATES = {"simple_rnn": 1, "lstm": 4, "gru_after": 3, "gru_before": 2}
 
 
-def step_weights(layer, name: str) -> tuple:
-    """The loop ``name``'s weight matrices, then its bias by gate (gates, U). SimpleRNN and LSTM: ``[Wh; Wx]^T``
-    (U + F, G), the state's rows first. GRU before: ``[Wh; Wx]^T`` of gates z and r (U + F, 2U) and of the
-    candidate (U + F, U). GRU after: the state's ``Wh^T`` (U, 3U) and the input's ``Wx^T`` (F, 3U) apart, bias
-    ``bx + bh`` for z and r, then the candidate's ``bh`` and ``bx``. Contiguous copies (numba's ``np.dot`` on a
-    transposed view measured 10x slower), made once a call."""
+def step_stacks(layer, name: str) -> tuple:
+    """The loop ``name``'s weights as the TRANSPOSES of its per-step products' matrices, (N, K) each (a product is
+    ``a @ S^T``), then its bias by gate (gates, U). SimpleRNN and LSTM: ``[Wh, Wx]`` (G, U + F), the state's
+    columns first. GRU before: ``[Wh, Wx]`` of gates z and r (2U, U + F) and of the candidate (U, U + F). GRU after:
+    the state's ``Wh`` (3U, U) and the input's ``Wx`` (3U, F) apart, bias ``bx + bh`` for z and r, then the
+    candidate's ``bh`` and ``bx``. C-contiguous; MKL packs them transposing (:func:`mkl.packed`), and
+    :func:`step_weights` copies them transposed for ``np.dot``."""
     Wx, Wh = layer.Wx, layer.Wh  # (G, F), (G, U)
     u, dtype = layer.units, layer.dtype
     G = Wx.shape[0]
-    stack = lambda rows: np.ascontiguousarray(np.concatenate([Wh[rows], Wx[rows]], axis=1).T)  # noqa: E731
+    stack = lambda rows: np.concatenate([Wh[rows], Wx[rows]], axis=1)  # noqa: E731 - a new C-contiguous array
     if name in ("simple_rnn", "lstm"):
         bias = layer.b if layer.use_bias else np.zeros(G, dtype)
         return stack(slice(None)), bias if name == "simple_rnn" else bias.reshape(G // u, u)
@@ -713,7 +718,14 @@ def step_weights(layer, name: str) -> tuple:
         return stack(slice(0, 2 * u)), stack(slice(2 * u, None)), bias
     bx, bh = (layer.b[0], layer.b[1]) if layer.use_bias else (np.zeros(G, dtype),) * 2
     bias = np.stack([bx[:u] + bh[:u], bx[u : 2 * u] + bh[u : 2 * u], bh[2 * u :], bx[2 * u :]])
-    return np.ascontiguousarray(Wh.T), np.ascontiguousarray(Wx.T), bias
+    return np.ascontiguousarray(Wh), np.ascontiguousarray(Wx), bias
+
+
+def step_weights(layer, name: str) -> tuple:
+    """The loop ``name``'s per-step products' matrices (K, N), C-contiguous (numba's ``np.dot`` on a transposed
+    view measured 10x slower), then its bias: :func:`step_stacks` transposed."""
+    *stacks, bias = step_stacks(layer, name)
+    return (*(np.ascontiguousarray(S.T) for S in stacks), bias)
 
 
 def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, int]:

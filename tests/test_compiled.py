@@ -141,7 +141,7 @@ def test_mkls_products_in_the_compiled_loop_are_the_ones_checked(name, rng, monk
     layer = random_layer(name, "float32", (5, 7, 6, 6), rng)
     x = rng.standard_normal((5, 7, 6)).astype("float32")
     packed = mkl.packed
-    monkeypatch.setattr(mkl, "packed", lambda weights, n, into=None: packed(weights * np.float32(1.001), n, into))
+    monkeypatch.setattr(mkl, "packed", lambda W, n, into=None, **how: packed(W * np.float32(1.001), n, into, **how))
     with mkl.using("mkl"), pytest.raises(AssertionError, match="output"):
         assert_outputs_close(*call_both(layer, x))
 

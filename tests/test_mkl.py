@@ -76,6 +76,40 @@ def test_the_bound_check_fails_on_a_planted_difference(rng, on_mkl):
     assert not np.all(np.abs(out - exact) <= dot_bound(weights, x, "float32"))
 
 
+def packed_product(x, packed, n_columns, dtype) -> np.ndarray:
+    """``x @ W`` with ``W`` packed as the B operand (:func:`mkl.packed`), through MKL's compute call."""
+    rows, k = x.shape
+    out = np.full((rows, n_columns), np.nan, dtype)
+    mkl.compute(dtype)(101, 111, 151, rows, n_columns, k, x.ctypes.data, k, packed.ctypes.data, n_columns, 0.0,
+                       out.ctypes.data, n_columns)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{m}x{k}x{n}" for m, k, n in SHAPES])
+def test_weights_packed_from_their_transpose_give_the_same_bits(shape, dtype, rng, on_mkl):
+    """``mkl.packed(S, n, transposed=True)`` packs ``S.T``, MKL transposing as it packs (the compiled loop's
+    weight stacks): bit for bit the product of ``S.T`` packed as it is, and within the rounding bound."""
+    columns, k, n = shape
+    stack = rng.standard_normal((columns, k)).astype(dtype)  # (N, K): the matrix's transpose
+    x = rng.standard_normal((n, k)).astype(dtype)
+    as_is = packed_product(x, mkl.packed(np.ascontiguousarray(stack.T), n), columns, dtype)
+    transposing = packed_product(x, mkl.packed(stack, n, transposed=True), columns, dtype)
+    np.testing.assert_array_equal(transposing, as_is, strict=True)
+    exact = x.astype(np.float64) @ stack.T.astype(np.float64)
+    assert np.all(np.abs(transposing - exact) <= dot_bound(x, stack.T, dtype))
+
+
+def test_the_transposed_packing_check_fails_on_a_planted_difference(rng, on_mkl):
+    """A square stack packed without ``transposed`` is ``S``, not ``S.T``: the comparison above fails."""
+    stack = rng.standard_normal((8, 8)).astype("float32")
+    x = rng.standard_normal((5, 8)).astype("float32")
+    as_is = packed_product(x, mkl.packed(np.ascontiguousarray(stack.T), 5), 8, "float32")
+    wrong = packed_product(x, mkl.packed(stack, 5), 8, "float32")
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(wrong, as_is, strict=True)
+
+
 def test_a_product_reuses_its_binding_and_follows_the_buffers(rng, on_mkl):
     """Bound once per (x, out) pair; the same arrays with new contents give the new product."""
     weights = rng.standard_normal((16, 12)).astype("float32")
