@@ -408,6 +408,44 @@ def test_the_register_check_sees_256_bit_vectors(monkeypatch, rng):
     assert counts["zmm"] == 0 and counts["ymm"] >= 10, counts
 
 
+NARROW = """
+import sys, numpy as np, scratch_rnn
+from scratch_rnn import compiled
+compiled.VECTOR_BITS = 256  # before the first compile (a fresh numba cache: NUMBA_CACHE_DIR)
+weights = np.load(sys.argv[1])
+with compiled.using("numba"):
+    for name in ("LSTM", "GRU"):
+        layer = getattr(scratch_rnn, name)(37, return_sequences=True)
+        layer.build((None, 6, 7))
+        layer.set_weights([weights[f"{name}{k}"] for k in range(len(layer.get_weights()))])
+        np.save(sys.argv[1].replace(".npz", f"{name}.npy"), layer(weights["x"]))
+print(compiled.vector_registers("lstm_default"))
+"""
+
+
+def test_wide_vectors_compute_the_same_bits_as_256_bit_ones(tmp_path, rng):
+    """16 lanes change how many elements a vector holds, not what each element computes: the loops compiled
+    for 256-bit vectors (a process of their own, with an empty numba cache) give every bit of this one's."""
+    arrays, ours = {"x": (3 * rng.standard_normal((9, 6, 7))).astype("float32")}, {}
+    with compiled.using("numba"):
+        for name in ("LSTM", "GRU"):  # 37 units: two 16-lane vectors and a remainder
+            layer = getattr(scratch_rnn, name)(37, return_sequences=True)
+            layer.build((None, 6, 7))
+            randomize(layer, rng)
+            arrays |= {f"{name}{k}": w for k, w in enumerate(layer.get_weights())}
+            ours[name] = layer(arrays["x"])
+    path = tmp_path / "weights.npz"
+    np.savez(path, **arrays)
+    result = subprocess.run(
+        [sys.executable, "-c", NARROW, str(path)], capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != compiled.ENV} | {"NUMBA_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "'zmm': 0" in result.stdout, result.stdout  # it did compile narrow
+    for name, output in ours.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"weights{name}.npy"), output, strict=True)
+
+
 # --- the float32 activations' accuracy ---------------------------------------------------------------
 def extremes() -> np.ndarray:
     special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38, 2.0**-12, 0.5, 1.0, 2.0]
