@@ -288,12 +288,12 @@ def lstm_loop(x, products, gemm, packed, bias, hx, c, g, io, flags, act, ract):
 
 
 def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, act, ract):
-    wide_vectors()
     """Two products a step, the state's and the input's apart (Keras's reset after the product multiplies the
     state's part of the candidate alone, ``r * (h Wh + bh)``; folding both into one product would need zero
     blocks, and 0 * inf is NaN): ``h @ Wh`` (U, 3U) into ``g`` and ``x_t @ Wx`` (F, 3U) into ``gx``, ``xt``
     (B, F) holding ``x_t``, ``hx`` (B, U) the state. bias (4, U): z's and r's input plus recurrent bias, the
     candidate's recurrent bias, its input bias."""
+    wide_vectors()
     B, T, _ = x.shape
     U = g.shape[2]
     Wh, Wx = products
@@ -321,9 +321,9 @@ def gru_after_loop(x, products, gemm, packed, bias, hx, xt, g, gx, io, flags, ac
 
 
 def gru_before_loop(x, products, gemm, packed, bias, hx, rhx, g, zg, gh, io, flags, act, ract):
-    wide_vectors()
     """Two products a step, each with the input folded in: ``[h, x_t] @ Wzr`` (U + F, 2U) for gates z and r, then
     ``[r * h, x_t] @ Wh`` (U + F, U) for the candidate (Keras's reset before the product); bias (3, U)."""
+    wide_vectors()
     B, T, _ = x.shape
     U = g.shape[2]
     Wzr, Wh = products
@@ -662,7 +662,7 @@ def run(
     packing = on_mkl(shapes, batch, dtype)
     gemm = mkl.compute(dtype) if packing else mkl.no_compute(dtype)
     # np.dot's operands are the stacks copied transposed; MKL transposes them as it packs, and the loop's
-    # matrices are then never read (at 256x50x128x256 the transposed copy took 0.7 of the call's 32 ms)
+    # matrices are then never read (at 256x50x128x256 the transposed copy took 0.7 ms of a 32 ms call)
     matrices = [_unused(dtype, 2) if packing else np.ascontiguousarray(S.T) for S in stacks]
     packed = {}  # by a slice's row count: the matrices packed for MKL (into this thread's buffers), or empty
     for rows in slices:
