@@ -385,8 +385,8 @@ def _host_has_avx512() -> bool:
 
 @pytest.mark.parametrize("name", ["lstm_default", "gru_after_default", "simple_rnn_loop"])
 def test_the_gate_pass_runs_on_the_widest_registers(name, rng):
-    """compiled.wide_vectors reaches the fused pass: on an AVX-512 CPU most of the float32 loop's packed
-    multiply-adds are on 512-bit registers (zmm), where LLVM's tuning for the CPU alone gives 256-bit ones."""
+    """compiled.wide_vectors reaches the fused pass: on an AVX-512 CPU the float32 loop's vector body has its
+    multiply-adds on 512-bit registers (zmm), where LLVM's tuning for the CPU alone gives 256-bit ones."""
     layer_name = {"lstm_default": "LSTM", "gru_after_default": "GRU", "simple_rnn_loop": "SimpleRNN"}[name]
     options = {"activation": "relu"} if name == "simple_rnn_loop" else {}  # relu: the loop, not the default
     layer = random_layer(layer_name, "float32", (4, 3, 2, 40), rng, **options)
