@@ -172,8 +172,9 @@ def activate(code, x):
 # ``hx`` (B, U + F) holding the state in its first U columns and step t's inputs in the rest (copied in before
 # the product). GRU (reset after) multiplies them apart (see gru_after_loop). Measured (CPU time, one thread, LSTM
 # 32x100x16x32): 0.69 ms folded against 0.98 with a projection before the loop, whose product has K = F = 16.
-# Arguments: x (B, T, F); ``products`` the step's weight matrices (C-contiguous), then ``gemm`` and the matrices
-# packed for it (:func:`_product`); bias (gates, U); the states, updated in place (``hx``, and c (B, U));
+# Arguments: x (B, T, F); ``products`` the step's weight matrices (C-contiguous; empty, never read, when packed),
+# then ``gemm`` and the matrices packed for it (:func:`_product`); bias (gates, U); the states, updated in place
+# (``hx``, and c (B, U));
 # g a (B, gates, U) buffer (the gate as its own axis: with an offset ``k * U + j`` numba's negative-index
 # wraparound made LLVM load every gate but the first with gathers, 6 ``vgatherqps`` in the LSTM pass);
 # ``io`` = (mask (B, T) bool in processing order, read only if has_mask; last (B, U) the previous output (masks);
@@ -549,7 +550,7 @@ def _loop_name(layer, kind: str) -> str:
 
 
 def product_shapes(layer, name: str) -> list[tuple[int, int]]:
-    """The (K, N) of each of the loop ``name``'s per-step products (the rows of :func:`step_weights`' matrices)."""
+    """The (K, N) of each of the loop ``name``'s per-step products (:func:`step_stacks`' matrices, transposed)."""
     u, f = layer.units, layer.Wx.shape[1]
     return {
         "simple_rnn": [(u + f, u)],
@@ -706,8 +707,8 @@ def step_stacks(layer, name: str) -> tuple:
     ``a @ S^T``), then its bias by gate (gates, U). SimpleRNN and LSTM: ``[Wh, Wx]`` (G, U + F), the state's
     columns first. GRU before: ``[Wh, Wx]`` of gates z and r (2U, U + F) and of the candidate (U, U + F). GRU after:
     the state's ``Wh`` (3U, U) and the input's ``Wx`` (3U, F) apart, bias ``bx + bh`` for z and r, then the
-    candidate's ``bh`` and ``bx``. C-contiguous; MKL packs them transposing (:func:`mkl.packed`), and
-    :func:`step_weights` copies them transposed for ``np.dot``."""
+    candidate's ``bh`` and ``bx``. C-contiguous; MKL packs them transposing (:func:`mkl.packed`), and :func:`run`
+    copies them transposed for ``np.dot`` (on a transposed view numba's ``np.dot`` measured 10x slower)."""
     Wx, Wh = layer.Wx, layer.Wh  # (G, F), (G, U)
     u, dtype = layer.units, layer.dtype
     G = Wx.shape[0]
@@ -721,13 +722,6 @@ def step_stacks(layer, name: str) -> tuple:
     bx, bh = (layer.b[0], layer.b[1]) if layer.use_bias else (np.zeros(G, dtype),) * 2
     bias = np.stack([bx[:u] + bh[:u], bx[u : 2 * u] + bh[u : 2 * u], bh[2 * u :], bx[2 * u :]])
     return np.ascontiguousarray(Wh), np.ascontiguousarray(Wx), bias
-
-
-def step_weights(layer, name: str) -> tuple:
-    """The loop ``name``'s per-step products' matrices (K, N), C-contiguous (numba's ``np.dot`` on a transposed
-    view measured 10x slower), then its bias: :func:`step_stacks` transposed."""
-    *stacks, bias = step_stacks(layer, name)
-    return (*(np.ascontiguousarray(S.T) for S in stacks), bias)
 
 
 def packed_instructions(name: str = "lstm_loop", dtype=np.float32) -> dict[str, int]:

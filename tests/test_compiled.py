@@ -300,13 +300,13 @@ def test_fast_false_and_unsupported_options_run_numpy(rng, numba_backend, compil
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_the_choice_counts_the_products_the_loop_runs(name, rng):
-    """compiled.product_shapes (auto's choice, the split, MKL or not) describes step_weights' matrices (what a call
-    multiplies), on square and rectangular weights."""
+    """compiled.product_shapes (auto's choice, the split, MKL or not) describes step_stacks' matrices, transposed
+    (what a call multiplies), on square and rectangular weights."""
     for shape in ((3, 4, 5, 5), (3, 4, 2, 7)):
         layer = random_layer(name, "float32", shape, rng)
         loop = compiled._loop_name(layer, "gru" if "GRU" in name else name.replace("SimpleRNN", "simple_rnn").lower())
-        *matrices, _ = compiled.step_weights(layer, loop)
-        assert compiled.product_shapes(layer, loop) == [W.shape for W in matrices], (name, shape)
+        *stacks, _ = compiled.step_stacks(layer, loop)
+        assert compiled.product_shapes(layer, loop) == [S.shape[::-1] for S in stacks], (name, shape)
 
 
 def test_auto_runs_the_compiled_loop_where_it_measured_faster(rng, monkeypatch, compiled_calls):
